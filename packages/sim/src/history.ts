@@ -1,0 +1,80 @@
+/**
+ * What every host did, in virtual-time order: the messages it sent, delivered and
+ * acknowledged, the views it installed (from the `trace.*` events protocols raise), and the
+ * simulator's own lifecycle records (crash, restart, pause). Invariant checkers read this.
+ */
+import type { NodeId } from '@consul/xkernel'
+
+export type RecordKind =
+  | 'sent'
+  | 'delivered'
+  | 'acknowledged'
+  | 'view'
+  | 'opened'
+  | 'crash'
+  | 'restart'
+  | 'pause'
+
+export interface HistoryRecord {
+  /** Virtual time (ms). */
+  readonly time: number
+  readonly node: NodeId
+  /** 0 for the first run of the node, +1 per restart. */
+  readonly incarnation: number
+  readonly kind: RecordKind
+  readonly group?: string
+  /** Message id, for sent / delivered / acknowledged. */
+  readonly id?: string
+  /** Sender of a delivered message. */
+  readonly from?: NodeId
+  readonly digest?: string
+  /** Members of an installed view. */
+  readonly view?: readonly NodeId[]
+  readonly viewId?: number
+}
+
+export class History {
+  readonly records: HistoryRecord[] = []
+
+  add(record: HistoryRecord): void {
+    this.records.push(record)
+  }
+
+  of(kind: RecordKind, node?: NodeId, group?: string): HistoryRecord[] {
+    return this.records.filter(
+      (r) => r.kind === kind && (node === undefined || r.node === node) && (group === undefined || r.group === group),
+    )
+  }
+
+  sent(node?: NodeId, group?: string): HistoryRecord[] {
+    return this.of('sent', node, group)
+  }
+
+  delivered(node?: NodeId, group?: string): HistoryRecord[] {
+    return this.of('delivered', node, group)
+  }
+
+  acknowledged(node?: NodeId, group?: string): HistoryRecord[] {
+    return this.of('acknowledged', node, group)
+  }
+
+  views(node?: NodeId, group?: string): HistoryRecord[] {
+    return this.of('view', node, group)
+  }
+
+  /** Nodes that never crashed, or were restarted and did not crash again. */
+  upAtEnd(nodes: readonly NodeId[]): NodeId[] {
+    const up = new Set(nodes)
+    for (const r of this.records) {
+      if (r.kind === 'crash') up.delete(r.node)
+      else if (r.kind === 'restart') up.add(r.node)
+    }
+    return nodes.filter((n) => up.has(n))
+  }
+
+  /** Nodes that never crashed during the run. */
+  neverCrashed(nodes: readonly NodeId[]): NodeId[] {
+    const crashed = new Set(this.records.filter((r) => r.kind === 'crash').map((r) => r.node))
+    return nodes.filter((n) => !crashed.has(n))
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The typed event bus: how a protocol tells others about things that are not calls (the
+ * paper's *indirect dependencies*: "recovery started, lengthen your timeouts"). Packages
+ * add events by declaration merging:
+ *
+ * ```ts
+ * declare module '@consul/xkernel' {
+ *   interface ConsulEvents {
+ *     'psync.retransmitting': { group: string; peer: NodeId }
+ *   }
+ * }
+ * ```
+ *
+ * Handlers run synchronously, in registration order. A handler that throws does not stop
+ * the others: the error is logged and counted (`xkernel.eventHandlerErrors`).
+ */
+import type { NodeId } from './transport.js'
+
+/** What a message looks like to the simulator's recorder. */
+export interface TraceMessage {
+  readonly group: string
+  /** A globally unique id of the message (e.g. `a:17`). */
+  readonly id: string
+  /** Optional digest of the content, so checkers can tell creation or corruption. */
+  readonly digest?: string
+}
+
+/**
+ * Every event on the bus, name → payload. Extend it by declaration merging. The `trace.*`
+ * events are the recording hooks `@consul/sim` listens to; protocols raise them at the
+ * points its invariant checkers care about.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: extended by declaration merging
+export interface ConsulEvents {
+  'group.opened': { readonly group: string; readonly members: readonly NodeId[] }
+  'group.closed': { readonly group: string }
+  /** An application-level message was sent (multicast) by this host. */
+  'trace.sent': TraceMessage
+  /** A message was delivered to the layer the checkers observe. */
+  'trace.delivered': TraceMessage & { readonly from: NodeId }
+  /** A command the application submitted was acknowledged to it (durable, ordered, …). */
+  'trace.acknowledged': TraceMessage
+  /** This host installed a view of the group. */
+  'trace.view': { readonly group: string; readonly view: readonly NodeId[]; readonly id: number }
+}
+
+export type EventName = keyof ConsulEvents
+export type EventHandler<K extends EventName> = (payload: ConsulEvents[K]) => void
+
+interface Registration {
+  readonly handler: (payload: never) => void
+  readonly owner: string
+}
+
+export class EventBus {
+  private readonly handlers = new Map<EventName, Registration[]>()
+  /** Errors thrown by handlers, for `host.stats()`. */
+  handlerErrors = 0
+
+  constructor(private readonly onHandlerError: (event: EventName, owner: string, error: unknown) => void = () => {}) {}
+
+  /** Registers `handler`; returns a function that removes it. */
+  on<K extends EventName>(name: K, handler: EventHandler<K>, owner = 'app'): () => void {
+    if (typeof handler !== 'function') throw new TypeError(`handler for ${String(name)} must be a function`)
+    const list = this.handlers.get(name) ?? []
+    const registration: Registration = { handler: handler as (payload: never) => void, owner }
+    // Copy on write: emitting iterates a stable array even if a handler unsubscribes.
+    this.handlers.set(name, [...list, registration])
+    return () => {
+      const current = this.handlers.get(name)
+      if (current === undefined) return
+      const next = current.filter((r) => r !== registration)
+      if (next.length === 0) this.handlers.delete(name)
+      else this.handlers.set(name, next)
+    }
+  }
+
+  /** Runs every handler of `name`, in registration order. */
+  emit<K extends EventName>(name: K, payload: ConsulEvents[K]): void {
+    const list = this.handlers.get(name)
+    if (list === undefined) return
+    for (const { handler, owner } of list) {
+      try {
+        ;(handler as EventHandler<K>)(payload)
+      } catch (error) {
+        this.handlerErrors++
+        this.onHandlerError(name, owner, error)
+      }
+    }
+  }
+
+  /** Whether anyone listens (lets a raiser skip building a payload). */
+  has(name: EventName): boolean {
+    return this.handlers.has(name)
+  }
+
+  /** Drops every handler (host crash). */
+  clear(): void {
+    this.handlers.clear()
+  }
+}

@@ -1,0 +1,608 @@
+/**
+ * The host: one process's instance of a configured protocol graph, with its services. It
+ * opens and closes groups (one session per protocol per group), routes the transport's
+ * datagrams to the right group, and can be *crashed*: every in-memory object is dropped and
+ * every timer silenced, leaving only what reached stable storage. A new host started on the
+ * same storage re-creates the groups with `recoverGroups()`.
+ *
+ * Wire: every datagram the host sends starts with a 4-byte group tag (a hash of the port
+ * name); the transport adds its own framing and integrity check around it. Datagrams that
+ * are too short, for an unknown group, or from a non-member are counted and dropped.
+ */
+import type { Capability, CapabilityMap } from './capability.js'
+import { type Clock, ScopedClock } from './clock.js'
+import { Counters } from './counters.js'
+import { XKernelError } from './errors.js'
+import { type ConsulEvents, EventBus, type EventName } from './events.js'
+import { createLogger, type Logger } from './logger.js'
+import { memoryStorage } from './memory-storage.js'
+import { DecodeError } from './errors.js'
+import { MessageBuffer } from './message-buffer.js'
+import type {
+  AnyProtocolFactory,
+  GroupInfo,
+  GroupNetwork,
+  GroupSpec,
+  ProtocolInstance,
+  Session,
+  SessionContext,
+  SessionEvents,
+} from './protocol.js'
+import { hashString, type Random } from './random.js'
+import { realClock } from './real-clock.js'
+import { systemRandom } from './real-random.js'
+import { type StableStorage, scopedStorage } from './storage.js'
+import type { NodeId, Transport } from './transport.js'
+
+export interface HostServices {
+  readonly transport: Transport
+  /** Default: a fresh in-memory storage (not durable). */
+  readonly storage?: StableStorage
+  /** Default: the real clock. */
+  readonly clock?: Clock
+  /** Default: seeded from the operating system. */
+  readonly random?: Random
+  /** Default: JSON lines on stderr at level `warn`. */
+  readonly logger?: Logger
+}
+
+export type HostState = 'running' | 'crashed' | 'stopped'
+
+export interface Group<Prov extends CapabilityMap> {
+  readonly port: string
+  readonly members: readonly NodeId[]
+  readonly restoring: boolean
+  /** The control object a protocol of this group provides. */
+  get<N extends keyof Prov & string>(capability: Capability<N, Prov[N]>): Prov[N]
+  /** Closes every session of the group (top of the stack first) and forgets it. */
+  close(): Promise<void>
+}
+
+export interface ProtocolDescription {
+  readonly name: string
+  readonly requires: readonly string[]
+  readonly provides: readonly string[]
+  readonly raises: readonly string[]
+  readonly observes: readonly string[]
+}
+
+export interface HostDescription {
+  readonly self: NodeId
+  readonly state: HostState
+  readonly protocols: readonly ProtocolDescription[]
+  readonly groups: readonly { readonly port: string; readonly members: readonly NodeId[] }[]
+  readonly sessions: readonly { readonly group: string; readonly protocol: string }[]
+  /** Direct dependencies: `from` calls the control `to` provides under `capability`. */
+  readonly edges: readonly { readonly from: string; readonly to: string; readonly capability: string }[]
+  /** Indirect dependencies: `from` raises `event`, `to` observes it. */
+  readonly eventEdges: readonly { readonly event: string; readonly from: string; readonly to: string }[]
+}
+
+export type HostStats = Record<string, Record<string, number>>
+
+export interface Host<Prov extends CapabilityMap> {
+  readonly self: NodeId
+  readonly state: HostState
+  readonly clock: Clock
+  readonly random: Random
+  readonly events: EventBus
+  readonly log: Logger
+  readonly storage: StableStorage
+  /** Opens a group: creates one session per protocol, bottom first, then starts them. */
+  open(spec: GroupSpec): Promise<Group<Prov>>
+  group(port: string): Group<Prov> | undefined
+  groups(): readonly Group<Prov>[]
+  /** The groups recorded in storage (open and not closed when the host last ran). */
+  storedGroups(): GroupSpec[]
+  /**
+   * Re-creates every stored group with `restoring: true`, so sessions rebuild their state
+   * from storage. `optionsFor` supplies per-group options (they are not stored: they may
+   * hold functions).
+   */
+  recoverGroups(optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined): Promise<Group<Prov>[]>
+  describe(): HostDescription
+  /** Counters by protocol, plus `xkernel` and `transport`. */
+  stats(): HostStats
+  /** Drops all in-memory state at once: no close handlers, no goodbye messages. */
+  crash(): void
+  /** Graceful shutdown: closes every group, then the transport and the storage. */
+  stop(): Promise<void>
+}
+
+const GROUP_KEY_PREFIX = 'xkernel/group/'
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+interface ProtocolEntry {
+  readonly factory: AnyProtocolFactory
+  // biome-ignore lint/suspicious/noExplicitAny: heterogeneous protocol instances
+  readonly instance: ProtocolInstance<any, any>
+  readonly counters: Counters
+}
+
+interface SessionEntry {
+  readonly protocol: string
+  readonly session: Session<CapabilityMap>
+  readonly clock: ScopedClock
+  readonly unsubscribe: (() => void)[]
+}
+
+class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
+  readonly sessions: SessionEntry[] = []
+  readonly controls = new Map<string, unknown>()
+  readonly memberSet: Set<NodeId>
+  receive: ((from: NodeId, message: MessageBuffer) => void) | undefined
+  networkOwner: string | undefined
+  open = true
+
+  constructor(
+    readonly host: HostImpl<Prov>,
+    readonly info: GroupInfo,
+    readonly tag: number,
+  ) {
+    this.memberSet = new Set(info.members)
+  }
+
+  get port(): string {
+    return this.info.port
+  }
+
+  get members(): readonly NodeId[] {
+    return this.info.members
+  }
+
+  get restoring(): boolean {
+    return this.info.restoring
+  }
+
+  get<N extends keyof Prov & string>(capability: Capability<N, Prov[N]>): Prov[N] {
+    if (!this.open) {
+      throw new XKernelError('GROUP_CLOSED', `group ${this.port} is closed`)
+    }
+    if (!this.controls.has(capability?.name)) {
+      throw new XKernelError(
+        'UNKNOWN_CAPABILITY',
+        `no protocol in group ${this.port} provides capability '${capability?.name}'`,
+      )
+    }
+    return this.controls.get(capability.name) as Prov[N]
+  }
+
+  close(): Promise<void> {
+    return this.host.closeGroup(this)
+  }
+
+  /** Silences every session without running close handlers. */
+  drop(): void {
+    this.open = false
+    this.receive = undefined
+    for (const entry of this.sessions) {
+      entry.clock.close()
+      for (const off of entry.unsubscribe) off()
+    }
+  }
+}
+
+class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
+  readonly self: NodeId
+  readonly clock: Clock
+  readonly random: Random
+  readonly events: EventBus
+  readonly log: Logger
+  readonly storage: StableStorage
+  private readonly transport: Transport
+  private readonly hostClock: ScopedClock
+  private readonly protocols: ProtocolEntry[] = []
+  private readonly byPort = new Map<string, GroupImpl<Prov>>()
+  private readonly byTag = new Map<number, GroupImpl<Prov>>()
+  private readonly counters = new Counters()
+  state: HostState = 'running'
+
+  constructor(factories: readonly AnyProtocolFactory[], services: HostServices) {
+    if (services === null || typeof services !== 'object' || services.transport === undefined) {
+      throw new XKernelError('INVALID_ARGUMENT', 'start() needs services with at least a transport')
+    }
+    this.transport = services.transport
+    this.self = services.transport.self
+    this.hostClock = new ScopedClock(services.clock ?? realClock())
+    this.clock = this.hostClock
+    this.random = services.random ?? systemRandom()
+    this.storage = services.storage ?? memoryStorage()
+    const baseLog = services.logger ?? createLogger({ level: 'warn', now: () => this.clock.now() })
+    this.log = baseLog.child({ host: this.self })
+    this.events = new EventBus((event, owner, error) => {
+      this.counters.inc('eventHandlerErrors')
+      this.log.error('event handler threw', { event, owner, error: String(error) })
+    })
+    for (const factory of factories) {
+      const counters = new Counters()
+      const instance = factory.create({
+        self: this.self,
+        clock: this.clock,
+        random: this.random.fork(factory.name),
+        log: this.log.child({ protocol: factory.name }),
+        counters,
+      })
+      this.protocols.push({ factory, instance, counters })
+    }
+    this.transport.onReceive((from, data) => this.receive(from, data))
+  }
+
+  private checkRunning(): void {
+    if (this.state === 'crashed') {
+      throw new XKernelError('HOST_CRASHED', `host ${this.self} has crashed; start a new host on its storage`)
+    }
+    if (this.state === 'stopped') {
+      throw new XKernelError('HOST_STOPPED', `host ${this.self} is stopped`)
+    }
+  }
+
+  private receive(from: NodeId, data: Uint8Array): void {
+    if (this.state !== 'running') return
+    if (data.length < 4) {
+      this.counters.inc('droppedShort')
+      return
+    }
+    const message = MessageBuffer.wrap(data)
+    const group = this.byTag.get(message.popU32())
+    if (group === undefined) {
+      this.counters.inc('droppedUnknownGroup')
+      return
+    }
+    if (!group.memberSet.has(from)) {
+      this.counters.inc('droppedNonMember')
+      return
+    }
+    const handler = group.receive
+    if (handler === undefined) {
+      this.counters.inc('droppedNoReceiver')
+      return
+    }
+    try {
+      handler(from, message)
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        // A protocol that lets a decode error escape still must not crash the host.
+        this.counters.inc('droppedMalformed')
+        this.log.debug('malformed message', { group: group.port, from, error: error.message })
+      } else {
+        this.counters.inc('receiveHandlerErrors')
+        this.log.error('receive handler threw', { group: group.port, from, error: String(error) })
+      }
+    }
+  }
+
+  async open(spec: GroupSpec): Promise<Group<Prov>> {
+    return this.openGroup(spec, false)
+  }
+
+  private validateSpec(spec: GroupSpec): void {
+    if (spec === null || typeof spec !== 'object') {
+      throw new XKernelError('INVALID_ARGUMENT', 'open() takes { port, members, options? }')
+    }
+    if (typeof spec.port !== 'string' || spec.port.length === 0 || spec.port.length > 200) {
+      throw new XKernelError('INVALID_ARGUMENT', 'group port must be a string of 1 to 200 characters')
+    }
+    if (!Array.isArray(spec.members) || spec.members.length === 0) {
+      throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: members must be a non-empty array of node ids`)
+    }
+    const seen = new Set<string>()
+    for (const member of spec.members) {
+      if (typeof member !== 'string' || member.length === 0) {
+        throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: member ids must be non-empty strings`)
+      }
+      if (seen.has(member)) {
+        throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: member ${member} is listed twice`)
+      }
+      seen.add(member)
+    }
+    if (!seen.has(this.self)) {
+      throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: members must include this host (${this.self})`)
+    }
+    if (spec.options !== undefined && (spec.options === null || typeof spec.options !== 'object')) {
+      throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: options must be an object`)
+    }
+  }
+
+  private async openGroup(spec: GroupSpec, restoring: boolean): Promise<Group<Prov>> {
+    this.checkRunning()
+    this.validateSpec(spec)
+    if (this.byPort.has(spec.port)) {
+      throw new XKernelError('GROUP_EXISTS', `group ${spec.port} is already open on ${this.self}`)
+    }
+    const tag = hashString(spec.port)
+    const clash = this.byTag.get(tag)
+    if (clash !== undefined) {
+      throw new XKernelError(
+        'GROUP_EXISTS',
+        `group ports ${clash.port} and ${spec.port} hash to the same wire tag; rename one`,
+      )
+    }
+    const info: GroupInfo = Object.freeze({
+      port: spec.port,
+      members: Object.freeze([...spec.members]),
+      self: this.self,
+      options: Object.freeze({ ...(spec.options ?? {}) }),
+      restoring,
+    })
+    // Record the group so a restarted host can re-create it, before any session runs.
+    this.storage.put(
+      GROUP_KEY_PREFIX + spec.port,
+      encoder.encode(JSON.stringify({ port: spec.port, members: info.members })),
+    )
+    const group = new GroupImpl<Prov>(this, info, tag)
+    this.byPort.set(spec.port, group)
+    this.byTag.set(tag, group)
+    try {
+      for (const entry of this.protocols) {
+        const sessionEntry = this.openSession(group, entry)
+        group.sessions.push(sessionEntry)
+        for (const cap of entry.factory.provides) {
+          const control = (sessionEntry.session.controls as Record<string, unknown>)[cap.name]
+          if (control === undefined) {
+            throw new XKernelError(
+              'MISSING_CAPABILITY',
+              `protocol ${entry.factory.name} declares capability '${cap.name}' but its session has no control for it`,
+            )
+          }
+          group.controls.set(cap.name, control)
+        }
+      }
+      for (const entry of group.sessions) entry.session.start?.()
+    } catch (error) {
+      group.drop()
+      this.byPort.delete(spec.port)
+      this.byTag.delete(tag)
+      this.storage.delete(GROUP_KEY_PREFIX + spec.port)
+      throw error
+    }
+    this.events.emit('group.opened', { group: spec.port, members: info.members })
+    this.log.info('group opened', { group: spec.port, members: info.members, restoring })
+    return group
+  }
+
+  private openSession(group: GroupImpl<Prov>, entry: ProtocolEntry): SessionEntry {
+    const { factory } = entry
+    const protocol = factory.name
+    const clock = new ScopedClock(this.hostClock)
+    const unsubscribe: (() => void)[] = []
+    const raises = new Set<EventName>(factory.raises)
+    const observes = new Set<EventName>(factory.observes)
+    const requires = new Set(factory.requires.map((c) => c.name))
+    const events: SessionEvents = {
+      on: (name, handler) => {
+        if (!observes.has(name)) {
+          throw new XKernelError(
+            'INVALID_ARGUMENT',
+            `protocol ${protocol} observes '${String(name)}' without declaring it in observes`,
+          )
+        }
+        unsubscribe.push(this.events.on(name, handler, protocol))
+      },
+      emit: (name, payload) => {
+        if (!raises.has(name)) {
+          throw new XKernelError(
+            'INVALID_ARGUMENT',
+            `protocol ${protocol} raises '${String(name)}' without declaring it in raises`,
+          )
+        }
+        if (group.open) this.events.emit(name, payload as ConsulEvents[typeof name])
+      },
+      has: (name) => this.events.has(name),
+    }
+    const ctx: SessionContext<CapabilityMap> = {
+      self: this.self,
+      group: group.info,
+      get: (capability) => {
+        if (!requires.has(capability?.name)) {
+          throw new XKernelError(
+            'UNKNOWN_CAPABILITY',
+            `protocol ${protocol} looks up '${capability?.name}' without declaring it in requires`,
+          )
+        }
+        const control = group.controls.get(capability.name)
+        if (control === undefined) {
+          throw new XKernelError('UNKNOWN_CAPABILITY', `capability '${capability.name}' is not open yet`)
+        }
+        return control as never
+      },
+      clock,
+      random: this.random.fork(`${protocol}/${group.port}`),
+      storage: scopedStorage(this.storage, `${protocol}/${group.port}/`),
+      events,
+      log: this.log.child({ protocol, group: group.port }),
+      counters: entry.counters,
+      claimNetwork: () => this.claimNetwork(group, protocol),
+    }
+    const session = entry.instance.open(ctx) as Session<CapabilityMap>
+    if (session === null || typeof session !== 'object' || typeof session.controls !== 'object') {
+      throw new XKernelError('INVALID_ARGUMENT', `protocol ${protocol}: open() must return { controls }`)
+    }
+    return { protocol, session, clock, unsubscribe }
+  }
+
+  private claimNetwork(group: GroupImpl<Prov>, protocol: string): GroupNetwork {
+    if (group.networkOwner !== undefined) {
+      throw new XKernelError(
+        'NETWORK_CLAIMED',
+        `protocol ${protocol} claims the network of group ${group.port}, which ${group.networkOwner} already holds`,
+      )
+    }
+    group.networkOwner = protocol
+    const counters = this.counters
+    const transport = this.transport
+    const live = () => group.open && this.state === 'running'
+    return {
+      send: (to, message) => {
+        if (!live()) {
+          counters.inc('sendsAfterClose')
+          return
+        }
+        if (!group.memberSet.has(to) || to === this.self) {
+          throw new XKernelError('INVALID_ARGUMENT', `group ${group.port}: cannot send to ${to}, not a peer`)
+        }
+        message.pushU32(group.tag)
+        transport.send(to, message.view())
+      },
+      broadcast: (message) => {
+        if (!live()) {
+          counters.inc('sendsAfterClose')
+          return
+        }
+        message.pushU32(group.tag)
+        const bytes = message.view()
+        const peers = transport.peers()
+        // Same size is not enough: the transport's peers must be exactly the other members.
+        if (
+          group.memberSet.size === peers.length + 1 &&
+          peers.every((peer) => group.memberSet.has(peer))
+        ) {
+          transport.broadcast(bytes)
+        } else {
+          for (const member of group.members) if (member !== this.self) transport.send(member, bytes)
+        }
+      },
+      onReceive: (handler) => {
+        group.receive = handler
+      },
+    }
+  }
+
+  group(port: string): Group<Prov> | undefined {
+    return this.byPort.get(port)
+  }
+
+  groups(): readonly Group<Prov>[] {
+    return [...this.byPort.values()]
+  }
+
+  storedGroups(): GroupSpec[] {
+    const specs: GroupSpec[] = []
+    for (const { key, value } of this.storage.scan({ prefix: GROUP_KEY_PREFIX })) {
+      try {
+        const parsed = JSON.parse(decoder.decode(value)) as { port?: unknown; members?: unknown }
+        if (typeof parsed.port === 'string' && Array.isArray(parsed.members)) {
+          specs.push({ port: parsed.port, members: parsed.members as NodeId[] })
+          continue
+        }
+      } catch {
+        // fall through: counted and logged below
+      }
+      this.counters.inc('unreadableGroupRecords')
+      this.log.warn('unreadable group record in storage', { key })
+    }
+    return specs
+  }
+
+  async recoverGroups(
+    optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined,
+  ): Promise<Group<Prov>[]> {
+    const groups: Group<Prov>[] = []
+    for (const spec of this.storedGroups()) {
+      if (this.byPort.has(spec.port)) continue
+      const options = optionsFor?.(spec.port)
+      groups.push(await this.openGroup(options === undefined ? spec : { ...spec, options }, true))
+    }
+    return groups
+  }
+
+  /**
+   * Closes a group's sessions, top first. A graceful stop keeps the group's record so a
+   * restarted host recovers it; an explicit close forgets it.
+   */
+  async closeGroup(group: GroupImpl<Prov>, keepRecord = false): Promise<void> {
+    if (!group.open || this.byPort.get(group.port) !== group) return
+    this.byPort.delete(group.port)
+    this.byTag.delete(group.tag)
+    for (const entry of [...group.sessions].reverse()) {
+      try {
+        await entry.session.close?.()
+      } catch (error) {
+        this.log.error('session close threw', { group: group.port, protocol: entry.protocol, error: String(error) })
+      }
+    }
+    group.drop()
+    if (!keepRecord) this.storage.delete(GROUP_KEY_PREFIX + group.port)
+    this.events.emit('group.closed', { group: group.port })
+  }
+
+  describe(): HostDescription {
+    const providerOf = new Map<string, string>()
+    for (const { factory } of this.protocols) {
+      for (const cap of factory.provides) providerOf.set(cap.name, factory.name)
+    }
+    const edges: { from: string; to: string; capability: string }[] = []
+    const eventEdges: { event: string; from: string; to: string }[] = []
+    for (const { factory } of this.protocols) {
+      for (const cap of factory.requires) {
+        edges.push({ from: factory.name, to: providerOf.get(cap.name) ?? '?', capability: cap.name })
+      }
+      for (const event of factory.raises) {
+        for (const other of this.protocols) {
+          if (other.factory.observes.includes(event)) {
+            eventEdges.push({ event, from: factory.name, to: other.factory.name })
+          }
+        }
+      }
+    }
+    return {
+      self: this.self,
+      state: this.state,
+      protocols: this.protocols.map(({ factory }) => ({
+        name: factory.name,
+        requires: factory.requires.map((c) => c.name),
+        provides: factory.provides.map((c) => c.name),
+        raises: [...factory.raises],
+        observes: [...factory.observes],
+      })),
+      groups: [...this.byPort.values()].map((g) => ({ port: g.port, members: g.members })),
+      sessions: [...this.byPort.values()].flatMap((g) =>
+        g.sessions.map((s) => ({ group: g.port, protocol: s.protocol })),
+      ),
+      edges,
+      eventEdges,
+    }
+  }
+
+  stats(): HostStats {
+    const out: HostStats = {}
+    this.counters.set('eventHandlerErrors', this.events.handlerErrors)
+    this.counters.set('openGroups', this.byPort.size)
+    this.counters.set('pendingTimers', this.hostClock.pending)
+    out.xkernel = this.counters.snapshot()
+    out.transport = this.transport.stats()
+    for (const { factory, instance, counters } of this.protocols) {
+      out[factory.name] = { ...counters.snapshot(), ...(instance.stats?.() ?? {}) }
+    }
+    return out
+  }
+
+  crash(): void {
+    if (this.state !== 'running') return
+    this.state = 'crashed'
+    for (const group of this.byPort.values()) group.drop()
+    this.byPort.clear()
+    this.byTag.clear()
+    this.hostClock.close()
+    this.events.clear()
+    this.transport.onReceive(() => {})
+  }
+
+  async stop(): Promise<void> {
+    if (this.state !== 'running') return
+    for (const group of [...this.byPort.values()]) await this.closeGroup(group, true)
+    this.state = 'stopped'
+    this.hostClock.close()
+    this.events.clear()
+    await this.storage.sync()
+    await this.transport.close()
+    await this.storage.close()
+  }
+}
+
+export function startHost<Prov extends CapabilityMap>(
+  factories: readonly AnyProtocolFactory[],
+  services: HostServices,
+): Host<Prov> {
+  return new HostImpl<Prov>(factories, services)
+}

@@ -1,0 +1,125 @@
+/**
+ * @packageDocumentation
+ * `@consul/xkernel` — the object framework every Consul protocol stands on: protocol and
+ * session objects, typed composition, typed control interfaces, a typed event bus, message
+ * buffers, and the services protocols use instead of ambient I/O (`Clock`, `Random`,
+ * `Transport`, `StableStorage`, logger, counters).
+ *
+ * @example
+ * ```ts
+ * import { capability, defineProtocol, stack, MessageBuffer } from '@consul/xkernel'
+ *
+ * interface EchoControl { say(text: string): void }
+ * const ECHO = capability<'echo', EchoControl>('echo')
+ *
+ * const echo = defineProtocol({
+ *   name: 'echo',
+ *   provides: [ECHO],
+ *   create: () => ({
+ *     open(ctx) {
+ *       const net = ctx.claimNetwork()
+ *       net.onReceive((from, msg) => ctx.log.info('heard', { from, text: msg.readString() }))
+ *       return { controls: { echo: { say: (text) => net.broadcast(MessageBuffer.fromString(text)) } } }
+ *     },
+ *   }),
+ * })
+ *
+ * const host = await stack().use(echo).start({ transport })
+ * const group = await host.open({ port: 'chat', members: ['a', 'b'] })
+ * group.get(ECHO).say('hello')
+ * ```
+ */
+export {
+  type CapabilitiesOf,
+  type Capability,
+  type CapabilityMap,
+  type ControlOf,
+  capability,
+  type NoCapabilities,
+} from './capability.js'
+export { type Clock, ScopedClock, type Timer } from './clock.js'
+export { Counters } from './counters.js'
+export {
+  DecodeError,
+  type DecodeErrorCode,
+  StorageCorruptedError,
+  StorageError,
+  type StorageErrorCode,
+  XKernelError,
+  type XKernelErrorCode,
+} from './errors.js'
+export {
+  type ConsulEvents,
+  EventBus,
+  type EventHandler,
+  type EventName,
+  type TraceMessage,
+} from './events.js'
+export {
+  type Group,
+  type Host,
+  type HostDescription,
+  type HostServices,
+  type HostState,
+  type HostStats,
+  type ProtocolDescription,
+} from './host.js'
+export {
+  createLogger,
+  jsonLineSink,
+  type LogFields,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  type LogRecord,
+  type LogSink,
+  type LogThreshold,
+  memorySink,
+} from './logger.js'
+export {
+  type CrashOptions,
+  MemoryStorage,
+  type MemoryStorageOptions,
+  memoryStorage,
+  type StorageCounters,
+} from './memory-storage.js'
+export { DEFAULT_HEADROOM, HeaderWriter, MessageBuffer } from './message-buffer.js'
+export {
+  type AnyProtocolFactory,
+  defineProtocol,
+  type GroupInfo,
+  type GroupNetwork,
+  type GroupSpec,
+  type ProtocolContext,
+  type ProtocolDefinition,
+  type ProtocolFactory,
+  type ProtocolInstance,
+  type Session,
+  type SessionContext,
+  type SessionEvents,
+} from './protocol.js'
+export { hashString, type Random, seededRandom } from './random.js'
+export { realClock } from './real-clock.js'
+export { systemRandom } from './real-random.js'
+export { type CompositionCheck, Stack, stack, validateFactories } from './stack.js'
+export {
+  compareKeys,
+  MAX_KEY_BYTES,
+  prefixEnd,
+  type ScanEntry,
+  type ScanOptions,
+  type StableStorage,
+  type StorageOp,
+  scopedStorage,
+  validateKey,
+} from './storage.js'
+export type { NodeId, ReceiveHandler, Transport } from './transport.js'
+export {
+  MAX_VARINT,
+  MAX_VARINT_BYTES,
+  readUvarint,
+  uvarintLength,
+  writeUvarint,
+  zigzagDecode,
+  zigzagEncode,
+} from './varint.js'
