@@ -26,7 +26,11 @@ export interface Checker {
 }
 
 /** Runs every checker; a checker that throws is itself reported as a violation. */
-export function runCheckers(checkers: readonly Checker[], history: History, context: CheckContext): Violation[] {
+export function runCheckers(
+  checkers: readonly Checker[],
+  history: History,
+  context: CheckContext,
+): Violation[] {
   const out: Violation[] = []
   for (const checker of checkers) {
     try {
@@ -48,9 +52,19 @@ export const noCreation: Checker = {
     for (const r of history.delivered()) {
       const sender = sent.get(`${r.group}\u0000${r.id}`)
       if (sender === undefined) {
-        out.push({ checker: 'no-creation', node: r.node, time: r.time, message: `${r.node} delivered ${r.id} in ${r.group}, which nobody sent` })
+        out.push({
+          checker: 'no-creation',
+          node: r.node,
+          time: r.time,
+          message: `${r.node} delivered ${r.id} in ${r.group}, which nobody sent`,
+        })
       } else if (r.from !== undefined && r.from !== sender) {
-        out.push({ checker: 'no-creation', node: r.node, time: r.time, message: `${r.node} delivered ${r.id} as from ${r.from}, but ${sender} sent it` })
+        out.push({
+          checker: 'no-creation',
+          node: r.node,
+          time: r.time,
+          message: `${r.node} delivered ${r.id} as from ${r.from}, but ${sender} sent it`,
+        })
       }
     }
     return out
@@ -66,7 +80,12 @@ export const noDuplication: Checker = {
     for (const r of history.delivered()) {
       const key = `${r.node}\u0000${r.incarnation}\u0000${r.group}\u0000${r.id}`
       if (seen.has(key)) {
-        out.push({ checker: 'no-duplication', node: r.node, time: r.time, message: `${r.node} delivered ${r.id} in ${r.group} twice` })
+        out.push({
+          checker: 'no-duplication',
+          node: r.node,
+          time: r.time,
+          message: `${r.node} delivered ${r.id} in ${r.group} twice`,
+        })
       }
       seen.add(key)
     }

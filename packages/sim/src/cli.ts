@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { resolve } from 'node:path'
 /**
  * `consul-sim`: runs a scenario module over one seed or a range of seeds and prints one
  * summary line per seed. A failing seed also prints the one-line command that replays it.
@@ -9,7 +10,6 @@
  * TypeScript scenario modules are loaded through `tsx` when it is installed.
  */
 import { pathToFileURL } from 'node:url'
-import { resolve } from 'node:path'
 import { formatResult, runScenario, type Scenario } from './scenario.js'
 
 const usage = `usage: consul-sim --scenario <module> (--seed N | --seeds A..B) [--nodes K] [--json]
@@ -43,7 +43,8 @@ function parseArgs(argv: readonly string[]): Args {
   let json = false
   let stopOnFailure = false
   const int = (text: string | undefined, what: string) => {
-    if (text === undefined || !/^-?\d+$/.test(text)) fail(`${what} must be an integer, got ${text ?? 'nothing'}`)
+    if (text === undefined || !/^-?\d+$/.test(text))
+      fail(`${what} must be an integer, got ${text ?? 'nothing'}`)
     return Number(text)
   }
   for (let i = 0; i < argv.length; i++) {
@@ -106,8 +107,14 @@ async function loadScenario(path: string): Promise<Scenario> {
     mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>
   }
   const candidate = (mod.default ?? mod.scenario) as Partial<Scenario> | undefined
-  if (candidate === undefined || typeof candidate.stack !== 'function' || typeof candidate.name !== 'string') {
-    fail(`${path} does not export a scenario (default export or "scenario" made with defineScenario)`)
+  if (
+    candidate === undefined ||
+    typeof candidate.stack !== 'function' ||
+    typeof candidate.name !== 'string'
+  ) {
+    fail(
+      `${path} does not export a scenario (default export or "scenario" made with defineScenario)`,
+    )
   }
   return candidate as Scenario
 }
@@ -119,9 +126,13 @@ async function main(): Promise<void> {
   let passed = 0
   for (let seed = args.from; seed <= args.to; seed++) {
     const started = performance.now()
-    const result = await runScenario(scenario, { seed, ...(args.nodes === undefined ? {} : { nodes: args.nodes }) })
+    const result = await runScenario(scenario, {
+      seed,
+      ...(args.nodes === undefined ? {} : { nodes: args.nodes }),
+    })
     const wall = performance.now() - started
-    if (args.json) process.stdout.write(`${JSON.stringify({ ...result, wallMs: Math.round(wall) })}\n`)
+    if (args.json)
+      process.stdout.write(`${JSON.stringify({ ...result, wallMs: Math.round(wall) })}\n`)
     else process.stdout.write(`${formatResult(result, wall)}\n`)
     if (result.ok) passed++
     else {
@@ -137,6 +148,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`consul-sim: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  process.stderr.write(
+    `consul-sim: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  )
   process.exit(2)
 })

@@ -16,7 +16,8 @@ export const dist = {
   constant: (ms: number): Distribution => ({ kind: 'constant', ms: check(ms, 'ms') }),
   uniform: (min: number, max: number): Distribution => {
     check(min, 'min')
-    if (!(max >= min)) throw new RangeError(`uniform(min, max) needs max >= min, got ${min}, ${max}`)
+    if (!(max >= min))
+      throw new RangeError(`uniform(min, max) needs max >= min, got ${min}, ${max}`)
     return { kind: 'uniform', min, max }
   },
   exponential: (mean: number, min = 0): Distribution => ({

@@ -42,7 +42,10 @@ export class History {
 
   of(kind: RecordKind, node?: NodeId, group?: string): HistoryRecord[] {
     return this.records.filter(
-      (r) => r.kind === kind && (node === undefined || r.node === node) && (group === undefined || r.group === group),
+      (r) =>
+        r.kind === kind &&
+        (node === undefined || r.node === node) &&
+        (group === undefined || r.group === group),
     )
   }
 

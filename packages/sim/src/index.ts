@@ -20,10 +20,23 @@
  * console.log(sim.check([noCreation, noDuplication]), sim.traceHash())
  * ```
  */
-export { type Checker, type CheckContext, noCreation, noDuplication, runCheckers, type Violation } from './checkers.js'
+export {
+  type CheckContext,
+  type Checker,
+  noCreation,
+  noDuplication,
+  runCheckers,
+  type Violation,
+} from './checkers.js'
 export { type Distribution, describeDistribution, dist, sample } from './distributions.js'
-export { type HistoryRecord, History, type RecordKind } from './history.js'
-export { defaultLink, describeLink, type LinkConfig, type NetworkStats, SimNetwork } from './network.js'
+export { History, type HistoryRecord, type RecordKind } from './history.js'
+export {
+  defaultLink,
+  describeLink,
+  type LinkConfig,
+  type NetworkStats,
+  SimNetwork,
+} from './network.js'
 export {
   defineScenario,
   formatResult,
@@ -40,5 +53,12 @@ export {
   type SimulationOptions,
   type SimulationStats,
 } from './simulation.js'
-export { applyFaultPlan, describePlan, drawSwarm, type FaultAction, type FaultPlan, type SwarmOptions } from './swarm.js'
+export {
+  applyFaultPlan,
+  describePlan,
+  drawSwarm,
+  type FaultAction,
+  type FaultPlan,
+  type SwarmOptions,
+} from './swarm.js'
 export { TraceHash } from './trace-hash.js'

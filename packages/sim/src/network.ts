@@ -39,7 +39,10 @@ export function validateLinkPatch(patch: Partial<LinkConfig>): void {
       throw new RangeError(`link ${key} must be a probability in [0, 1], got ${v}`)
     }
   }
-  if (patch.reorderMs !== undefined && !(patch.reorderMs >= 0 && Number.isFinite(patch.reorderMs))) {
+  if (
+    patch.reorderMs !== undefined &&
+    !(patch.reorderMs >= 0 && Number.isFinite(patch.reorderMs))
+  ) {
     throw new RangeError(`link reorderMs must be a finite number >= 0, got ${patch.reorderMs}`)
   }
 }
@@ -103,14 +106,19 @@ export class SimNetwork {
   ) {
     validateLinkPatch(defaults)
     const config = { ...defaultLink, ...defaults }
-    nodes.forEach((id, i) => this.index.set(id, i))
+    nodes.forEach((id, i) => {
+      this.index.set(id, i)
+    })
     this.links = Array.from({ length: nodes.length * nodes.length }, () => new Link(config))
     this.handlers = nodes.map(() => undefined)
   }
 
   private indexOf(node: NodeId): number {
     const i = this.index.get(node)
-    if (i === undefined) throw new RangeError(`unknown node ${JSON.stringify(node)}; nodes are ${this.nodes.join(', ')}`)
+    if (i === undefined)
+      throw new RangeError(
+        `unknown node ${JSON.stringify(node)}; nodes are ${this.nodes.join(', ')}`,
+      )
     return i
   }
 
@@ -118,7 +126,10 @@ export class SimNetwork {
     return this.links[from * this.nodes.length + to]!
   }
 
-  private pairs(from?: NodeId | readonly NodeId[], to?: NodeId | readonly NodeId[]): [number, number][] {
+  private pairs(
+    from?: NodeId | readonly NodeId[],
+    to?: NodeId | readonly NodeId[],
+  ): [number, number][] {
     const pick = (sel: NodeId | readonly NodeId[] | undefined) =>
       sel === undefined
         ? this.nodes.map((_, i) => i)
@@ -129,7 +140,11 @@ export class SimNetwork {
   }
 
   /** Changes link parameters; without `from`/`to`, every link. */
-  configure(patch: Partial<LinkConfig>, from?: NodeId | readonly NodeId[], to?: NodeId | readonly NodeId[]): void {
+  configure(
+    patch: Partial<LinkConfig>,
+    from?: NodeId | readonly NodeId[],
+    to?: NodeId | readonly NodeId[],
+  ): void {
     validateLinkPatch(patch)
     for (const [f, t] of this.pairs(from, to)) {
       const link = this.link(f, t)
@@ -188,11 +203,16 @@ export class SimNetwork {
   }
 
   /** Holds back every datagram on the link(s) until `durationMs` from now (none is lost). */
-  clog(from: NodeId | readonly NodeId[] | undefined, to: NodeId | readonly NodeId[] | undefined, durationMs: number): void {
+  clog(
+    from: NodeId | readonly NodeId[] | undefined,
+    to: NodeId | readonly NodeId[] | undefined,
+    durationMs: number,
+  ): void {
     if (!(durationMs >= 0 && Number.isFinite(durationMs))) {
       throw new RangeError(`clog duration must be a finite number >= 0, got ${durationMs}`)
     }
-    for (const [f, t] of this.pairs(from, to)) this.link(f, t).clogUntil = this.host.now + durationMs
+    for (const [f, t] of this.pairs(from, to))
+      this.link(f, t).clogUntil = this.host.now + durationMs
   }
 
   /** Removes every partition, one-way cut and clog (link quality stays as configured). */

@@ -25,8 +25,15 @@ export interface Scenario<Prov extends CapabilityMap = CapabilityMap> {
    * `'none'` (default), `'swarm'` (every fault class drawn from the seed), swarm options
    * (choose the fault classes), or a function that schedules faults itself.
    */
-  readonly faults?: 'none' | 'swarm' | Omit<SwarmOptions, 'durationMs'> | ((sim: Simulation<Prov>) => void)
-  readonly groupOptions?: (port: string, node: NodeId) => Readonly<Record<string, unknown>> | undefined
+  readonly faults?:
+    | 'none'
+    | 'swarm'
+    | Omit<SwarmOptions, 'durationMs'>
+    | ((sim: Simulation<Prov>) => void)
+  readonly groupOptions?: (
+    port: string,
+    node: NodeId,
+  ) => Readonly<Record<string, unknown>> | undefined
   /** After every host started: open groups. */
   setup?(sim: Simulation<Prov>): void | Promise<void>
   /** Schedule the work (`sim.every`, `sim.at`). */
@@ -36,7 +43,9 @@ export interface Scenario<Prov extends CapabilityMap = CapabilityMap> {
 }
 
 /** Identity, for typing: `export default defineScenario({ … })`. */
-export function defineScenario<Prov extends CapabilityMap>(scenario: Scenario<Prov>): Scenario<Prov> {
+export function defineScenario<Prov extends CapabilityMap>(
+  scenario: Scenario<Prov>,
+): Scenario<Prov> {
   return scenario
 }
 
@@ -84,7 +93,10 @@ export async function runScenario<Prov extends CapabilityMap>(
       environment = 'scripted faults'
     } else if (faults !== 'none') {
       const swarmOptions = faults === 'swarm' ? {} : faults
-      const plan = drawSwarm(sim.random.fork('swarm'), sim.nodes, { ...swarmOptions, durationMs: scenario.durationMs })
+      const plan = drawSwarm(sim.random.fork('swarm'), sim.nodes, {
+        ...swarmOptions,
+        durationMs: scenario.durationMs,
+      })
       applyFaultPlan(sim as unknown as Simulation, plan)
       environment = describePlan(plan)
     }
@@ -117,7 +129,8 @@ export function formatResult(result: ScenarioResult, wallMs?: number): string {
   const tail = ` hash=${result.traceHash} env: ${result.environment}`
   if (result.ok) return head + wall + tail
   const first = result.error ?? `${result.violations[0]!.checker}: ${result.violations[0]!.message}`
-  const more = result.violations.length > 1 ? ` (+${result.violations.length - 1} more violations)` : ''
+  const more =
+    result.violations.length > 1 ? ` (+${result.violations.length - 1} more violations)` : ''
   return `${head}${wall}${tail}\n  ${first}${more}`
 }
 

@@ -51,9 +51,16 @@ export interface SimulationOptions<Prov extends CapabilityMap> {
   readonly network?: Partial<LinkConfig>
   readonly disk?: DiskOptions
   /** Per-group options for `host.open` / `recoverGroups` on restart. */
-  readonly groupOptions?: (port: string, node: NodeId) => Readonly<Record<string, unknown>> | undefined
+  readonly groupOptions?: (
+    port: string,
+    node: NodeId,
+  ) => Readonly<Record<string, unknown>> | undefined
   /** What a restarted host does first. Default: `host.recoverGroups(groupOptions)`. */
-  readonly onRestart?: (host: Host<Prov>, node: NodeId, sim: Simulation<Prov>) => void | Promise<void>
+  readonly onRestart?: (
+    host: Host<Prov>,
+    node: NodeId,
+    sim: Simulation<Prov>,
+  ) => void | Promise<void>
   /** Log threshold for hosts' loggers (default `warn`); records are kept in `sim.logs`. */
   readonly logLevel?: LogThreshold
   /** At most this many log records are kept (oldest dropped first). Default 10,000. */
@@ -104,7 +111,11 @@ export function nodeIds(nodes: number | readonly NodeId[]): NodeId[] {
     return Array.from({ length: nodes }, (_, i) => `n${i + 1}`)
   }
   const ids = [...nodes]
-  if (ids.length === 0 || new Set(ids).size !== ids.length || ids.some((id) => typeof id !== 'string' || id === '')) {
+  if (
+    ids.length === 0 ||
+    new Set(ids).size !== ids.length ||
+    ids.some((id) => typeof id !== 'string' || id === '')
+  ) {
     throw new RangeError('nodes must be distinct non-empty ids')
   }
   return ids
@@ -133,7 +144,8 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   private started = false
 
   constructor(options: SimulationOptions<Prov>) {
-    if (!Number.isInteger(options.seed)) throw new RangeError(`seed must be an integer, got ${options.seed}`)
+    if (!Number.isInteger(options.seed))
+      throw new RangeError(`seed must be an integer, got ${options.seed}`)
     this.options = options
     this.seed = options.seed
     this.nodes = nodeIds(options.nodes)
@@ -142,7 +154,8 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     this.diskRandom = this.random.fork('disk')
     this.syncDelay = options.disk?.syncDelay ?? dist.uniform(0.1, 1)
     const corrupt = options.disk?.corruptOnCrash ?? 0
-    if (!(corrupt >= 0 && corrupt <= 1)) throw new RangeError(`disk.corruptOnCrash must be in [0, 1], got ${corrupt}`)
+    if (!(corrupt >= 0 && corrupt <= 1))
+      throw new RangeError(`disk.corruptOnCrash must be in [0, 1], got ${corrupt}`)
     const sim = this
     const networkHost: NetworkHost = {
       get now() {
@@ -154,15 +167,25 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       isUp: (node) => this.state[node]!.up,
       hash: this.hash,
     }
-    this.network = new SimNetwork(networkHost, this.nodes, this.random.fork('network'), options.network)
+    this.network = new SimNetwork(
+      networkHost,
+      this.nodes,
+      this.random.fork('network'),
+      options.network,
+    )
     this.nodes.forEach((id, index) => {
       const disk = new MemoryStorage({
         name: `simulated disk of ${id}`,
         scheduleSync: (complete) => {
-          this.queue.push(this.currentTime + sample(this.syncDelay, this.diskRandom), -1, -1, () => {
-            complete()
-            this.settlePending = true
-          })
+          this.queue.push(
+            this.currentTime + sample(this.syncDelay, this.diskRandom),
+            -1,
+            -1,
+            () => {
+              complete()
+              this.settlePending = true
+            },
+          )
         },
       })
       const node: NodeState<Prov> = {
@@ -189,7 +212,8 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
 
   private node(id: NodeId): NodeState<Prov> {
     const node = this.byId.get(id)
-    if (node === undefined) throw new RangeError(`unknown node ${JSON.stringify(id)}; nodes are ${this.nodes.join(', ')}`)
+    if (node === undefined)
+      throw new RangeError(`unknown node ${JSON.stringify(id)}; nodes are ${this.nodes.join(', ')}`)
     return node
   }
 
@@ -225,12 +249,19 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   }
 
   /** Opens a group on every live host (or the given ones). */
-  async openAll(spec: Omit<GroupSpec, 'members'> & { members?: readonly NodeId[] }, on: readonly NodeId[] = this.nodes): Promise<void> {
+  async openAll(
+    spec: Omit<GroupSpec, 'members'> & { members?: readonly NodeId[] },
+    on: readonly NodeId[] = this.nodes,
+  ): Promise<void> {
     const members = spec.members ?? this.nodes
     for (const id of on) {
       if (!this.isUp(id)) continue
       const options = spec.options ?? this.options.groupOptions?.(spec.port, id)
-      await this.host(id).open({ port: spec.port, members, ...(options === undefined ? {} : { options }) })
+      await this.host(id).open({
+        port: spec.port,
+        members,
+        ...(options === undefined ? {} : { options }),
+      })
     }
   }
 
@@ -288,18 +319,54 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       h.string(r.node)
       h.string(r.id ?? '')
     }
-    host.events.on('trace.sent', (m) => record({ ...base(), kind: 'sent', group: m.group, id: m.id, ...(m.digest === undefined ? {} : { digest: m.digest }) }), 'sim')
-    host.events.on('trace.delivered', (m) => record({ ...base(), kind: 'delivered', group: m.group, id: m.id, from: m.from, ...(m.digest === undefined ? {} : { digest: m.digest }) }), 'sim')
-    host.events.on('trace.acknowledged', (m) => record({ ...base(), kind: 'acknowledged', group: m.group, id: m.id }), 'sim')
-    host.events.on('trace.view', (v) => record({ ...base(), kind: 'view', group: v.group, view: v.view, viewId: v.id }), 'sim')
-    host.events.on('group.opened', (g) => record({ ...base(), kind: 'opened', group: g.group, view: g.members }), 'sim')
+    host.events.on(
+      'trace.sent',
+      (m) =>
+        record({
+          ...base(),
+          kind: 'sent',
+          group: m.group,
+          id: m.id,
+          ...(m.digest === undefined ? {} : { digest: m.digest }),
+        }),
+      'sim',
+    )
+    host.events.on(
+      'trace.delivered',
+      (m) =>
+        record({
+          ...base(),
+          kind: 'delivered',
+          group: m.group,
+          id: m.id,
+          from: m.from,
+          ...(m.digest === undefined ? {} : { digest: m.digest }),
+        }),
+      'sim',
+    )
+    host.events.on(
+      'trace.acknowledged',
+      (m) => record({ ...base(), kind: 'acknowledged', group: m.group, id: m.id }),
+      'sim',
+    )
+    host.events.on(
+      'trace.view',
+      (v) => record({ ...base(), kind: 'view', group: v.group, view: v.view, viewId: v.id }),
+      'sim',
+    )
+    host.events.on(
+      'group.opened',
+      (g) => record({ ...base(), kind: 'opened', group: g.group, view: g.members }),
+      'sim',
+    )
   }
 
   // ---- scheduling -----------------------------------------------------------------------
 
   /** Runs `fn` at virtual time `time` (a simulator event; may be async). */
   at(time: number, fn: () => void | Promise<void>): void {
-    if (!(time >= this.currentTime)) throw new RangeError(`cannot schedule at ${time}, now is ${this.currentTime}`)
+    if (!(time >= this.currentTime))
+      throw new RangeError(`cannot schedule at ${time}, now is ${this.currentTime}`)
     this.queue.push(time, -1, -1, fn)
   }
 
@@ -331,9 +398,16 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     node.host?.crash()
     node.host = undefined
     const corrupt = this.options.disk?.corruptOnCrash ?? 0
-    node.disk.crash(corrupt > 0 ? { corrupt: { probability: corrupt, random: this.diskRandom } } : {})
+    node.disk.crash(
+      corrupt > 0 ? { corrupt: { probability: corrupt, random: this.diskRandom } } : {},
+    )
     node.pausedUntil = 0
-    this.history.add({ time: this.currentTime, node: id, incarnation: node.incarnation, kind: 'crash' })
+    this.history.add({
+      time: this.currentTime,
+      node: id,
+      incarnation: node.incarnation,
+      kind: 'crash',
+    })
     this.hash.string(`crash:${id}`)
   }
 
@@ -342,7 +416,12 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     const node = this.node(id)
     if (node.up) throw new Error(`node ${id} is up; crash it before restarting`)
     await this.boot(node)
-    this.history.add({ time: this.currentTime, node: id, incarnation: node.incarnation, kind: 'restart' })
+    this.history.add({
+      time: this.currentTime,
+      node: id,
+      incarnation: node.incarnation,
+      kind: 'restart',
+    })
     this.hash.string(`restart:${id}`)
     const host = node.host!
     if (this.options.onRestart !== undefined) await this.options.onRestart(host, id, this)
@@ -352,10 +431,16 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
 
   /** Stops `node` from processing anything for `ms` (a GC pause or SIGSTOP); work queues up. */
   pause(id: NodeId, ms: number): void {
-    if (!(ms >= 0 && Number.isFinite(ms))) throw new RangeError(`pause must be a finite duration >= 0, got ${ms}`)
+    if (!(ms >= 0 && Number.isFinite(ms)))
+      throw new RangeError(`pause must be a finite duration >= 0, got ${ms}`)
     const node = this.node(id)
     node.pausedUntil = Math.max(node.pausedUntil, this.currentTime + ms)
-    this.history.add({ time: this.currentTime, node: id, incarnation: node.incarnation, kind: 'pause' })
+    this.history.add({
+      time: this.currentTime,
+      node: id,
+      incarnation: node.incarnation,
+      kind: 'pause',
+    })
   }
 
   /** Makes `node`'s clock run fast (ppm > 0) or slow (ppm < 0) from now on. */
@@ -370,7 +455,8 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
 
   /** Moves `node`'s clock forward by `ms` at once (timers keep their virtual deadlines). */
   jumpClock(id: NodeId, ms: number): void {
-    if (!(ms >= 0 && Number.isFinite(ms))) throw new RangeError(`a clock jump must be >= 0 ms, got ${ms}`)
+    if (!(ms >= 0 && Number.isFinite(ms)))
+      throw new RangeError(`a clock jump must be >= 0 ms, got ${ms}`)
     this.node(id).clockOffset += ms
   }
 
@@ -378,7 +464,10 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
 
   /** Processes events in order until a stop condition; returns the number processed. */
   async run(options: RunOptions = {}): Promise<number> {
-    const until = options.for !== undefined ? this.currentTime + options.for : (options.until ?? Number.POSITIVE_INFINITY)
+    const until =
+      options.for !== undefined
+        ? this.currentTime + options.for
+        : (options.until ?? Number.POSITIVE_INFINITY)
     const maxEvents = options.maxEvents ?? Number.POSITIVE_INFINITY
     const stopWhen = options.stopWhen
     const queue = this.queue
@@ -410,7 +499,12 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       }
       if (stopWhen?.()) break
     }
-    if (until !== Number.POSITIVE_INFINITY && until > this.currentTime && processed < maxEvents && !stopWhen?.()) {
+    if (
+      until !== Number.POSITIVE_INFINITY &&
+      until > this.currentTime &&
+      processed < maxEvents &&
+      !stopWhen?.()
+    ) {
       this.currentTime = until
     }
     this.eventCount += processed

@@ -33,9 +33,19 @@ export type FaultAction =
   | { readonly at: number; readonly type: 'crash'; readonly node: NodeId }
   | { readonly at: number; readonly type: 'restart'; readonly node: NodeId }
   | { readonly at: number; readonly type: 'pause'; readonly node: NodeId; readonly ms: number }
-  | { readonly at: number; readonly type: 'partition'; readonly sides: readonly (readonly NodeId[])[] }
+  | {
+      readonly at: number
+      readonly type: 'partition'
+      readonly sides: readonly (readonly NodeId[])[]
+    }
   | { readonly at: number; readonly type: 'block'; readonly from: NodeId; readonly to: NodeId }
-  | { readonly at: number; readonly type: 'clog'; readonly from: NodeId; readonly to: NodeId; readonly ms: number }
+  | {
+      readonly at: number
+      readonly type: 'clog'
+      readonly from: NodeId
+      readonly to: NodeId
+      readonly ms: number
+    }
   | { readonly at: number; readonly type: 'heal' }
   | { readonly at: number; readonly type: 'calm'; readonly link: LinkConfig }
 
@@ -63,7 +73,11 @@ function pickNode(random: Random, nodes: readonly NodeId[]): NodeId {
 }
 
 /** Draws a fault environment for `nodes` from `random` (use `sim.random.fork('swarm')`). */
-export function drawSwarm(random: Random, nodes: readonly NodeId[], options: SwarmOptions): FaultPlan {
+export function drawSwarm(
+  random: Random,
+  nodes: readonly NodeId[],
+  options: SwarmOptions,
+): FaultPlan {
   const duration = options.durationMs
   if (!(duration > 0)) throw new RangeError(`durationMs must be > 0, got ${duration}`)
   const quiet = options.quietTailMs ?? duration / 4
@@ -121,7 +135,12 @@ export function drawSwarm(random: Random, nodes: readonly NodeId[], options: Swa
   if (options.pauses !== false) {
     const count = random.int(3)
     for (let i = 0; i < count; i++) {
-      actions.push({ at: at(), type: 'pause', node: pickNode(random, nodes), ms: 5 + random.next() * 500 })
+      actions.push({
+        at: at(),
+        type: 'pause',
+        node: pickNode(random, nodes),
+        ms: 5 + random.next() * 500,
+      })
     }
   }
   if (options.crashes !== false && nodes.length > 1) {

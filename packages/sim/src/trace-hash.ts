@@ -46,6 +46,8 @@ export class TraceHash {
 
   /** 16 hex digits. */
   digest(): string {
-    return (this.a >>> 0).toString(16).padStart(8, '0') + (this.b >>> 0).toString(16).padStart(8, '0')
+    return (
+      (this.a >>> 0).toString(16).padStart(8, '0') + (this.b >>> 0).toString(16).padStart(8, '0')
+    )
   }
 }

@@ -23,9 +23,18 @@ describe('consul-sim CLI', () => {
     expect(a.code).toBe(0)
     const lines = a.stdout.trim().split('\n')
     expect(lines).toHaveLength(4)
-    expect(lines[0]).toMatch(/^seed=3 ok nodes=3 events=\d+ virtual=2000ms wall=\d+ms hash=[0-9a-f]{16} env: /)
+    expect(lines[0]).toMatch(
+      /^seed=3 ok nodes=3 events=\d+ virtual=2000ms wall=\d+ms hash=[0-9a-f]{16} env: /,
+    )
     expect(lines[3]).toBe('flood-swarm: 3 passed, 0 failed')
-    const b = await sim(['--scenario', 'test/fixtures/flood-scenario.ts', '--seed', '4', '--nodes', '3'])
+    const b = await sim([
+      '--scenario',
+      'test/fixtures/flood-scenario.ts',
+      '--seed',
+      '4',
+      '--nodes',
+      '3',
+    ])
     const hash = (text: string) => /hash=([0-9a-f]{16})/.exec(text)![1]
     expect(hash(b.stdout)).toBe(hash(lines[1]!))
   })
@@ -36,17 +45,30 @@ describe('consul-sim CLI', () => {
     expect(r.stdout).toMatch(/^seed=2 ok/m)
     expect(r.stdout).toMatch(/^seed=3 FAIL/m)
     expect(r.stdout).toContain('no-forbidden-group: a node opened the forbidden group')
-    expect(r.stdout).toContain('  replay: pnpm sim --scenario test/fixtures/failing-scenario.ts --seed 3 --nodes 2')
+    expect(r.stdout).toContain(
+      '  replay: pnpm sim --scenario test/fixtures/failing-scenario.ts --seed 3 --nodes 2',
+    )
     expect(r.stdout).toContain('fails-on-odd-seeds: 1 passed, 1 failed')
     // The replay line reproduces the failure.
-    const replay = await sim(['--scenario', 'test/fixtures/failing-scenario.ts', '--seed', '3', '--nodes', '2'])
+    const replay = await sim([
+      '--scenario',
+      'test/fixtures/failing-scenario.ts',
+      '--seed',
+      '3',
+      '--nodes',
+      '2',
+    ])
     expect(replay.code).toBe(1)
     expect(replay.stdout).toMatch(/^seed=3 FAIL/m)
   })
 
   it('--json prints machine-readable results', async () => {
     const r = await sim(['--scenario', 'test/fixtures/flood-scenario.ts', '--seed', '9', '--json'])
-    const first = JSON.parse(r.stdout.split('\n')[0]!) as { seed: number; ok: boolean; traceHash: string }
+    const first = JSON.parse(r.stdout.split('\n')[0]!) as {
+      seed: number
+      ok: boolean
+      traceHash: string
+    }
     expect(first.seed).toBe(9)
     expect(first.ok).toBe(true)
     expect(first.traceHash).toMatch(/^[0-9a-f]{16}$/)

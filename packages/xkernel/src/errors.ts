@@ -63,6 +63,9 @@ export class StorageCorruptedError extends StorageError {
     readonly location: string,
     detail: string,
   ) {
-    super('CORRUPTED', `stored record ${JSON.stringify(key)} in ${location} is corrupted: ${detail}`)
+    super(
+      'CORRUPTED',
+      `stored record ${JSON.stringify(key)} in ${location} is corrupted: ${detail}`,
+    )
   }
 }

@@ -30,7 +30,6 @@ export interface TraceMessage {
  * events are the recording hooks `@consul/sim` listens to; protocols raise them at the
  * points its invariant checkers care about.
  */
-// biome-ignore lint/suspicious/noEmptyInterface: extended by declaration merging
 export interface ConsulEvents {
   'group.opened': { readonly group: string; readonly members: readonly NodeId[] }
   'group.closed': { readonly group: string }
@@ -57,11 +56,18 @@ export class EventBus {
   /** Errors thrown by handlers, for `host.stats()`. */
   handlerErrors = 0
 
-  constructor(private readonly onHandlerError: (event: EventName, owner: string, error: unknown) => void = () => {}) {}
+  constructor(
+    private readonly onHandlerError: (
+      event: EventName,
+      owner: string,
+      error: unknown,
+    ) => void = () => {},
+  ) {}
 
   /** Registers `handler`; returns a function that removes it. */
   on<K extends EventName>(name: K, handler: EventHandler<K>, owner = 'app'): () => void {
-    if (typeof handler !== 'function') throw new TypeError(`handler for ${String(name)} must be a function`)
+    if (typeof handler !== 'function')
+      throw new TypeError(`handler for ${String(name)} must be a function`)
     const list = this.handlers.get(name) ?? []
     const registration: Registration = { handler: handler as (payload: never) => void, owner }
     // Copy on write: emitting iterates a stable array even if a handler unsubscribes.

@@ -12,11 +12,10 @@
 import type { Capability, CapabilityMap } from './capability.js'
 import { type Clock, ScopedClock } from './clock.js'
 import { Counters } from './counters.js'
-import { XKernelError } from './errors.js'
+import { DecodeError, XKernelError } from './errors.js'
 import { type ConsulEvents, EventBus, type EventName } from './events.js'
 import { createLogger, type Logger } from './logger.js'
 import { memoryStorage } from './memory-storage.js'
-import { DecodeError } from './errors.js'
 import { MessageBuffer } from './message-buffer.js'
 import type {
   AnyProtocolFactory,
@@ -73,9 +72,17 @@ export interface HostDescription {
   readonly groups: readonly { readonly port: string; readonly members: readonly NodeId[] }[]
   readonly sessions: readonly { readonly group: string; readonly protocol: string }[]
   /** Direct dependencies: `from` calls the control `to` provides under `capability`. */
-  readonly edges: readonly { readonly from: string; readonly to: string; readonly capability: string }[]
+  readonly edges: readonly {
+    readonly from: string
+    readonly to: string
+    readonly capability: string
+  }[]
   /** Indirect dependencies: `from` raises `event`, `to` observes it. */
-  readonly eventEdges: readonly { readonly event: string; readonly from: string; readonly to: string }[]
+  readonly eventEdges: readonly {
+    readonly event: string
+    readonly from: string
+    readonly to: string
+  }[]
 }
 
 export type HostStats = Record<string, Record<string, number>>
@@ -99,7 +106,9 @@ export interface Host<Prov extends CapabilityMap> {
    * from storage. `optionsFor` supplies per-group options (they are not stored: they may
    * hold functions).
    */
-  recoverGroups(optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined): Promise<Group<Prov>[]>
+  recoverGroups(
+    optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined,
+  ): Promise<Group<Prov>[]>
   describe(): HostDescription
   /** Counters by protocol, plus `xkernel` and `transport`. */
   stats(): HostStats
@@ -230,7 +239,10 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
 
   private checkRunning(): void {
     if (this.state === 'crashed') {
-      throw new XKernelError('HOST_CRASHED', `host ${this.self} has crashed; start a new host on its storage`)
+      throw new XKernelError(
+        'HOST_CRASHED',
+        `host ${this.self} has crashed; start a new host on its storage`,
+      )
     }
     if (this.state === 'stopped') {
       throw new XKernelError('HOST_STOPPED', `host ${this.self} is stopped`)
@@ -281,23 +293,38 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       throw new XKernelError('INVALID_ARGUMENT', 'open() takes { port, members, options? }')
     }
     if (typeof spec.port !== 'string' || spec.port.length === 0 || spec.port.length > 200) {
-      throw new XKernelError('INVALID_ARGUMENT', 'group port must be a string of 1 to 200 characters')
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        'group port must be a string of 1 to 200 characters',
+      )
     }
     if (!Array.isArray(spec.members) || spec.members.length === 0) {
-      throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: members must be a non-empty array of node ids`)
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `group ${spec.port}: members must be a non-empty array of node ids`,
+      )
     }
     const seen = new Set<string>()
     for (const member of spec.members) {
       if (typeof member !== 'string' || member.length === 0) {
-        throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: member ids must be non-empty strings`)
+        throw new XKernelError(
+          'INVALID_ARGUMENT',
+          `group ${spec.port}: member ids must be non-empty strings`,
+        )
       }
       if (seen.has(member)) {
-        throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: member ${member} is listed twice`)
+        throw new XKernelError(
+          'INVALID_ARGUMENT',
+          `group ${spec.port}: member ${member} is listed twice`,
+        )
       }
       seen.add(member)
     }
     if (!seen.has(this.self)) {
-      throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: members must include this host (${this.self})`)
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `group ${spec.port}: members must include this host (${this.self})`,
+      )
     }
     if (spec.options !== undefined && (spec.options === null || typeof spec.options !== 'object')) {
       throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: options must be an object`)
@@ -402,7 +429,10 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         }
         const control = group.controls.get(capability.name)
         if (control === undefined) {
-          throw new XKernelError('UNKNOWN_CAPABILITY', `capability '${capability.name}' is not open yet`)
+          throw new XKernelError(
+            'UNKNOWN_CAPABILITY',
+            `capability '${capability.name}' is not open yet`,
+          )
         }
         return control as never
       },
@@ -416,7 +446,10 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     }
     const session = entry.instance.open(ctx) as Session<CapabilityMap>
     if (session === null || typeof session !== 'object' || typeof session.controls !== 'object') {
-      throw new XKernelError('INVALID_ARGUMENT', `protocol ${protocol}: open() must return { controls }`)
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `protocol ${protocol}: open() must return { controls }`,
+      )
     }
     return { protocol, session, clock, unsubscribe }
   }
@@ -439,7 +472,10 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
           return
         }
         if (!group.memberSet.has(to) || to === this.self) {
-          throw new XKernelError('INVALID_ARGUMENT', `group ${group.port}: cannot send to ${to}, not a peer`)
+          throw new XKernelError(
+            'INVALID_ARGUMENT',
+            `group ${group.port}: cannot send to ${to}, not a peer`,
+          )
         }
         message.pushU32(group.tag)
         transport.send(to, message.view())
@@ -459,7 +495,8 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         ) {
           transport.broadcast(bytes)
         } else {
-          for (const member of group.members) if (member !== this.self) transport.send(member, bytes)
+          for (const member of group.members)
+            if (member !== this.self) transport.send(member, bytes)
         }
       },
       onReceive: (handler) => {
@@ -518,7 +555,11 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       try {
         await entry.session.close?.()
       } catch (error) {
-        this.log.error('session close threw', { group: group.port, protocol: entry.protocol, error: String(error) })
+        this.log.error('session close threw', {
+          group: group.port,
+          protocol: entry.protocol,
+          error: String(error),
+        })
       }
     }
     group.drop()
@@ -535,7 +576,11 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     const eventEdges: { event: string; from: string; to: string }[] = []
     for (const { factory } of this.protocols) {
       for (const cap of factory.requires) {
-        edges.push({ from: factory.name, to: providerOf.get(cap.name) ?? '?', capability: cap.name })
+        edges.push({
+          from: factory.name,
+          to: providerOf.get(cap.name) ?? '?',
+          capability: cap.name,
+        })
       }
       for (const event of factory.raises) {
         for (const other of this.protocols) {

@@ -55,14 +55,14 @@ export {
   type EventName,
   type TraceMessage,
 } from './events.js'
-export {
-  type Group,
-  type Host,
-  type HostDescription,
-  type HostServices,
-  type HostState,
-  type HostStats,
-  type ProtocolDescription,
+export type {
+  Group,
+  Host,
+  HostDescription,
+  HostServices,
+  HostState,
+  HostStats,
+  ProtocolDescription,
 } from './host.js'
 export {
   createLogger,

@@ -226,11 +226,17 @@ export class MemoryStorage implements StableStorage {
         const written = this.entries.get(victim.key)
         if (written !== undefined) {
           const torn = random.next() < 0.5
-          const value = written.value.slice(0, torn ? random.int(written.value.length + 1) : undefined)
+          const value = written.value.slice(
+            0,
+            torn ? random.int(written.value.length + 1) : undefined,
+          )
           if (!torn && value.length > 0) value[random.int(value.length)]! ^= 1 << random.int(8)
           damaged = {
             key: victim.key,
-            entry: { value, damage: torn ? 'torn write (truncated record)' : 'checksum mismatch (bit flip)' },
+            entry: {
+              value,
+              damage: torn ? 'torn write (truncated record)' : 'checksum mismatch (bit flip)',
+            },
           }
         }
       }

@@ -5,7 +5,7 @@
  * observes; the framework checks the declarations (at compile time through `Stack.use`, at
  * start for JavaScript callers) and draws the graph from them (`host.describe()`).
  */
-import type { Capability, CapabilitiesOf, CapabilityMap } from './capability.js'
+import type { CapabilitiesOf, Capability, CapabilityMap } from './capability.js'
 import type { Clock } from './clock.js'
 import type { Counters } from './counters.js'
 import type { ConsulEvents, EventName } from './events.js'
@@ -121,7 +121,14 @@ export interface ProtocolDefinition<
   readonly provides?: P
   readonly raises?: readonly EventName[]
   readonly observes?: readonly EventName[]
-  create(ctx: ProtocolContext): ProtocolInstance<CapabilitiesOf<R>, CapabilitiesOf<P>>
+  /**
+   * `NoInfer`: the capability lists alone fix `R` and `P`. Inferring from what `create`
+   * returns too would leave the control objects without a contextual type (their
+   * callbacks' parameters would be implicitly `any`).
+   */
+  create(
+    ctx: ProtocolContext,
+  ): ProtocolInstance<NoInfer<CapabilitiesOf<R>>, NoInfer<CapabilitiesOf<P>>>
 }
 
 /**

@@ -60,7 +60,7 @@ export const MAX_KEY_BYTES = 500
 /** Compares keys by Unicode code point, which is also UTF-8 byte order. */
 export function compareKeys(a: string, b: string): number {
   if (a === b) return 0
-  const n = a.length < b.length ? a.length : b.length
+  const n = Math.min(a.length, b.length)
   for (let i = 0; i < n; i++) {
     let x = a.charCodeAt(i)
     let y = b.charCodeAt(i)
@@ -78,7 +78,10 @@ const encoder = new TextEncoder()
 
 export function validateKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) {
-    throw new StorageError('INVALID_KEY', `storage key must be a non-empty string, got ${String(key)}`)
+    throw new StorageError(
+      'INVALID_KEY',
+      `storage key must be a non-empty string, got ${String(key)}`,
+    )
   }
   if (key.length > MAX_KEY_BYTES / 3 && encoder.encode(key).length > MAX_KEY_BYTES) {
     throw new StorageError(
@@ -90,7 +93,10 @@ export function validateKey(key: unknown): asserts key is string {
 
 export function validateOp(op: StorageOp): void {
   if (op === null || typeof op !== 'object' || (op.type !== 'put' && op.type !== 'del')) {
-    throw new StorageError('INVALID_VALUE', 'a storage op must be { type: "put" | "del", key, value? }')
+    throw new StorageError(
+      'INVALID_VALUE',
+      'a storage op must be { type: "put" | "del", key, value? }',
+    )
   }
   validateKey(op.key)
   if (op.type === 'put' && !(op.value instanceof Uint8Array)) {

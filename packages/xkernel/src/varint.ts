@@ -88,6 +88,8 @@ export function zigzagDecode(value: number): number {
 /** Signed values whose zigzag form fits a varint: |v| ≤ 2^52 − 1 roughly. */
 export function checkVarint(value: number): void {
   if (!Number.isSafeInteger(value) || Math.abs(value) > Math.floor(MAX_VARINT / 2)) {
-    throw new RangeError(`signed varint value must be an integer with |v| <= 2^52 - 1, got ${value}`)
+    throw new RangeError(
+      `signed varint value must be an integer with |v| <= 2^52 - 1, got ${value}`,
+    )
   }
 }

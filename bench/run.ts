@@ -1,0 +1,43 @@
+/**
+ * `pnpm bench <name…>`: runs the named benchmarks (all when none is named), prints a table
+ * per benchmark and writes `bench/results/<name>.json`.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { benchSim } from './src/sim.js'
+
+type Bench = () => Promise<Record<string, number | string>>
+
+const benches: Record<string, Bench> = {
+  sim: benchSim,
+}
+
+const here = dirname(fileURLToPath(import.meta.url))
+const names = process.argv.slice(2).filter((a) => a !== '--')
+const unknown = names.filter((n) => !(n in benches))
+if (unknown.length > 0) {
+  process.stderr.write(
+    `unknown benchmark(s): ${unknown.join(', ')}; known: ${Object.keys(benches).join(', ')}\n`,
+  )
+  process.exit(2)
+}
+for (const name of names.length > 0 ? names : Object.keys(benches)) {
+  process.stdout.write(`\n## ${name}\n`)
+  const result = await benches[name]!()
+  const width = Math.max(...Object.keys(result).map((k) => k.length))
+  for (const [key, value] of Object.entries(result)) {
+    const shown =
+      typeof value === 'number'
+        ? value.toLocaleString('en-US', { maximumFractionDigits: 2 })
+        : value
+    process.stdout.write(`${key.padEnd(width)}  ${shown}\n`)
+  }
+  const file = join(here, 'results', `${name}.json`)
+  mkdirSync(dirname(file), { recursive: true })
+  writeFileSync(
+    file,
+    `${JSON.stringify({ ...result, measuredAt: new Date().toISOString(), node: process.version }, null, 2)}\n`,
+  )
+  process.stdout.write(`-> ${file}\n`)
+}
