@@ -12,14 +12,16 @@ export type XKernelErrorCode =
   | 'NETWORK_CLAIMED'
   | 'HOST_CRASHED'
   | 'HOST_STOPPED'
+  | 'RECOVERY_FAILED'
 
 export class XKernelError extends Error {
   override readonly name = 'XKernelError'
   constructor(
     readonly code: XKernelErrorCode,
     message: string,
+    options?: { readonly cause?: unknown },
   ) {
-    super(message)
+    super(message, options)
   }
 }
 

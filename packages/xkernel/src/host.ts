@@ -119,6 +119,8 @@ export interface Host<Prov extends CapabilityMap> {
 }
 
 const GROUP_KEY_PREFIX = 'xkernel/group/'
+/** Ports name storage prefixes and log fields: keep them plain. */
+const PORT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -292,10 +294,10 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     if (spec === null || typeof spec !== 'object') {
       throw new XKernelError('INVALID_ARGUMENT', 'open() takes { port, members, options? }')
     }
-    if (typeof spec.port !== 'string' || spec.port.length === 0 || spec.port.length > 200) {
+    if (typeof spec.port !== 'string' || !PORT_PATTERN.test(spec.port)) {
       throw new XKernelError(
         'INVALID_ARGUMENT',
-        'group port must be a string of 1 to 200 characters',
+        `group port must be 1 to 100 characters of letters, digits, '.', '_' or '-' (starting with a letter or digit), got ${JSON.stringify(spec.port)}`,
       )
     }
     if (!Array.isArray(spec.members) || spec.members.length === 0) {
@@ -319,6 +321,15 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         )
       }
       seen.add(member)
+    }
+    const reachable = new Set(this.transport.peers())
+    for (const member of seen) {
+      if (member !== this.self && !reachable.has(member)) {
+        throw new XKernelError(
+          'INVALID_ARGUMENT',
+          `group ${spec.port}: member ${member} is not a peer of this host's transport; add it to the transport's peers`,
+        )
+      }
     }
     if (!seen.has(this.self)) {
       throw new XKernelError(
@@ -380,7 +391,8 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       group.drop()
       this.byPort.delete(spec.port)
       this.byTag.delete(tag)
-      this.storage.delete(GROUP_KEY_PREFIX + spec.port)
+      // A failed recovery must not forget the group: the next restart may succeed.
+      if (!restoring) this.storage.delete(GROUP_KEY_PREFIX + spec.port)
       throw error
     }
     this.events.emit('group.opened', { group: spec.port, members: info.members })
@@ -438,18 +450,30 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       },
       clock,
       random: this.random.fork(`${protocol}/${group.port}`),
-      storage: scopedStorage(this.storage, `${protocol}/${group.port}/`),
+      storage: scopedStorage(this.storage, `${protocol}/${group.port}/`, {
+        live: () => group.open && this.state === 'running',
+        onDeadWrite: () => this.counters.inc('writesAfterClose'),
+      }),
       events,
       log: this.log.child({ protocol, group: group.port }),
       counters: entry.counters,
       claimNetwork: () => this.claimNetwork(group, protocol),
     }
-    const session = entry.instance.open(ctx) as Session<CapabilityMap>
-    if (session === null || typeof session !== 'object' || typeof session.controls !== 'object') {
-      throw new XKernelError(
-        'INVALID_ARGUMENT',
-        `protocol ${protocol}: open() must return { controls }`,
-      )
+    let session: Session<CapabilityMap>
+    try {
+      session = entry.instance.open(ctx) as Session<CapabilityMap>
+      if (session === null || typeof session !== 'object' || typeof session.controls !== 'object') {
+        throw new XKernelError(
+          'INVALID_ARGUMENT',
+          `protocol ${protocol}: open() must return { controls }`,
+        )
+      }
+    } catch (error) {
+      // The group's rollback only reaches sessions that finished opening: silence this one
+      // here, or the timers and handlers it set before failing would outlive it.
+      clock.close()
+      for (const off of unsubscribe) off()
+      throw error
     }
     return { protocol, session, clock, unsubscribe }
   }
@@ -534,11 +558,29 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
   async recoverGroups(
     optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined,
   ): Promise<Group<Prov>[]> {
+    this.checkRunning()
     const groups: Group<Prov>[] = []
+    const failures: string[] = []
+    let firstError: unknown
+    // One group that fails to recover must not keep the others down.
     for (const spec of this.storedGroups()) {
       if (this.byPort.has(spec.port)) continue
       const options = optionsFor?.(spec.port)
-      groups.push(await this.openGroup(options === undefined ? spec : { ...spec, options }, true))
+      try {
+        groups.push(await this.openGroup(options === undefined ? spec : { ...spec, options }, true))
+      } catch (error) {
+        this.counters.inc('groupRecoveryFailures')
+        this.log.error('group recovery failed', { group: spec.port, error: String(error) })
+        failures.push(`${spec.port}: ${error instanceof Error ? error.message : String(error)}`)
+        firstError ??= error
+      }
+    }
+    if (failures.length > 0) {
+      throw new XKernelError(
+        'RECOVERY_FAILED',
+        `could not recover ${failures.length} group(s) (the others are open): ${failures.join('; ')}`,
+        { cause: firstError },
+      )
     }
     return groups
   }

@@ -4,8 +4,8 @@
  * on the way up pops it off the front, so the payload is never copied between layers.
  *
  * Invariant: the readable message is `bytes[start, end)`; `start` only moves left on push
- * and right on pop. Running out of headroom reallocates once (counted in `regrows`), it never
- * fails. Reading past `end` throws a `DecodeError('TRUNCATED')` — network code catches it and
+ * and right on pop. Running out of headroom reallocates (geometrically, counted in `regrows`); it
+ * never fails. Reading past `end` throws a `DecodeError('TRUNCATED')` — network code catches it and
  * counts a drop.
  */
 import { DecodeError } from './errors.js'
@@ -116,7 +116,8 @@ export class MessageBuffer {
 
   private grow(needed: number): void {
     MessageBuffer.regrows++
-    const headroom = Math.max(DEFAULT_HEADROOM, needed * 2)
+    // Grow geometrically, so pushing many headers onto one message stays linear overall.
+    const headroom = Math.max(DEFAULT_HEADROOM, needed * 2, this.bytes.length)
     const length = this.end - this.start
     const bytes = new Uint8Array(headroom + length)
     bytes.set(this.bytes.subarray(this.start, this.end), headroom)

@@ -71,6 +71,11 @@ export function stack(): Stack<NoCapabilities> {
   return new Stack()
 }
 
+/** Protocol names become storage prefixes and `host.stats()` keys. */
+const PROTOCOL_NAME = /^[a-z][a-z0-9-]{0,63}$/
+/** Names the framework itself uses in `host.stats()` and in storage. */
+const RESERVED = new Set(['xkernel', 'transport'])
+
 export function validateFactories(factories: readonly AnyProtocolFactory[]): void {
   const provided = new Map<string, string>()
   const names = new Set<string>()
@@ -86,6 +91,16 @@ export function validateFactories(factories: readonly AnyProtocolFactory[]): voi
         'INVALID_ARGUMENT',
         'stack().use() takes a protocol factory (made with defineProtocol), got ' +
           (factory === null ? 'null' : typeof factory),
+      )
+    }
+    if (
+      typeof factory.name !== 'string' ||
+      !PROTOCOL_NAME.test(factory.name) ||
+      RESERVED.has(factory.name)
+    ) {
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `protocol name ${JSON.stringify(factory.name)} must be lower-case letters, digits and '-' (at most 64, starting with a letter) and not one of ${[...RESERVED].join(', ')}`,
       )
     }
     if (names.has(factory.name)) {

@@ -83,6 +83,9 @@ export function validateKey(key: unknown): asserts key is string {
       `storage key must be a non-empty string, got ${String(key)}`,
     )
   }
+  if (!key.isWellFormed()) {
+    throw new StorageError('INVALID_KEY', 'storage key has a lone surrogate: it has no UTF-8 form')
+  }
   if (key.length > MAX_KEY_BYTES / 3 && encoder.encode(key).length > MAX_KEY_BYTES) {
     throw new StorageError(
       'INVALID_KEY',
@@ -112,26 +115,47 @@ export function prefixEnd(prefix: string): string {
   return `${prefix}\u{10FFFF}`
 }
 
+export interface ScopeLiveness {
+  /** False once the owner is closed or its host crashed: writes are then dropped. */
+  live(): boolean
+  /** Called for each write dropped because the owner is gone. */
+  onDeadWrite?(): void
+}
+
 /**
  * A view of a storage under a key prefix: what one protocol session gets, so protocols
- * cannot trample each other's keys. Scans and gets are relative to the prefix.
+ * cannot trample each other's keys. Scans and gets are relative to the prefix. With
+ * `liveness`, a session that outlived its host (a crashed host's leftover callback) cannot
+ * write: its writes are dropped and its syncs never settle, as for a dead process.
  */
-export function scopedStorage(base: StableStorage, prefix: string): StableStorage {
+export function scopedStorage(
+  base: StableStorage,
+  prefix: string,
+  liveness?: ScopeLiveness,
+): StableStorage {
   const full = (key: string) => {
     validateKey(key)
     return prefix + key
   }
+  const dead = () => {
+    if (liveness === undefined || liveness.live()) return false
+    liveness.onDeadWrite?.()
+    return true
+  }
+  const write = (ops: readonly StorageOp[]) => {
+    if (!dead()) base.batch(ops)
+  }
   return {
     get: (key) => base.get(full(key)),
-    put: (key, value) => base.batch([{ type: 'put', key: full(key), value }]),
-    delete: (key) => base.batch([{ type: 'del', key: full(key) }]),
+    put: (key, value) => write([{ type: 'put', key: full(key), value }]),
+    delete: (key) => write([{ type: 'del', key: full(key) }]),
     batch: (ops) => {
       if (!Array.isArray(ops)) {
         throw new StorageError('INVALID_VALUE', 'batch() takes an array of ops')
       }
       // Validate before mapping: an op of unknown type must not turn into a delete.
       for (const op of ops) validateOp(op)
-      base.batch(
+      write(
         ops.map((op) =>
           op.type === 'put'
             ? { type: 'put', key: full(op.key), value: op.value }
@@ -151,7 +175,8 @@ export function scopedStorage(base: StableStorage, prefix: string): StableStorag
         yield { key: entry.key.slice(prefix.length), value: entry.value }
       }
     },
-    sync: () => base.sync(),
+    sync: () =>
+      liveness !== undefined && !liveness.live() ? new Promise<void>(() => {}) : base.sync(),
     // A scope does not own the store; closing it is a no-op.
     close: async () => {},
   }
