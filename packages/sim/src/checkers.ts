@@ -71,14 +71,14 @@ export const noCreation: Checker = {
   },
 }
 
-/** No incarnation of a node delivers the same message id twice in a group. */
+/** No incarnation of a node delivers the same message id twice in a group (per layer). */
 export const noDuplication: Checker = {
   name: 'no-duplication',
   check(history) {
     const seen = new Set<string>()
     const out: Violation[] = []
     for (const r of history.delivered()) {
-      const key = `${r.node}\u0000${r.incarnation}\u0000${r.group}\u0000${r.id}`
+      const key = `${r.node}\u0000${r.incarnation}\u0000${r.group}\u0000${r.layer ?? ''}\u0000${r.id}`
       if (seen.has(key)) {
         out.push({
           checker: 'no-duplication',

@@ -9,6 +9,8 @@ export type RecordKind =
   | 'sent'
   | 'delivered'
   | 'acknowledged'
+  | 'stable'
+  | 'wave'
   | 'view'
   | 'opened'
   | 'crash'
@@ -28,6 +30,14 @@ export interface HistoryRecord {
   /** Sender of a delivered message. */
   readonly from?: NodeId
   readonly digest?: string
+  /** The layer that traced it (`psync`, `order` …). */
+  readonly layer?: string
+  /** Direct causal predecessors of a sent or delivered message. */
+  readonly deps?: readonly string[]
+  /** Depth of a message; the wave number of a `wave` record. */
+  readonly depth?: number
+  /** Message ids of a completed wave. */
+  readonly ids?: readonly string[]
   /** Members of an installed view. */
   readonly view?: readonly NodeId[]
   readonly viewId?: number
@@ -40,12 +50,13 @@ export class History {
     this.records.push(record)
   }
 
-  of(kind: RecordKind, node?: NodeId, group?: string): HistoryRecord[] {
+  of(kind: RecordKind, node?: NodeId, group?: string, layer?: string): HistoryRecord[] {
     return this.records.filter(
       (r) =>
         r.kind === kind &&
         (node === undefined || r.node === node) &&
-        (group === undefined || r.group === group),
+        (group === undefined || r.group === group) &&
+        (layer === undefined || r.layer === layer),
     )
   }
 

@@ -26,6 +26,7 @@ import {
   type Stack,
   seededRandom,
   type Timer,
+  type TraceMessage,
   type Transport,
 } from '@consul/xkernel'
 import { type Checker, runCheckers, type Violation } from './checkers.js'
@@ -55,7 +56,12 @@ export interface SimulationOptions<Prov extends CapabilityMap> {
     port: string,
     node: NodeId,
   ) => Readonly<Record<string, unknown>> | undefined
-  /** What a restarted host does first. Default: `host.recoverGroups(groupOptions)`. */
+  /**
+   * What a restarted host does first. Default: `host.recoverGroups(groupOptions)`, then
+   * open afresh any group the node had opened through `openAll` that storage did not
+   * remember (its record never reached the disk), as an application re-opening its
+   * configured groups would.
+   */
   readonly onRestart?: (
     host: Host<Prov>,
     node: NodeId,
@@ -141,6 +147,8 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   private currentTime = 0
   private eventCount = 0
   private settlePending = false
+  /** Groups each node opened through `openAll`, re-opened on restart if not recovered. */
+  private readonly configured = new Map<NodeId, Map<string, GroupSpec>>()
   private started = false
 
   constructor(options: SimulationOptions<Prov>) {
@@ -202,6 +210,7 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       }
       this.state.push(node)
       this.byId.set(id, node)
+      this.configured.set(id, new Map())
     })
   }
 
@@ -256,10 +265,17 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     const members = spec.members ?? this.nodes
     for (const id of on) {
       if (!this.isUp(id)) continue
+      this.configured.get(id)!.set(spec.port, { ...spec, members })
+      await this.openConfigured(id, { ...spec, members })
+    }
+  }
+
+  private async openConfigured(id: NodeId, spec: GroupSpec): Promise<void> {
+    {
       const options = spec.options ?? this.options.groupOptions?.(spec.port, id)
       await this.host(id).open({
         port: spec.port,
-        members,
+        members: spec.members,
         ...(options === undefined ? {} : { options }),
       })
     }
@@ -319,34 +335,42 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       h.string(r.node)
       h.string(r.id ?? '')
     }
-    host.events.on(
-      'trace.sent',
-      (m) =>
-        record({
-          ...base(),
-          kind: 'sent',
-          group: m.group,
-          id: m.id,
-          ...(m.digest === undefined ? {} : { digest: m.digest }),
-        }),
-      'sim',
-    )
+    // Optional fields are copied only when present (exactOptionalPropertyTypes).
+    const message = (m: TraceMessage) => ({
+      group: m.group,
+      id: m.id,
+      ...(m.digest === undefined ? {} : { digest: m.digest }),
+      ...(m.layer === undefined ? {} : { layer: m.layer }),
+      ...(m.deps === undefined ? {} : { deps: m.deps }),
+      ...(m.depth === undefined ? {} : { depth: m.depth }),
+    })
+    host.events.on('trace.sent', (m) => record({ ...base(), kind: 'sent', ...message(m) }), 'sim')
     host.events.on(
       'trace.delivered',
-      (m) =>
-        record({
-          ...base(),
-          kind: 'delivered',
-          group: m.group,
-          id: m.id,
-          from: m.from,
-          ...(m.digest === undefined ? {} : { digest: m.digest }),
-        }),
+      (m) => record({ ...base(), kind: 'delivered', ...message(m), from: m.from }),
       'sim',
     )
     host.events.on(
       'trace.acknowledged',
-      (m) => record({ ...base(), kind: 'acknowledged', group: m.group, id: m.id }),
+      (m) => record({ ...base(), kind: 'acknowledged', ...message(m) }),
+      'sim',
+    )
+    host.events.on(
+      'trace.stable',
+      (m) => record({ ...base(), kind: 'stable', ...message(m) }),
+      'sim',
+    )
+    host.events.on(
+      'trace.wave',
+      (w) =>
+        record({
+          ...base(),
+          kind: 'wave',
+          group: w.group,
+          depth: w.wave,
+          ids: w.ids,
+          ...(w.layer === undefined ? {} : { layer: w.layer }),
+        }),
       'sim',
     )
     host.events.on(
@@ -425,7 +449,14 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     this.hash.string(`restart:${id}`)
     const host = node.host!
     if (this.options.onRestart !== undefined) await this.options.onRestart(host, id, this)
-    else await host.recoverGroups((port) => this.options.groupOptions?.(port, id))
+    else {
+      await host.recoverGroups((port) => this.options.groupOptions?.(port, id))
+      // An application re-opens its configured groups at start: a group whose record did
+      // not reach the disk before the crash is opened afresh.
+      for (const spec of this.configured.get(id)!.values()) {
+        if (host.group(spec.port) === undefined) await this.openConfigured(id, spec)
+      }
+    }
     return host
   }
 

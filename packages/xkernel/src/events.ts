@@ -23,6 +23,12 @@ export interface TraceMessage {
   readonly id: string
   /** Optional digest of the content, so checkers can tell creation or corruption. */
   readonly digest?: string
+  /** The layer that raised it (`psync`, `order` …), when several layers trace one group. */
+  readonly layer?: string
+  /** Direct causal predecessors, for causal-order checkers. */
+  readonly deps?: readonly string[]
+  /** Depth (wave number) in a context graph. */
+  readonly depth?: number
 }
 
 /**
@@ -39,6 +45,25 @@ export interface ConsulEvents {
   'trace.delivered': TraceMessage & { readonly from: NodeId }
   /** A command the application submitted was acknowledged to it (durable, ordered, …). */
   'trace.acknowledged': TraceMessage
+  /** This host learned that a message is stable (every member has it in its past). */
+  'trace.stable': TraceMessage
+  /** This host saw a wave complete, with exactly these message ids. */
+  'trace.wave': {
+    readonly group: string
+    readonly layer?: string
+    readonly wave: number
+    readonly ids: readonly string[]
+  }
+  /**
+   * Psync is re-sending to, or asking again from, `peer`: the link or the peer is slow, so
+   * failure detection should give it longer before suspecting it.
+   */
+  'psync.retransmitting': {
+    readonly group: string
+    readonly peer: NodeId
+    readonly direction: 'to' | 'from'
+    readonly count: number
+  }
   /** This host installed a view of the group. */
   'trace.view': { readonly group: string; readonly view: readonly NodeId[]; readonly id: number }
 }

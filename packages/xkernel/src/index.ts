@@ -98,6 +98,14 @@ export {
   type SessionContext,
   type SessionEvents,
 } from './protocol.js'
+export {
+  type MessageId,
+  messageId,
+  PSYNC,
+  type PsyncControl,
+  type PsyncMessage,
+  parseMessageId,
+} from './psync-control.js'
 export { hashString, type Random, seededRandom } from './random.js'
 export { realClock } from './real-clock.js'
 export { systemRandom } from './real-random.js'

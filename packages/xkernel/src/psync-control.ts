@@ -1,0 +1,91 @@
+/**
+ * Psync's control interface as the protocols above it see it (Divider, Order, Failure
+ * Detection, Membership, Recovery). It lives here, not in `@consul/psync`, so those
+ * protocols depend on the framework only and any conforming implementation can replace
+ * Psync.
+ *
+ * Psync keeps the *context graph* of a conversation: each message is sent in the context of
+ * the messages its sender had sent or received (its `deps`, the sender's leaves at the
+ * time), so the graph is the causal order. Delivery is causal and atomic; `stable`,
+ * `precedes`, waves and membership-list operations are O(1) or O(members).
+ */
+import { capability } from './capability.js'
+import type { NodeId } from './transport.js'
+
+/** `sender:seq`, unique in a conversation. */
+export type MessageId = string
+
+export function messageId(sender: NodeId, seq: number): MessageId {
+  return `${sender}:${seq}`
+}
+
+/** Splits an id at its last colon; `undefined` when it is not `sender:seq`. */
+export function parseMessageId(id: MessageId): { sender: NodeId; seq: number } | undefined {
+  const at = id.lastIndexOf(':')
+  if (at <= 0) return undefined
+  const seq = Number(id.slice(at + 1))
+  if (!Number.isSafeInteger(seq) || seq < 1) return undefined
+  return { sender: id.slice(0, at), seq }
+}
+
+export interface PsyncMessage {
+  readonly id: MessageId
+  readonly sender: NodeId
+  /** Per-sender sequence number, from 1, increasing (gaps are allowed). */
+  readonly seq: number
+  /** Depth in the context graph: 0 without deps, else 1 + the deepest dep. Its wave. */
+  readonly depth: number
+  /** Direct predecessors: the sender's leaves when it sent the message. */
+  readonly deps: readonly MessageId[]
+  /** The upper layer's bytes (empty for a bare acknowledgement). */
+  readonly payload: Uint8Array
+  /** True when delivered again from the local log after a restart. */
+  readonly restored: boolean
+}
+
+export interface PsyncControl {
+  readonly self: NodeId
+  /**
+   * Sends `payload` to the conversation in the context of the current leaves. The message is
+   * delivered locally at once; it goes on the wire once it is durable in the local log (a
+   * restarted member must never forget a message it sent).
+   */
+  send(payload: Uint8Array): PsyncMessage
+  /** Calls `handler` for every message in causal order (own ones included). */
+  onDeliver(handler: (message: PsyncMessage) => void): () => void
+  /**
+   * Pull-style delivery, for a conversation opened with `delivery: 'iterator'`; messages
+   * are buffered until taken. Throws `PsyncError('WRONG_DELIVERY_MODE')` otherwise.
+   */
+  messages(): AsyncIterableIterator<PsyncMessage>
+  /** Calls `handler` with each wave's messages once the wave is complete, in wave order. */
+  onWave(handler: (wave: number, messages: readonly PsyncMessage[]) => void): () => void
+  /** The message, if it is in the (unpruned) graph. */
+  get(id: MessageId): PsyncMessage | undefined
+  /** `a` is in the causal past of `b` (both known, or `a` pruned). */
+  precedes(a: MessageId, b: MessageId): boolean
+  /** Every member of the agreed list other than its sender has sent a message with it in its past. */
+  stable(id: MessageId): boolean
+  /** Messages with no successor yet. */
+  leaves(): readonly PsyncMessage[]
+  depth(id: MessageId): number | undefined
+  /** The messages of wave `depth` known so far (all of them once the wave is complete). */
+  wave(depth: number): readonly PsyncMessage[]
+  /** Every member of the agreed list has sent a message of depth ≥ `depth`. */
+  waveComplete(depth: number): boolean
+  /** The agreed membership list: members neither masked out nor excluded. */
+  members(): readonly NodeId[]
+  /** Stops counting `member` for stability and wave completion, and drops its new messages. */
+  maskOut(member: NodeId): void
+  /** Undoes `maskOut` (or re-admits an excluded member, from its next message on). */
+  maskIn(member: NodeId): void
+  /**
+   * Excludes `member` with a cut: its messages with `seq ≤ cutSeq` count, later ones are
+   * discarded (held ones dropped, new ones refused). Agreed changes only (Membership).
+   */
+  exclude(member: NodeId, cutSeq: number): void
+  /** Messages below this depth may be pruned once stable (set by checkpointing). */
+  setPruneFloor(depth: number): void
+}
+
+export const PSYNC = capability<'psync', PsyncControl>('psync')
