@@ -1,0 +1,152 @@
+/**
+ * Psync's wire format. Members are named by their index in the conversation's member list
+ * (every member opens the conversation with the same list), so a reference to a message is
+ * two varints. Every decoder checks bounds and throws `DecodeError`, which the session
+ * counts as a drop; nothing malformed reaches the graph.
+ *
+ *   DATA     kind=1 · sender · seq · ndeps · (member · seq)×ndeps · payload…
+ *   REQUEST  kind=2 · n · (member · seq)×n · have×members
+ *            "send me these messages, and what I lack of their past: I have every message
+ *             of member p up to have[p]"
+ *   RESTART  kind=3                                 "I restarted: tell me your leaves"
+ *   LEAVES   kind=4 · n · (member · seq)×n          the answer to RESTART
+ *
+ * Invariants checked here: member indexes < member count, seq ≥ 1, a DATA message has at
+ * most one dep per member (deps are leaves, and a sender's messages form a chain), no dep on
+ * the message itself or on a later message of its own sender, list lengths within limits.
+ */
+import { DecodeError, HeaderWriter, MessageBuffer } from '@consul/xkernel'
+
+export const KIND_DATA = 1
+export const KIND_REQUEST = 2
+export const KIND_RESTART = 3
+export const KIND_LEAVES = 4
+
+/** A message reference on the wire: member index and sequence number. */
+export interface Ref {
+  readonly member: number
+  readonly seq: number
+}
+
+export interface DataFrame {
+  readonly kind: typeof KIND_DATA
+  readonly sender: number
+  readonly seq: number
+  readonly deps: readonly Ref[]
+  readonly payload: Uint8Array
+}
+
+export interface RequestFrame {
+  readonly kind: typeof KIND_REQUEST
+  readonly refs: readonly Ref[]
+  /** have[p]: the requester holds every message of member p up to this seq. */
+  readonly have: readonly number[]
+}
+
+export interface LeavesFrame {
+  readonly kind: typeof KIND_LEAVES
+  readonly refs: readonly Ref[]
+}
+
+export interface RestartFrame {
+  readonly kind: typeof KIND_RESTART
+}
+
+export type Frame = DataFrame | RequestFrame | LeavesFrame | RestartFrame
+
+/** Most references one REQUEST or LEAVES frame may carry. */
+export const MAX_REFS = 1024
+
+const writer = new HeaderWriter(128)
+
+/** Encodes DATA; the payload is appended after the header without an extra copy of it. */
+export function encodeData(
+  sender: number,
+  seq: number,
+  deps: readonly Ref[],
+  payload: Uint8Array,
+): Uint8Array {
+  writer.reset().u8(KIND_DATA).uvarint(sender).uvarint(seq).uvarint(deps.length)
+  for (const dep of deps) writer.uvarint(dep.member).uvarint(dep.seq)
+  const header = writer.view()
+  const out = new Uint8Array(header.length + payload.length)
+  out.set(header, 0)
+  out.set(payload, header.length)
+  return out
+}
+
+export function encodeLeaves(refs: readonly Ref[]): Uint8Array {
+  writer.reset().u8(KIND_LEAVES).uvarint(refs.length)
+  for (const ref of refs) writer.uvarint(ref.member).uvarint(ref.seq)
+  return writer.view().slice()
+}
+
+export function encodeRequest(refs: readonly Ref[], have: readonly number[]): Uint8Array {
+  writer.reset().u8(KIND_REQUEST).uvarint(refs.length)
+  for (const ref of refs) writer.uvarint(ref.member).uvarint(ref.seq)
+  for (const seq of have) writer.uvarint(seq)
+  return writer.view().slice()
+}
+
+export function encodeRestart(): Uint8Array {
+  return new Uint8Array([KIND_RESTART])
+}
+
+function readRef(msg: MessageBuffer, members: number): Ref {
+  const member = msg.popUvarint()
+  if (member >= members)
+    throw new DecodeError('INVALID', `member index ${member} out of range (${members} members)`)
+  const seq = msg.popUvarint()
+  if (seq < 1) throw new DecodeError('INVALID', 'sequence numbers start at 1')
+  return { member, seq }
+}
+
+/** Decodes one frame; throws `DecodeError` for anything malformed or out of range. */
+export function decodeFrame(bytes: Uint8Array | MessageBuffer, members: number): Frame {
+  const msg = bytes instanceof MessageBuffer ? bytes : MessageBuffer.wrap(bytes)
+  const kind = msg.popU8()
+  switch (kind) {
+    case KIND_DATA: {
+      const sender = msg.popUvarint()
+      if (sender >= members) throw new DecodeError('INVALID', `sender index ${sender} out of range`)
+      const seq = msg.popUvarint()
+      if (seq < 1) throw new DecodeError('INVALID', 'sequence numbers start at 1')
+      const n = msg.popUvarint()
+      if (n > members) throw new DecodeError('INVALID', `${n} deps for ${members} members`)
+      const deps: Ref[] = []
+      const seen = new Set<number>()
+      for (let i = 0; i < n; i++) {
+        const dep = readRef(msg, members)
+        if (seen.has(dep.member))
+          throw new DecodeError('INVALID', `two deps on member ${dep.member}`)
+        seen.add(dep.member)
+        if (dep.member === sender && dep.seq >= seq) {
+          throw new DecodeError(
+            'INVALID',
+            `message ${sender}:${seq} depends on its own sender's ${dep.seq}`,
+          )
+        }
+        deps.push(dep)
+      }
+      return { kind: KIND_DATA, sender, seq, deps, payload: msg.view() }
+    }
+    case KIND_REQUEST:
+    case KIND_LEAVES: {
+      const n = msg.popUvarint()
+      if (n > MAX_REFS)
+        throw new DecodeError('INVALID', `${n} references exceed the limit of ${MAX_REFS}`)
+      const refs: Ref[] = []
+      for (let i = 0; i < n; i++) refs.push(readRef(msg, members))
+      const have: number[] = []
+      if (kind === KIND_REQUEST) for (let i = 0; i < members; i++) have.push(msg.popUvarint())
+      if (msg.length !== 0)
+        throw new DecodeError('INVALID', 'trailing bytes after the reference list')
+      return kind === KIND_REQUEST ? { kind, refs, have } : { kind, refs }
+    }
+    case KIND_RESTART:
+      if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after RESTART')
+      return { kind: KIND_RESTART }
+    default:
+      throw new DecodeError('INVALID', `unknown psync frame kind ${kind}`)
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Messages that arrived before some of their predecessors. Each waits, counted by how many
+ * deps it still lacks; when a missing message arrives, the ones waiting only for it are
+ * released (and, as those are inserted, whatever waited on them).
+ *
+ * Bounded: at most `maxCount` messages and `maxBytes` payload bytes. A message that does not
+ * fit is refused (the caller counts it); it is not lost for good, since its sender re-sends
+ * unacknowledged messages and any later message depending on it will ask for it again.
+ * Messages held longer than the expiry (say, a hostile message whose deps never exist) are
+ * dropped by `expire`.
+ */
+import type { DataFrame, Ref } from './codec.js'
+
+interface Waiting {
+  readonly frame: DataFrame
+  missing: number
+  readonly since: number
+}
+
+const key = (member: number, seq: number) => `${member}:${seq}`
+
+export class HeldMessages {
+  private readonly waiting = new Map<string, Waiting>()
+  /** Missing ref → keys of held messages waiting for it. */
+  private readonly waiters = new Map<string, string[]>()
+  private bytes = 0
+
+  constructor(
+    private readonly maxCount: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  get size(): number {
+    return this.waiting.size
+  }
+
+  get heldBytes(): number {
+    return this.bytes
+  }
+
+  has(member: number, seq: number): boolean {
+    return this.waiting.has(key(member, seq))
+  }
+
+  /** Holds `frame` until `missing` arrive; false when it does not fit the bounds. */
+  add(frame: DataFrame, missing: readonly Ref[], now: number): boolean {
+    const k = key(frame.sender, frame.seq)
+    if (this.waiting.has(k)) return true
+    if (this.waiting.size >= this.maxCount || this.bytes + frame.payload.length > this.maxBytes)
+      return false
+    this.waiting.set(k, { frame, missing: missing.length, since: now })
+    this.bytes += frame.payload.length
+    for (const ref of missing) {
+      const mk = key(ref.member, ref.seq)
+      const list = this.waiters.get(mk)
+      if (list === undefined) this.waiters.set(mk, [k])
+      else list.push(k)
+    }
+    return true
+  }
+
+  /** `ref` is now present: returns the held frames that lack nothing more. */
+  release(member: number, seq: number): DataFrame[] {
+    const mk = key(member, seq)
+    const list = this.waiters.get(mk)
+    if (list === undefined) return []
+    this.waiters.delete(mk)
+    const ready: DataFrame[] = []
+    for (const k of list) {
+      const w = this.waiting.get(k)
+      if (w === undefined) continue
+      w.missing--
+      if (w.missing === 0) {
+        this.waiting.delete(k)
+        this.bytes -= w.frame.payload.length
+        ready.push(w.frame)
+      }
+    }
+    return ready
+  }
+
+  private drop(k: string, w: Waiting): void {
+    this.waiting.delete(k)
+    this.bytes -= w.frame.payload.length
+  }
+
+  /** Drops messages held since before `olderThan`; returns how many. */
+  expire(olderThan: number): number {
+    let n = 0
+    for (const [k, w] of this.waiting) {
+      if (w.since < olderThan) {
+        this.drop(k, w)
+        n++
+      }
+    }
+    if (n > 0) this.pruneWaiters()
+    return n
+  }
+
+  /** Drops `member`'s messages above `cutSeq` (exclusion, masking); returns how many. */
+  dropFrom(member: number, cutSeq: number): number {
+    let n = 0
+    for (const [k, w] of this.waiting) {
+      if (w.frame.sender === member && w.frame.seq > cutSeq) {
+        this.drop(k, w)
+        n++
+      }
+    }
+    if (n > 0) this.pruneWaiters()
+    return n
+  }
+
+  private pruneWaiters(): void {
+    for (const [mk, list] of this.waiters) {
+      const alive = list.filter((k) => this.waiting.has(k))
+      if (alive.length === 0) this.waiters.delete(mk)
+      else this.waiters.set(mk, alive)
+    }
+  }
+
+  /** The held messages' own refs. */
+  heldIds(): Ref[] {
+    return [...this.waiting.values()].map((w) => ({ member: w.frame.sender, seq: w.frame.seq }))
+  }
+
+  /** The refs some held message still waits for. */
+  wanted(): Ref[] {
+    const out: Ref[] = []
+    for (const mk of this.waiters.keys()) {
+      const at = mk.indexOf(':')
+      out.push({ member: Number(mk.slice(0, at)), seq: Number(mk.slice(at + 1)) })
+    }
+    return out
+  }
+}

@@ -1,0 +1,827 @@
+/**
+ * One Psync conversation: the receive path (validate, drop duplicates and masked senders,
+ * hold messages with missing predecessors, insert in causal order, release what waited),
+ * the send path (context = current leaves; write-ahead log; then the wire), retransmission
+ * (ask for what is missing; re-send own messages a peer has not acknowledged), stability,
+ * waves, pruning, and the restart handshake.
+ *
+ * Invariants the simulator checks: causal delivery, no duplicate delivery, no creation,
+ * atomic delivery among correct members, stability never claimed for a message a correct
+ * member lacks, identical wave contents everywhere.
+ */
+import {
+  type Counters,
+  DecodeError,
+  type GroupNetwork,
+  MessageBuffer,
+  type MessageId,
+  messageId,
+  type NodeId,
+  type PsyncControl,
+  type PsyncMessage,
+  parseMessageId,
+  type SessionContext,
+  type Timer,
+} from '@consul/xkernel'
+import {
+  type DataFrame,
+  decodeFrame,
+  encodeData,
+  encodeLeaves,
+  encodeRequest,
+  encodeRestart,
+  KIND_DATA,
+  KIND_LEAVES,
+  KIND_REQUEST,
+  KIND_RESTART,
+  type Ref,
+} from './codec.js'
+import { ContextGraph, type GraphNode } from './context-graph.js'
+import { PsyncError } from './errors.js'
+import { HeldMessages } from './held.js'
+import { MessageLog } from './log.js'
+import type { ResolvedOptions } from './options.js'
+import { MissingTracker } from './retransmit.js'
+
+/** A sequence number this far beyond what a member has sent is refused as absurd. */
+const MAX_SEQ_JUMP = 1_000_000
+
+export class PsyncSession {
+  readonly control: PsyncControl
+  private readonly members: readonly NodeId[]
+  private readonly index = new Map<NodeId, number>()
+  private readonly self: number
+  private readonly graph: ContextGraph
+  private readonly held: HeldMessages
+  private readonly missing: MissingTracker
+  private readonly log: MessageLog
+  private readonly net: GroupNetwork
+  private readonly counters: Counters
+  /** Member p counts for stability and waves (not masked, not excluded). */
+  private readonly active: boolean[]
+  /** Exclusion cut per member (messages above it are refused); undefined when not excluded. */
+  private readonly cut: (number | undefined)[]
+  private readonly stableSeq: number[]
+  private readonly resendBackoff: number[]
+  private readonly resentAt: number[]
+  private readonly ackedAt: number[]
+  private mySeq = 0
+  /** Highest own seq already on the wire (durable). */
+  private transmittedSeq = 0
+  private nextWave = 0
+  private pruneFloor = 0
+  private restarting = false
+  private closed = false
+  private retransmitTimer: Timer | undefined
+  private retransmitAt = Number.POSITIVE_INFINITY
+  private resendTimer: Timer | undefined
+  private restartTimer: Timer | undefined
+  private readonly deliverHandlers: ((m: PsyncMessage) => void)[] = []
+  private readonly waveHandlers: ((wave: number, messages: readonly PsyncMessage[]) => void)[] = []
+  private readonly iteratorMode: boolean
+  private readonly queue: PsyncMessage[] = []
+  private readonly waiters: ((r: IteratorResult<PsyncMessage>) => void)[] = []
+  private readonly views = new WeakMap<GraphNode, PsyncMessage>()
+
+  constructor(
+    private readonly ctx: SessionContext<Record<never, never>>,
+    private readonly options: ResolvedOptions,
+  ) {
+    this.members = ctx.group.members
+    this.members.forEach((m, i) => {
+      this.index.set(m, i)
+    })
+    this.self = this.index.get(ctx.self)!
+    const n = this.members.length
+    this.graph = new ContextGraph(n)
+    this.held = new HeldMessages(options.maxHeld, options.maxHeldBytes)
+    this.missing = new MissingTracker(options, this.self, ctx.random)
+    this.counters = ctx.counters
+    this.log = new MessageLog(ctx.storage, ctx.clock, options.logEveryMs, ctx.counters, ctx.log)
+    this.active = this.members.map(() => true)
+    this.cut = this.members.map(() => undefined)
+    this.stableSeq = this.members.map(() => 0)
+    this.resendBackoff = this.members.map(() => options.resendAfterMs)
+    this.resentAt = this.members.map(() => Number.NEGATIVE_INFINITY)
+    this.ackedAt = this.members.map(() => 0)
+    const delivery =
+      (ctx.group.options.psync as { delivery?: unknown } | undefined)?.delivery ?? options.delivery
+    if (delivery !== 'callback' && delivery !== 'iterator') {
+      throw new PsyncError(
+        'INVALID_ARGUMENT',
+        `psync delivery must be 'callback' or 'iterator', got ${String(delivery)}`,
+      )
+    }
+    this.iteratorMode = delivery === 'iterator'
+    this.net = ctx.claimNetwork()
+    this.net.onReceive((from, msg) => this.receive(from, msg))
+    this.control = this.makeControl()
+  }
+
+  /** Called once every session of the group exists. */
+  start(): void {
+    // A log on disk means this member took part before (a restart, or a group closed and
+    // opened again): rebuild from it and ask a peer for what it missed meanwhile.
+    const restored = this.restore()
+    if (this.ctx.group.restoring || restored > 0) {
+      this.restarting = true
+      this.sendRestart()
+    }
+    this.armExpiry()
+  }
+
+  async close(): Promise<void> {
+    await this.log.close()
+    this.closed = true
+    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true })
+  }
+
+  // ---- receive path -------------------------------------------------------------------------
+
+  private receive(from: NodeId, msg: MessageBuffer): void {
+    if (this.closed) return
+    const fromIndex = this.index.get(from)
+    if (fromIndex === undefined) return
+    let frame: ReturnType<typeof decodeFrame>
+    try {
+      frame = decodeFrame(msg, this.members.length)
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error
+      this.counters.inc('droppedMalformed')
+      this.ctx.log.debug('malformed psync frame', { from, error: error.message })
+      return
+    }
+    switch (frame.kind) {
+      case KIND_DATA:
+        this.counters.inc('received')
+        this.onData(frame, fromIndex)
+        return
+      case KIND_REQUEST:
+        this.onRequest(frame.refs, frame.have, fromIndex)
+        return
+      case KIND_RESTART:
+        this.counters.inc('restartsAnswered')
+        this.net.send(from, MessageBuffer.fromPayload(encodeLeaves(this.graph.leafRefs())))
+        return
+      case KIND_LEAVES:
+        this.onLeaves(frame.refs, fromIndex)
+        return
+    }
+  }
+
+  private refused(frame: DataFrame): string | undefined {
+    const { sender, seq } = frame
+    const cut = this.cut[sender]
+    if (cut !== undefined && seq > cut) return 'droppedExcluded'
+    if (!this.active[sender] && cut === undefined) return 'droppedMasked'
+    const known = Math.max(this.graph.last[sender]?.seq ?? 0, this.graph.prunedSeq[sender]!)
+    if (seq > known + MAX_SEQ_JUMP) return 'droppedAbsurdSeq'
+    for (const dep of frame.deps) {
+      const depKnown = Math.max(
+        this.graph.last[dep.member]?.seq ?? 0,
+        this.graph.prunedSeq[dep.member]!,
+      )
+      if (dep.seq > depKnown + MAX_SEQ_JUMP) return 'droppedAbsurdSeq'
+    }
+    return undefined
+  }
+
+  private onData(frame: DataFrame, from: number): void {
+    const { sender, seq } = frame
+    if (this.graph.has(sender, seq) || this.held.has(sender, seq)) {
+      this.counters.inc('duplicates')
+      return
+    }
+    const reason = this.refused(frame)
+    if (reason !== undefined) {
+      this.counters.inc(reason)
+      return
+    }
+    const missing = this.graph.missing(frame.deps)
+    if (missing.length === 0) {
+      this.accept({ ...frame, payload: frame.payload.slice() }, false)
+      return
+    }
+    // The payload is a view into the datagram; keep a copy while it waits.
+    if (
+      !this.held.add({ ...frame, payload: frame.payload.slice() }, missing, this.ctx.clock.now())
+    ) {
+      this.counters.inc('droppedHeldOverflow')
+      this.ctx.log.debug(
+        'held-message bound reached; message dropped, it will be asked for again',
+        {
+          id: this.idOf(sender, seq),
+        },
+      )
+      return
+    }
+    this.counters.inc('held')
+    this.missing.want(missing, from === this.self ? sender : from, this.ctx.clock.now())
+    this.armRetransmit()
+  }
+
+  /** Inserts a message whose deps are all present, delivers it, and releases what waited on it. */
+  private accept(first: DataFrame, restored: boolean): void {
+    const work: DataFrame[] = [first]
+    for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
+      const node = this.graph.insert(frame.sender, frame.seq, frame.deps, frame.payload, restored)
+      if (restored) node.logged = true
+      else this.log.append(node)
+      this.missing.resolved(frame.sender, frame.seq)
+      this.deliver(node)
+      this.afterInsert(node)
+      for (const ready of this.held.release(frame.sender, frame.seq)) work.push(ready)
+    }
+  }
+
+  /**
+   * Answers a request with the requested messages and everything of their causal past the
+   * requester lacks (above its `have` vector), oldest depth first, so a member that fell
+   * behind catches up in one round trip instead of walking the chain back one message at a
+   * time. At most `maxRetransmitBatch` messages per request; the rest is asked for again.
+   */
+  private onRequest(refs: readonly Ref[], have: readonly number[], from: number): void {
+    const to = this.members[from]!
+    const n = this.members.length
+    const upTo = new Array<number>(n).fill(0)
+    for (const ref of refs) {
+      const node = this.graph.get(ref.member, ref.seq)
+      // Own messages not yet durable are not on the wire yet: they will follow.
+      if (node === undefined || (ref.member === this.self && ref.seq > this.transmittedSeq)) {
+        this.counters.inc('requestsUnanswerable')
+        continue
+      }
+      for (let p = 0; p < n; p++) if (node.vc[p]! > upTo[p]!) upTo[p] = node.vc[p]!
+    }
+    upTo[this.self] = Math.min(upTo[this.self]!, this.transmittedSeq)
+    const answer: GraphNode[] = []
+    for (let p = 0; p < n; p++) {
+      const from = Math.max(have[p]!, this.graph.prunedSeq[p]!)
+      if (upTo[p]! > from) for (const node of this.graph.range(p, from, upTo[p]!)) answer.push(node)
+    }
+    answer.sort((a, b) => a.depth - b.depth)
+    const batch = answer.slice(0, this.options.maxRetransmitBatch)
+    for (const node of batch) {
+      this.net.send(
+        to,
+        MessageBuffer.fromPayload(encodeData(node.sender, node.seq, node.deps, node.payload)),
+      )
+    }
+    this.counters.inc('retransmitted', batch.length)
+  }
+
+  private onLeaves(refs: readonly Ref[], from: number): void {
+    this.counters.inc('leavesReceived')
+    const wanted = this.graph.missing(refs).filter((r) => !this.held.has(r.member, r.seq))
+    if (wanted.length > 0) {
+      this.missing.want(wanted, from, this.ctx.clock.now())
+      this.armRetransmit()
+    }
+    if (this.restarting) {
+      this.restarting = false
+      this.restartTimer?.cancel()
+      this.restartTimer = undefined
+      this.ctx.log.info('restart handshake answered', {
+        from: this.members[from],
+        missing: wanted.length,
+      })
+    }
+  }
+
+  // ---- delivery, stability, waves -------------------------------------------------------------
+
+  private idOf(member: number, seq: number): MessageId {
+    return messageId(this.members[member]!, seq)
+  }
+
+  private view(node: GraphNode): PsyncMessage {
+    let view = this.views.get(node)
+    if (view === undefined) {
+      const members = this.members
+      view = {
+        id: messageId(members[node.sender]!, node.seq),
+        sender: members[node.sender]!,
+        seq: node.seq,
+        depth: node.depth,
+        deps: node.deps.map((d) => messageId(members[d.member]!, d.seq)),
+        payload: node.payload,
+        restored: node.restored,
+      }
+      this.views.set(node, view)
+    }
+    return view
+  }
+
+  private deliver(node: GraphNode): void {
+    this.counters.inc('delivered')
+    const events = this.ctx.events
+    const message = this.view(node)
+    if (events.has('trace.delivered')) {
+      events.emit('trace.delivered', {
+        group: this.ctx.group.port,
+        layer: 'psync',
+        id: message.id,
+        from: message.sender,
+        deps: message.deps,
+        depth: message.depth,
+      })
+    }
+    for (const handler of this.deliverHandlers) handler(message)
+    if (this.iteratorMode) {
+      const waiter = this.waiters.shift()
+      if (waiter !== undefined) waiter({ value: message, done: false })
+      else this.queue.push(message)
+    }
+  }
+
+  /** Knowledge of member q: what q had seen when it last spoke. */
+  private knows(q: number, p: number): number {
+    const last = this.graph.last[q]
+    return last === undefined ? this.graph.prunedVc[q]![p]! : last.vc[p]!
+  }
+
+  private afterInsert(node: GraphNode): void {
+    if (node.sender !== this.self) {
+      const acked = node.vc[this.self]!
+      if (acked > this.ackedAt[node.sender]!) {
+        this.ackedAt[node.sender] = acked
+        this.resendBackoff[node.sender] = this.options.resendAfterMs
+      }
+    }
+    this.advanceStability()
+    this.advanceWaves()
+  }
+
+  private advanceStability(): void {
+    const n = this.members.length
+    const trace = this.ctx.events.has('trace.stable')
+    for (let p = 0; p < n; p++) {
+      let low = Number.POSITIVE_INFINITY
+      for (let q = 0; q < n; q++) {
+        if (q === p || !this.active[q]) continue
+        const k = this.knows(q, p)
+        if (k < low) low = k
+      }
+      if (low === Number.POSITIVE_INFINITY)
+        low = Math.max(this.graph.last[p]?.seq ?? 0, this.graph.prunedSeq[p]!)
+      const before = this.stableSeq[p]!
+      if (low <= before) continue
+      this.stableSeq[p] = low
+      if (trace) {
+        for (const s of this.graph.range(p, before, low)) {
+          this.ctx.events.emit('trace.stable', {
+            group: this.ctx.group.port,
+            layer: 'psync',
+            id: this.idOf(p, s.seq),
+          })
+        }
+      }
+    }
+  }
+
+  private memberDepth(p: number): number {
+    return this.graph.last[p]?.depth ?? this.graph.prunedDepth[p]!
+  }
+
+  private waveComplete(depth: number): boolean {
+    let any = false
+    for (let p = 0; p < this.members.length; p++) {
+      if (!this.active[p]) continue
+      any = true
+      if (this.memberDepth(p) < depth) return false
+    }
+    return any
+  }
+
+  private advanceWaves(): void {
+    while (this.waveComplete(this.nextWave)) {
+      const wave = this.nextWave++
+      const nodes = this.sortedWave(wave)
+      if (this.ctx.events.has('trace.wave')) {
+        this.ctx.events.emit('trace.wave', {
+          group: this.ctx.group.port,
+          layer: 'psync',
+          wave,
+          ids: nodes.map((n) => this.idOf(n.sender, n.seq)),
+        })
+      }
+      if (this.waveHandlers.length > 0) {
+        const messages = nodes.map((n) => this.view(n))
+        for (const handler of this.waveHandlers) handler(wave, messages)
+      }
+    }
+    if (this.options.retainWaves !== undefined) {
+      this.pruneFloor = Math.max(this.pruneFloor, this.nextWave - this.options.retainWaves)
+    }
+  }
+
+  private sortedWave(depth: number): GraphNode[] {
+    const members = this.members
+    return [...this.graph.wave(depth)].sort((a, b) =>
+      members[a.sender]! < members[b.sender]!
+        ? -1
+        : members[a.sender]! > members[b.sender]!
+          ? 1
+          : a.seq - b.seq,
+    )
+  }
+
+  // ---- send path ------------------------------------------------------------------------------
+
+  private send(payload: Uint8Array): PsyncMessage {
+    if (this.closed) throw new PsyncError('CLOSED', `conversation ${this.ctx.group.port} is closed`)
+    if (!(payload instanceof Uint8Array)) {
+      throw new PsyncError('INVALID_ARGUMENT', 'send() takes the payload as a Uint8Array')
+    }
+    if (payload.length > this.options.maxPayloadBytes) {
+      throw new PsyncError(
+        'PAYLOAD_TOO_LARGE',
+        `payload of ${payload.length} bytes exceeds maxPayloadBytes (${this.options.maxPayloadBytes}); split it or raise the option`,
+      )
+    }
+    const seq = ++this.mySeq
+    const deps = this.graph.leafRefs()
+    const node = this.graph.insert(this.self, seq, deps, payload.slice())
+    const message = this.view(node)
+    this.counters.inc('sent')
+    if (this.ctx.events.has('trace.sent')) {
+      this.ctx.events.emit('trace.sent', {
+        group: this.ctx.group.port,
+        layer: 'psync',
+        id: message.id,
+        deps: message.deps,
+        depth: message.depth,
+      })
+    }
+    this.log.appendOwn(node, () => this.transmit(node))
+    this.deliver(node)
+    this.afterInsert(node)
+    return message
+  }
+
+  private transmit(node: GraphNode): void {
+    if (this.closed) return
+    if (node.seq > this.transmittedSeq) this.transmittedSeq = node.seq
+    this.counters.inc('transmitted')
+    this.net.broadcast(
+      MessageBuffer.fromPayload(encodeData(node.sender, node.seq, node.deps, node.payload)),
+    )
+    this.armResend()
+  }
+
+  // ---- retransmission ---------------------------------------------------------------------------
+
+  private candidates(): number[] {
+    const out: number[] = []
+    for (let p = 0; p < this.members.length; p++) if (p !== this.self && this.active[p]) out.push(p)
+    return out
+  }
+
+  /** (Re)arms the request timer for the earliest due want. */
+  private armRetransmit(): void {
+    const due = this.missing.nextDueAt()
+    if (due === undefined) return
+    if (this.retransmitTimer !== undefined) {
+      if (this.retransmitAt <= due) return
+      this.retransmitTimer.cancel()
+    }
+    this.retransmitAt = due
+    this.retransmitTimer = this.ctx.clock.setTimer(due - this.ctx.clock.now(), () => {
+      this.retransmitTimer = undefined
+      this.askForMissing()
+    })
+  }
+
+  private askForMissing(): void {
+    // Stop asking for what no held message needs any more (expired, excluded).
+    const wanted = new Set(this.held.wanted().map((r) => `${r.member}:${r.seq}`))
+    this.missing.retain((r) => wanted.has(`${r.member}:${r.seq}`) || this.restartWants(r))
+    const requests = this.missing.due(this.ctx.clock.now(), this.candidates())
+    for (const [target, refs] of requests) {
+      for (let i = 0; i < refs.length; i += 512) {
+        this.net.send(
+          this.members[target]!,
+          MessageBuffer.fromPayload(encodeRequest(refs.slice(i, i + 512), this.have())),
+        )
+      }
+      this.counters.inc('requestsSent')
+      this.counters.inc('requestedMessages', refs.length)
+      this.ctx.events.emit('psync.retransmitting', {
+        group: this.ctx.group.port,
+        peer: this.members[target]!,
+        direction: 'from',
+        count: refs.length,
+      })
+    }
+    this.armRetransmit()
+  }
+
+  /** have[p]: every message of member p up to this seq is here (or pruned). */
+  private have(): number[] {
+    return this.members.map((_, p) =>
+      Math.max(this.graph.last[p]?.seq ?? 0, this.graph.prunedSeq[p]!),
+    )
+  }
+
+  /** A ref a LEAVES answer named is wanted for itself, not for a held message. */
+  private restartWants(ref: Ref): boolean {
+    return !this.graph.has(ref.member, ref.seq)
+  }
+
+  private armResend(): void {
+    if (this.resendTimer !== undefined || this.closed) return
+    this.resendTimer = this.ctx.clock.setTimer(this.options.resendAfterMs, () => {
+      this.resendTimer = undefined
+      this.resendUnacknowledged()
+    })
+  }
+
+  /**
+   * A peer that has not acknowledged our latest message (its last message does not have it
+   * in its past) gets that message again, with per-peer backoff; the peer then asks for
+   * anything older it lacks.
+   */
+  private resendUnacknowledged(): void {
+    const last = this.graph.get(this.self, this.transmittedSeq)
+    if (last === undefined) return
+    const now = this.ctx.clock.now()
+    let pending = false
+    for (const q of this.candidates()) {
+      if (this.ackedAt[q]! >= last.seq) continue
+      pending = true
+      if (now - this.resentAt[q]! < this.resendBackoff[q]!) continue
+      this.resentAt[q] = now
+      this.resendBackoff[q] = Math.min(this.options.maxBackoffMs, this.resendBackoff[q]! * 2)
+      this.counters.inc('resent')
+      this.net.send(
+        this.members[q]!,
+        MessageBuffer.fromPayload(encodeData(last.sender, last.seq, last.deps, last.payload)),
+      )
+      this.ctx.events.emit('psync.retransmitting', {
+        group: this.ctx.group.port,
+        peer: this.members[q]!,
+        direction: 'to',
+        count: 1,
+      })
+    }
+    if (pending) this.armResend()
+  }
+
+  private armExpiry(): void {
+    if (this.closed) return
+    this.ctx.clock.setTimer(this.options.heldExpiryMs, () => {
+      const dropped = this.held.expire(this.ctx.clock.now() - this.options.heldExpiryMs)
+      if (dropped > 0) {
+        this.counters.inc('droppedHeldExpired', dropped)
+        this.ctx.log.warn('held messages expired (their predecessors never arrived)', {
+          count: dropped,
+        })
+      }
+      this.prune()
+      this.armExpiry()
+    })
+  }
+
+  // ---- restart ----------------------------------------------------------------------------------
+
+  /** Rebuilds the graph from the log; returns how many messages it restored. */
+  private restore(): number {
+    const { watermarks, frames } = this.log.load(this.members.length)
+    if (watermarks === undefined && frames.length === 0) return 0
+    if (watermarks !== undefined) {
+      const n = this.members.length
+      for (let p = 0; p < n; p++) {
+        this.graph.prunedSeq[p] = watermarks.prunedSeq[p] ?? 0
+        this.graph.prunedDepth[p] = watermarks.prunedDepth[p] ?? -1
+        this.graph.prunedVc[p] = [...(watermarks.prunedVc[p] ?? new Array<number>(n).fill(0))]
+      }
+      this.nextWave = watermarks.nextWave
+      this.pruneFloor = watermarks.nextWave
+    }
+    // Re-insert in causal order: each frame waits for its deps, like a held message.
+    const pending = new HeldMessages(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY)
+    for (const frame of frames) {
+      if (this.graph.has(frame.sender, frame.seq)) continue
+      const missing = this.graph.missing(frame.deps)
+      if (missing.length === 0) this.acceptRestored(frame, pending)
+      else pending.add(frame, missing, 0)
+    }
+    // Predecessors lost with unsynced writes: hold what needs them and fetch them.
+    const now = this.ctx.clock.now()
+    for (const frame of frames) {
+      if (pending.has(frame.sender, frame.seq))
+        this.held.add(frame, this.graph.missing(frame.deps), now)
+    }
+    for (const ref of pending.wanted()) {
+      if (!this.graph.has(ref.member, ref.seq)) this.missing.want([ref], ref.member, now)
+    }
+    this.armRetransmit()
+    this.mySeq = Math.max(this.graph.last[this.self]?.seq ?? 0, this.graph.prunedSeq[this.self]!)
+    this.transmittedSeq = this.mySeq
+    const restored = frames.length - pending.size
+    this.counters.inc('restoredMessages', restored)
+    this.ctx.log.info('restored conversation from the log', {
+      messages: restored,
+      held: pending.size,
+      seq: this.mySeq,
+    })
+    if (this.mySeq > 0) this.armResend()
+    return Math.max(restored, 1)
+  }
+
+  private acceptRestored(first: DataFrame, pending: HeldMessages): void {
+    const work = [first]
+    for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
+      const node = this.graph.insert(frame.sender, frame.seq, frame.deps, frame.payload, true)
+      node.logged = true
+      this.deliver(node)
+      this.afterInsert(node)
+      for (const ready of pending.release(frame.sender, frame.seq)) work.push(ready)
+    }
+  }
+
+  private sendRestart(): void {
+    if (!this.restarting || this.closed) return
+    this.counters.inc('restartsSent')
+    this.net.broadcast(MessageBuffer.fromPayload(encodeRestart()))
+    this.restartTimer = this.ctx.clock.setTimer(this.options.restartRetryMs, () =>
+      this.sendRestart(),
+    )
+  }
+
+  // ---- membership list, pruning ----------------------------------------------------------------
+
+  private member(name: NodeId): number {
+    const i = this.index.get(name)
+    if (i === undefined)
+      throw new PsyncError(
+        'NOT_A_MEMBER',
+        `${String(name)} is not a member of ${this.ctx.group.port}`,
+      )
+    return i
+  }
+
+  private prune(): void {
+    const floor = Math.min(this.pruneFloor, this.nextWave)
+    if (floor <= 0) return
+    const pruned = this.graph.prune(
+      floor,
+      (node) => node.logged && node.seq <= this.stableSeq[node.sender]!,
+    )
+    if (pruned.length === 0) return
+    this.counters.inc('pruned', pruned.length)
+    this.log.prune(pruned, {
+      prunedSeq: [...this.graph.prunedSeq],
+      prunedDepth: [...this.graph.prunedDepth],
+      prunedVc: this.graph.prunedVc.map((v) => [...v]),
+      nextWave: this.nextWave,
+    })
+  }
+
+  /** Runs pruning now (the expiry timer also runs it periodically). */
+  pruneNow(): void {
+    this.prune()
+  }
+
+  get liveMessages(): number {
+    return this.graph.size
+  }
+
+  /** Gauges for `host.stats()`. */
+  gauges(): Record<string, number> {
+    return { liveMessages: this.graph.size, heldNow: this.held.size, missingNow: this.missing.size }
+  }
+
+  /** For tests and debugging: what is held, and what it waits for. */
+  debugHeld(): { held: string[]; wanted: string[] } {
+    return {
+      held: this.held.heldIds().map((r) => this.idOf(r.member, r.seq)),
+      wanted: this.held.wanted().map((r) => this.idOf(r.member, r.seq)),
+    }
+  }
+
+  private makeControl(): PsyncControl {
+    const ref = (id: MessageId): Ref | undefined => {
+      const parsed = parseMessageId(id)
+      if (parsed === undefined) return undefined
+      const member = this.index.get(parsed.sender)
+      return member === undefined ? undefined : { member, seq: parsed.seq }
+    }
+    const node = (id: MessageId) => {
+      const r = ref(id)
+      return r === undefined ? undefined : this.graph.get(r.member, r.seq)
+    }
+    return {
+      self: this.ctx.self,
+      send: (payload) => this.send(payload),
+      onDeliver: (handler) => {
+        if (typeof handler !== 'function')
+          throw new PsyncError('INVALID_ARGUMENT', 'onDeliver takes a function')
+        this.deliverHandlers.push(handler)
+        return () => {
+          const i = this.deliverHandlers.indexOf(handler)
+          if (i >= 0) this.deliverHandlers.splice(i, 1)
+        }
+      },
+      messages: () => {
+        if (!this.iteratorMode) {
+          throw new PsyncError(
+            'WRONG_DELIVERY_MODE',
+            "messages() needs the conversation opened with delivery 'iterator' (options: { psync: { delivery: 'iterator' } })",
+          )
+        }
+        const iterator: AsyncIterableIterator<PsyncMessage> = {
+          next: () => {
+            const value = this.queue.shift()
+            if (value !== undefined) return Promise.resolve({ value, done: false })
+            if (this.closed) return Promise.resolve({ value: undefined, done: true })
+            return new Promise((resolve) => this.waiters.push(resolve))
+          },
+          [Symbol.asyncIterator]: () => iterator,
+        }
+        return iterator
+      },
+      onWave: (handler) => {
+        if (typeof handler !== 'function')
+          throw new PsyncError('INVALID_ARGUMENT', 'onWave takes a function')
+        this.waveHandlers.push(handler)
+        return () => {
+          const i = this.waveHandlers.indexOf(handler)
+          if (i >= 0) this.waveHandlers.splice(i, 1)
+        }
+      },
+      get: (id) => {
+        const n = node(id)
+        return n === undefined ? undefined : this.view(n)
+      },
+      precedes: (a, b) => {
+        const ra = ref(a)
+        const nb = node(b)
+        return ra !== undefined && nb !== undefined && this.graph.precedes(ra, nb)
+      },
+      stable: (id) => {
+        const r = ref(id)
+        if (r === undefined) return false
+        if (this.graph.isPruned(r.member, r.seq)) return true
+        return this.graph.get(r.member, r.seq) !== undefined && r.seq <= this.stableSeq[r.member]!
+      },
+      leaves: () => this.graph.leaves().map((n) => this.view(n)),
+      depth: (id) => node(id)?.depth,
+      wave: (depth) => this.sortedWave(depth).map((n) => this.view(n)),
+      waveComplete: (depth) => depth < this.nextWave || this.waveComplete(depth),
+      members: () => this.members.filter((_, i) => this.active[i]),
+      maskOut: (name) => {
+        const p = this.member(name)
+        if (p === this.self)
+          throw new PsyncError('INVALID_ARGUMENT', 'a member cannot mask itself out')
+        if (!this.active[p]) return
+        this.active[p] = false
+        const dropped = this.held.dropFrom(
+          p,
+          Math.max(this.graph.last[p]?.seq ?? 0, this.graph.prunedSeq[p]!),
+        )
+        this.counters.inc('droppedMasked', dropped)
+        this.ctx.log.info('member masked out', { member: name })
+        this.advanceStability()
+        this.advanceWaves()
+      },
+      maskIn: (name) => {
+        const p = this.member(name)
+        if (this.active[p]) return
+        this.active[p] = true
+        this.cut[p] = undefined
+        this.ctx.log.info('member masked in', { member: name })
+      },
+      exclude: (name, cutSeq) => {
+        const p = this.member(name)
+        if (p === this.self)
+          throw new PsyncError('INVALID_ARGUMENT', 'a member cannot exclude itself')
+        if (!Number.isSafeInteger(cutSeq) || cutSeq < 0) {
+          throw new PsyncError(
+            'INVALID_ARGUMENT',
+            `cut must be a sequence number >= 0, got ${cutSeq}`,
+          )
+        }
+        this.active[p] = false
+        this.cut[p] = cutSeq
+        this.counters.inc('droppedExcluded', this.held.dropFrom(p, cutSeq))
+        const discarded = this.graph.discardAbove(p, cutSeq)
+        if (discarded.length > 0)
+          this.ctx.log.warn('excluded member had messages beyond the cut', {
+            member: name,
+            count: discarded.length,
+          })
+        this.ctx.log.info('member excluded', { member: name, cut: cutSeq })
+        this.advanceStability()
+        this.advanceWaves()
+      },
+      setPruneFloor: (depth) => {
+        if (!Number.isSafeInteger(depth) || depth < 0) {
+          throw new PsyncError('INVALID_ARGUMENT', `prune floor must be a depth >= 0, got ${depth}`)
+        }
+        this.pruneFloor = Math.max(this.pruneFloor, depth)
+      },
+    }
+  }
+}
+
