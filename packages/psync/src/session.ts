@@ -334,9 +334,17 @@ export class PsyncSession {
     }
   }
 
-  /** Knowledge of member q: what q had seen when it last spoke. */
+  /**
+   * Member q's last message: what q had seen when it last spoke. For this member, the last
+   * message on the wire — one not yet durable may die with a crash, so it must not count
+   * toward stability or wave completion.
+   */
+  private lastOf(q: number): GraphNode | undefined {
+    return q === this.self ? this.graph.get(this.self, this.transmittedSeq) : this.graph.last[q]
+  }
+
   private knows(q: number, p: number): number {
-    const last = this.graph.last[q]
+    const last = this.lastOf(q)
     return last === undefined ? this.graph.prunedVc[q]![p]! : last.vc[p]!
   }
 
@@ -380,7 +388,7 @@ export class PsyncSession {
   }
 
   private memberDepth(p: number): number {
-    return this.graph.last[p]?.depth ?? this.graph.prunedDepth[p]!
+    return this.lastOf(p)?.depth ?? this.graph.prunedDepth[p]!
   }
 
   private waveComplete(depth: number): boolean {
@@ -467,6 +475,9 @@ export class PsyncSession {
       MessageBuffer.fromPayload(encodeData(node.sender, node.seq, node.deps, node.payload)),
     )
     this.armResend()
+    // Durable and on the wire: now it counts for stability and waves.
+    this.advanceStability()
+    this.advanceWaves()
   }
 
   // ---- retransmission ---------------------------------------------------------------------------
@@ -824,4 +835,3 @@ export class PsyncSession {
     }
   }
 }
-

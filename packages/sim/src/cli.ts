@@ -120,6 +120,11 @@ async function loadScenario(path: string): Promise<Scenario> {
 }
 
 async function main(): Promise<void> {
+  // `consul-sim … | head` closes the pipe early: stop quietly.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+    throw error
+  })
   const args = parseArgs(process.argv.slice(2))
   const scenario = await loadScenario(args.scenario)
   let failed = 0
