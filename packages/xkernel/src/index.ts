@@ -85,6 +85,16 @@ export {
 } from './memory-storage.js'
 export { DEFAULT_HEADROOM, HeaderWriter, MessageBuffer } from './message-buffer.js'
 export {
+  commandId,
+  decodeCommandBatch,
+  encodeCommandBatch,
+  ORDER,
+  ORDER_CHANNEL,
+  type OrderControl,
+  type OrderedCommand,
+  type OrderPosition,
+} from './order-spec.js'
+export {
   type AnyProtocolFactory,
   defineProtocol,
   type GroupInfo,

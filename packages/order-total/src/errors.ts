@@ -1,0 +1,16 @@
+/** Errors `@consul/order-total` throws at its API edge. */
+export type OrderErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'CLOSED'
+  | 'NOT_AT_WAVE_BOUNDARY'
+  | 'BAD_CHECKPOINT'
+
+export class OrderError extends Error {
+  override readonly name = 'OrderError'
+  constructor(
+    readonly code: OrderErrorCode,
+    message: string,
+  ) {
+    super(message)
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * @packageDocumentation
+ * `@consul/order-total` — a consistent total order for Consul (atomic broadcast with Psync):
+ * complete waves delivered in order, each wave by sender id. Implements the Order
+ * specification v1 from `@consul/xkernel` (`ORDER`, `OrderControl`); requires `psync`.
+ *
+ * @example
+ * ```ts
+ * import { psync } from '@consul/psync'
+ * import { totalOrder } from '@consul/order-total'
+ * import { ORDER, stack } from '@consul/xkernel'
+ *
+ * const host = await stack().use(psync()).use(totalOrder({ ackDelayMs: 1 })).start({ transport, storage })
+ * const group = await host.open({ port: 'bank', members: ['a', 'b', 'c'] })
+ * const order = group.get(ORDER)
+ * order.onDeliver((c) => apply(c.command))             // same sequence at every replica
+ * await order.submit(new TextEncoder().encode('deposit 10'))
+ * ```
+ */
+import { defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
+import { resolveOptions, type TotalOrderOptions } from './options.js'
+import { TotalOrderSession } from './session.js'
+
+export { OrderError, type OrderErrorCode } from './errors.js'
+export type { TotalOrderOptions } from './options.js'
+
+export function totalOrder(options: TotalOrderOptions = {}) {
+  const resolved = resolveOptions(options)
+  return defineProtocol({
+    name: 'order-total',
+    requires: [PSYNC],
+    provides: [ORDER],
+    raises: ['trace.sent', 'trace.delivered'],
+    create: () => ({
+      open(ctx) {
+        const session = new TotalOrderSession(ctx, resolved)
+        return { controls: { order: session.control }, close: () => session.close() }
+      },
+    }),
+  })
+}

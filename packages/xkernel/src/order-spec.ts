@@ -1,0 +1,129 @@
+/**
+ * The Order specification, version `v1`: what an Order protocol gets from Psync and what it
+ * gives the layer above (the Dispatcher, or an application). Consul ships a total order
+ * (`@consul/order-total`) and a semantic-dependent order (`@consul/order-semantic`); anyone
+ * can publish another and prove it with `@consul/testkit/order`.
+ *
+ * ## What an Order gets
+ *
+ * An Order protocol requires the `psync` capability (`PsyncControl`) and nothing else. It
+ * multicasts through `psync.send(payload)` and observes the conversation through
+ * `onDeliver` (causal order) and/or `onWave` (complete waves), `precedes`, `stable`,
+ * `waveComplete` and `members()`.
+ *
+ * - Payload framing: the first byte of a Psync payload is its *channel*. Order protocols use
+ *   `ORDER_CHANNEL` (0x4f, "O") for command-bearing messages and may send empty payloads as
+ *   acknowledgements; they must ignore messages on other channels (other protocols' monitoring
+ *   messages) and empty ones, except as acknowledgements.
+ * - Membership: an Order learns of **agreed** membership-list changes only through Psync —
+ *   `members()` and the waves Psync completes against the agreed list (Membership calls
+ *   `psync.exclude(p, cut)` at the same logical point everywhere). It must never act on
+ *   suspicion alone.
+ * - Restart: after a crash Psync re-delivers its log (`restored: true`) and completes waves
+ *   again; an Order restored from a checkpoint skips what the checkpoint covers.
+ *
+ * ## What an Order gives
+ *
+ * - `submit(command)`: multicasts a command; resolves with its `OrderedCommand` once it is
+ *   delivered here in order (rejects with an `OrderError`-like error if the Order closes first).
+ * - `onDeliver(handler)`: every command, own ones included, in the Order's order. Each is
+ *   delivered exactly once per incarnation (after `restore`, only those after the checkpoint).
+ * - `position()`: how far delivery has gone — `wave` (every command of the waves below it has
+ *   been delivered; nothing of a wave ≥ it is guaranteed) and `delivered` (commands so far,
+ *   checkpoints included).
+ * - `checkpoint()` / `restore(bytes)`: the Order's own state at a wave boundary, for the
+ *   coordinated checkpoint (all protocols plus the application snapshot in one storage
+ *   batch). `checkpoint()` throws unless `atWaveBoundary()` is true.
+ * - `semantics`: `'total'` (every replica delivers the same sequence) or `'semantic'` (every
+ *   pair of non-commuting commands is delivered in the same relative order everywhere).
+ *
+ * ## Guarantees every v1 Order keeps (checked by `@consul/testkit/order`)
+ *
+ * Agreement (per `semantics`), no duplication, no creation, causal order (a command is
+ * delivered after every command in its causal past), liveness once faults heal,
+ * membership-list changes taking effect at the same point everywhere, and a checkpoint /
+ * restore round trip that continues with the same deliveries.
+ */
+import { capability } from './capability.js'
+import { DecodeError } from './errors.js'
+import { MessageBuffer } from './message-buffer.js'
+import type { MessageId } from './psync-control.js'
+import type { NodeId } from './transport.js'
+import { uvarintLength, writeUvarint } from './varint.js'
+
+/** First payload byte of command-bearing Psync messages. */
+export const ORDER_CHANNEL = 0x4f
+
+export interface OrderPosition {
+  /** The first wave not completely delivered. */
+  readonly wave: number
+  /** Commands delivered so far (including those a restored checkpoint covers). */
+  readonly delivered: number
+}
+
+export interface OrderedCommand {
+  /** `<psync message id>/<index in the message>`: unique in the group. */
+  readonly id: string
+  /** The Psync message that carried it. */
+  readonly message: MessageId
+  readonly sender: NodeId
+  readonly command: Uint8Array
+  /** Position right after this command. */
+  readonly position: OrderPosition
+  /** Delivered again after a restart (replay from the log). */
+  readonly restored: boolean
+}
+
+export interface OrderControl {
+  readonly specificationVersion: 'v1'
+  readonly semantics: 'total' | 'semantic'
+  submit(command: Uint8Array): Promise<OrderedCommand>
+  onDeliver(handler: (command: OrderedCommand) => void): () => void
+  position(): OrderPosition
+  /** True when no command of a later wave has been delivered past the current position. */
+  atWaveBoundary(): boolean
+  checkpoint(): Uint8Array
+  restore(checkpoint: Uint8Array): void
+}
+
+export const ORDER = capability<'order', OrderControl>('order')
+
+/** `<message>/<index>` */
+export function commandId(message: MessageId, index: number): string {
+  return `${message}/${index}`
+}
+
+/**
+ * The common command batch: `ORDER_CHANNEL · count · (length · bytes)×count`. Orders may
+ * use it or frame their own after the channel byte.
+ */
+export function encodeCommandBatch(commands: readonly Uint8Array[]): Uint8Array {
+  let size = 1 + uvarintLength(commands.length)
+  for (const c of commands) size += uvarintLength(c.length) + c.length
+  const out = new Uint8Array(size)
+  out[0] = ORDER_CHANNEL
+  let at = writeUvarint(out, 1, commands.length)
+  for (const c of commands) {
+    at = writeUvarint(out, at, c.length)
+    out.set(c, at)
+    at += c.length
+  }
+  return out
+}
+
+/**
+ * Decodes a command batch; `undefined` for a payload on another channel or an empty
+ * acknowledgement; throws `DecodeError` for a malformed batch.
+ */
+export function decodeCommandBatch(payload: Uint8Array): Uint8Array[] | undefined {
+  if (payload.length === 0 || payload[0] !== ORDER_CHANNEL) return undefined
+  const msg = MessageBuffer.wrap(payload)
+  msg.popU8()
+  const count = msg.popUvarint()
+  if (count > payload.length)
+    throw new DecodeError('INVALID', `batch claims ${count} commands in ${payload.length} bytes`)
+  const out: Uint8Array[] = []
+  for (let i = 0; i < count; i++) out.push(msg.popLengthPrefixed())
+  if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after the command batch')
+  return out
+}
