@@ -10,6 +10,8 @@
  *             of member p up to have[p]"
  *   RESTART  kind=3                                 "I restarted: tell me your leaves"
  *   LEAVES   kind=4 · n · (member · seq)×n          the answer to RESTART
+ *   ACK      kind=5 · have×members                  "I already have that": stops re-sends
+ *                                                    to a member that has nothing to say
  *
  * Invariants checked here: member indexes < member count, seq ≥ 1, a DATA message has at
  * most one dep per member (deps are leaves, and a sender's messages form a chain), no dep on
@@ -21,6 +23,7 @@ export const KIND_DATA = 1
 export const KIND_REQUEST = 2
 export const KIND_RESTART = 3
 export const KIND_LEAVES = 4
+export const KIND_ACK = 5
 
 /** A message reference on the wire: member index and sequence number. */
 export interface Ref {
@@ -52,7 +55,13 @@ export interface RestartFrame {
   readonly kind: typeof KIND_RESTART
 }
 
-export type Frame = DataFrame | RequestFrame | LeavesFrame | RestartFrame
+export interface AckFrame {
+  readonly kind: typeof KIND_ACK
+  /** have[p]: the sender holds every message of member p up to this seq. */
+  readonly have: readonly number[]
+}
+
+export type Frame = DataFrame | RequestFrame | LeavesFrame | RestartFrame | AckFrame
 
 /** Most references one REQUEST or LEAVES frame may carry. */
 export const MAX_REFS = 1024
@@ -84,6 +93,12 @@ export function encodeLeaves(refs: readonly Ref[]): Uint8Array {
 export function encodeRequest(refs: readonly Ref[], have: readonly number[]): Uint8Array {
   writer.reset().u8(KIND_REQUEST).uvarint(refs.length)
   for (const ref of refs) writer.uvarint(ref.member).uvarint(ref.seq)
+  for (const seq of have) writer.uvarint(seq)
+  return writer.view().slice()
+}
+
+export function encodeAck(have: readonly number[]): Uint8Array {
+  writer.reset().u8(KIND_ACK)
   for (const seq of have) writer.uvarint(seq)
   return writer.view().slice()
 }
@@ -142,6 +157,12 @@ export function decodeFrame(bytes: Uint8Array | MessageBuffer, members: number):
       if (msg.length !== 0)
         throw new DecodeError('INVALID', 'trailing bytes after the reference list')
       return kind === KIND_REQUEST ? { kind, refs, have } : { kind, refs }
+    }
+    case KIND_ACK: {
+      const have: number[] = []
+      for (let i = 0; i < members; i++) have.push(msg.popUvarint())
+      if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after ACK')
+      return { kind: KIND_ACK, have }
     }
     case KIND_RESTART:
       if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after RESTART')

@@ -26,10 +26,12 @@ import {
 import {
   type DataFrame,
   decodeFrame,
+  encodeAck,
   encodeData,
   encodeLeaves,
   encodeRequest,
   encodeRestart,
+  KIND_ACK,
   KIND_DATA,
   KIND_LEAVES,
   KIND_REQUEST,
@@ -166,6 +168,9 @@ export class PsyncSession {
       case KIND_LEAVES:
         this.onLeaves(frame.refs, fromIndex)
         return
+      case KIND_ACK:
+        this.acknowledged(fromIndex, frame.have[this.self]!)
+        return
     }
   }
 
@@ -190,6 +195,12 @@ export class PsyncSession {
     const { sender, seq } = frame
     if (this.graph.has(sender, seq) || this.held.has(sender, seq)) {
       this.counters.inc('duplicates')
+      // The sender re-sent its own message because we never spoke after it: tell it we have
+      // it, or an idle group would re-send forever.
+      if (sender === from && this.graph.has(sender, seq)) {
+        this.counters.inc('acksSent')
+        this.net.send(this.members[from]!, MessageBuffer.fromPayload(encodeAck(this.have())))
+      }
       return
     }
     const reason = this.refused(frame)
@@ -349,15 +360,17 @@ export class PsyncSession {
   }
 
   private afterInsert(node: GraphNode): void {
-    if (node.sender !== this.self) {
-      const acked = node.vc[this.self]!
-      if (acked > this.ackedAt[node.sender]!) {
-        this.ackedAt[node.sender] = acked
-        this.resendBackoff[node.sender] = this.options.resendAfterMs
-      }
-    }
+    if (node.sender !== this.self) this.acknowledged(node.sender, node.vc[this.self]!)
     this.advanceStability()
     this.advanceWaves()
+  }
+
+  /** Member q has every own message up to `seq`: stop re-sending those to it. */
+  private acknowledged(q: number, seq: number): void {
+    if (seq > this.ackedAt[q]!) {
+      this.ackedAt[q] = seq
+      this.resendBackoff[q] = this.options.resendAfterMs
+    }
   }
 
   private advanceStability(): void {

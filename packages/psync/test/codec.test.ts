@@ -3,10 +3,12 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   decodeFrame,
+  encodeAck,
   encodeData,
   encodeLeaves,
   encodeRequest,
   encodeRestart,
+  KIND_ACK,
   KIND_DATA,
   KIND_LEAVES,
   KIND_REQUEST,
@@ -68,6 +70,7 @@ describe('psync codec', () => {
           have: h,
         })
         expect(decodeFrame(encodeLeaves(r), MEMBERS)).toEqual({ kind: KIND_LEAVES, refs: r })
+        expect(decodeFrame(encodeAck(h), MEMBERS)).toEqual({ kind: KIND_ACK, have: h })
       }),
       { numRuns: 1000 },
     )
