@@ -80,6 +80,7 @@ export class PsyncSession {
   private restartTimer: Timer | undefined
   private readonly deliverHandlers: ((m: PsyncMessage) => void)[] = []
   private readonly waveHandlers: ((wave: number, messages: readonly PsyncMessage[]) => void)[] = []
+  private readonly memberHandlers: ((members: readonly NodeId[]) => void)[] = []
   private readonly iteratorMode: boolean
   private readonly queue: PsyncMessage[] = []
   private readonly waiters: ((r: IteratorResult<PsyncMessage>) => void)[] = []
@@ -702,6 +703,11 @@ export class PsyncSession {
     })
   }
 
+  private membersChanged(): void {
+    const members = this.members.filter((_, i) => this.active[i])
+    for (const handler of this.memberHandlers) handler(members)
+  }
+
   /** Runs pruning now (the expiry timer also runs it periodically). */
   pruneNow(): void {
     this.prune()
@@ -794,6 +800,16 @@ export class PsyncSession {
       wave: (depth) => this.sortedWave(depth).map((n) => this.view(n)),
       waveComplete: (depth) => depth < this.nextWave || this.waveComplete(depth),
       members: () => this.members.filter((_, i) => this.active[i]),
+      onMembersChanged: (handler) => {
+        if (typeof handler !== 'function') {
+          throw new PsyncError('INVALID_ARGUMENT', 'onMembersChanged takes a function')
+        }
+        this.memberHandlers.push(handler)
+        return () => {
+          const i = this.memberHandlers.indexOf(handler)
+          if (i >= 0) this.memberHandlers.splice(i, 1)
+        }
+      },
       maskOut: (name) => {
         const p = this.member(name)
         if (p === this.self)
@@ -808,6 +824,7 @@ export class PsyncSession {
         this.ctx.log.info('member masked out', { member: name })
         this.advanceStability()
         this.advanceWaves()
+        this.membersChanged()
       },
       maskIn: (name) => {
         const p = this.member(name)
@@ -815,6 +832,7 @@ export class PsyncSession {
         this.active[p] = true
         this.cut[p] = undefined
         this.ctx.log.info('member masked in', { member: name })
+        this.membersChanged()
       },
       exclude: (name, cutSeq) => {
         const p = this.member(name)
@@ -838,6 +856,7 @@ export class PsyncSession {
         this.ctx.log.info('member excluded', { member: name, cut: cutSeq })
         this.advanceStability()
         this.advanceWaves()
+        this.membersChanged()
       },
       setPruneFloor: (depth) => {
         if (!Number.isSafeInteger(depth) || depth < 0) {

@@ -290,8 +290,15 @@ describe('membership list', () => {
     await sim.run({ until: 30 })
     expect(delivered.get('n1')!.map(str)).not.toContain('masked')
     expect(sim.host('n1').stats().psync!.droppedMasked).toBeGreaterThan(0)
+    const changes: string[][] = []
+    conv('n1').onMembersChanged((m) => changes.push([...m]))
     conv('n1').maskIn('n3')
     expect(conv('n1').members()).toEqual(['n1', 'n2', 'n3'])
+    conv('n1').exclude('n2', 0)
+    expect(changes).toEqual([
+      ['n1', 'n2', 'n3'],
+      ['n1', 'n3'],
+    ])
   })
 
   it('exclude with a cut counts the messages up to the cut and refuses later ones', async () => {

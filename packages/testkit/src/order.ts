@@ -7,7 +7,8 @@
  *   semantic orders deliver every conflicting pair in the same relative order everywhere;
  * - no duplication and no creation of commands;
  * - causal order: a command is delivered after every command in its causal past;
- * - liveness once faults heal: every submitted command is delivered at every replica;
+ * - liveness once faults heal: without crashes every submitted command is delivered at every
+ *   replica; with crashes every acknowledged one, and everything delivered anywhere;
  * - a membership-list change (an agreed exclusion) taking effect at the same point everywhere;
  * - checkpoint / restore: a replica restored from a checkpoint continues with exactly the
  *   commands after it;
@@ -177,7 +178,12 @@ function scenarioFor(
 }
 
 /** Every check over the recorded deliveries; returns problems as text. */
-function checkWorld(setup: OrderSetup, world: World, upAtEnd: readonly NodeId[]): string[] {
+function checkWorld(
+  setup: OrderSetup,
+  world: World,
+  upAtEnd: readonly NodeId[],
+  options: { everySubmitted?: boolean } = {},
+): string[] {
   const problems: string[] = []
   const conflicts = setup.conflicts ?? (() => true)
   const byIncarnation = new Map<string, Delivery[]>()
@@ -312,6 +318,19 @@ function checkWorld(setup: OrderSetup, world: World, upAtEnd: readonly NodeId[])
     if (s.acknowledged !== undefined && !everywhere.has(s.acknowledged))
       problems.push(`acknowledged ${s.acknowledged} is lost`)
   }
+  if (options.everySubmitted) {
+    // Without crashes nothing may be lost: every submitted command reaches every replica.
+    const deliveredContent = new Set(
+      [...content].map(([id, c]) => `${id.slice(0, id.lastIndexOf(':'))}\u0000${c}`),
+    )
+    const lost = world.submitted.filter(
+      (s) => !deliveredContent.has(`${s.node}\u0000${key(s.command)}`),
+    )
+    if (lost.length > 0)
+      problems.push(
+        `${lost.length} submitted command(s) never delivered, e.g. from ${lost[0]!.node}`,
+      )
+  }
   return [...new Set(problems)].slice(0, 20)
 }
 
@@ -340,7 +359,8 @@ async function runWorld(
   }
   const result = await runScenario(wrapped, { seed })
   const up = simRef === undefined ? [] : simRef.history.upAtEnd(simRef.nodes)
-  return { result, problems: checkWorld(setup, world, up), world }
+  const everySubmitted = simRef !== undefined && simRef.history.of('crash').length === 0
+  return { result, problems: checkWorld(setup, world, up, { everySubmitted }), world }
 }
 
 const noCrashes: Omit<SwarmOptions, 'durationMs'> = { crashes: false }
@@ -453,11 +473,15 @@ export function orderSuite(setup: OrderSetup): void {
           ...base,
           workload: async (s) => {
             await base.workload?.(s)
-            s.at(700, () => {
+            // Take the checkpoint at the first wave boundary from 700 ms on.
+            const attempt = () => {
+              if (taken !== undefined) return
               const order = s.host('n2').group('order')!.get(ORDER)
-              expect(order.atWaveBoundary()).toBe(true)
-              taken = { checkpoint: order.checkpoint(), delivered: order.position().delivered }
-            })
+              if (order.atWaveBoundary()) {
+                taken = { checkpoint: order.checkpoint(), delivered: order.position().delivered }
+              } else if (s.now < 880) s.after(0.5, attempt)
+            }
+            s.at(700, attempt)
             s.at(900, () => s.crash('n2'))
             s.at(1_000, async () => {
               world.checkpoints.set('n2', taken!.checkpoint)
@@ -467,6 +491,7 @@ export function orderSuite(setup: OrderSetup): void {
         }
         const result = await runScenario(scenario, { seed })
         expect(result.error).toBeUndefined()
+        expect(taken, `seed ${seed}: no wave boundary between 700 and 880 ms`).toBeDefined()
         const after = world.deliveries.filter((d) => d.node === 'n2' && d.incarnation === 1)
         expect(after.length, `seed ${seed}`).toBeGreaterThan(0)
         expect(

@@ -28,9 +28,10 @@
  *   delivered here in order (rejects with an `OrderError`-like error if the Order closes first).
  * - `onDeliver(handler)`: every command, own ones included, in the Order's order. Each is
  *   delivered exactly once per incarnation (after `restore`, only those after the checkpoint).
- * - `position()`: how far delivery has gone — `wave` (every command of the waves below it has
- *   been delivered; nothing of a wave ≥ it is guaranteed) and `delivered` (commands so far,
- *   checkpoints included).
+ * - `position()`: how far delivery has gone — `wave`, a Psync depth (every command carried by a
+ *   message of depth below it has been delivered here; nothing deeper is guaranteed), and
+ *   `delivered` (commands so far, checkpoints included). Checkpointing uses `wave` as the
+ *   prune floor, so it must be a depth in Psync's graph, not a clock of the Order's own.
  * - `checkpoint()` / `restore(bytes)`: the Order's own state at a wave boundary, for the
  *   coordinated checkpoint (all protocols plus the application snapshot in one storage
  *   batch). `checkpoint()` throws unless `atWaveBoundary()` is true.
@@ -55,7 +56,7 @@ import { uvarintLength, writeUvarint } from './varint.js'
 export const ORDER_CHANNEL = 0x4f
 
 export interface OrderPosition {
-  /** The first wave not completely delivered. */
+  /** A Psync depth: every command of the messages below it has been delivered. */
   readonly wave: number
   /** Commands delivered so far (including those a restored checkpoint covers). */
   readonly delivered: number

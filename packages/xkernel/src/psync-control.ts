@@ -75,6 +75,8 @@ export interface PsyncControl {
   waveComplete(depth: number): boolean
   /** The agreed membership list: members neither masked out nor excluded. */
   members(): readonly NodeId[]
+  /** Calls `handler` after every change of `members()` (mask, unmask, exclusion). */
+  onMembersChanged(handler: (members: readonly NodeId[]) => void): () => void
   /** Stops counting `member` for stability and wave completion, and drops its new messages. */
   maskOut(member: NodeId): void
   /** Undoes `maskOut` (or re-admits an excluded member, from its next message on). */

@@ -1,0 +1,4 @@
+import { orderSuite } from '@consul/testkit/order'
+import { lamportOrder } from '../src/index.js'
+
+orderSuite({ name: 'order-lamport', order: () => lamportOrder() })
