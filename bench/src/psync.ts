@@ -19,6 +19,7 @@ async function simCluster(nodes: number, retainWaves?: number) {
       psync({ logEveryMs: 2, ...(retainWaves === undefined ? {} : { retainWaves }) }),
     ),
     network: { delay: dist.uniform(0.2, 1) },
+    record: false,
   })
   await sim.start()
   await sim.openAll({ port: 'bench' })

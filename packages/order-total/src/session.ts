@@ -129,7 +129,9 @@ export class TotalOrderSession {
   }
 
   private onMessage(message: PsyncMessage): void {
-    if (message.sender === this.ctx.self || message.restored) return
+    // Restored ones too: the acknowledgement may have died with the crash that the log
+    // survived, and the wave would wait for it forever.
+    if (message.sender === this.ctx.self) return
     if (message.payload.length === 0 || message.payload[0] !== ORDER_CHANNEL) return
     // A command from someone else: its wave needs our acknowledgement.
     this.needAck = true

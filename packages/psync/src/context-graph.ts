@@ -26,6 +26,8 @@ export interface GraphNode {
   readonly restored: boolean
   /** Written to the local log (or known to be there). */
   logged: boolean
+  /** Its key in the log, once written. */
+  logKey?: string
 }
 
 export class ContextGraph {

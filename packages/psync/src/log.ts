@@ -9,9 +9,10 @@
  * may be lost from the local log by a crash; their senders logged them, and the restart
  * handshake fetches them again.
  *
- * Layout (under the session's storage scope): `m/<member>/<seq>` → the DATA frame;
- * `w` → the pruning watermarks (JSON). Pruned messages are deleted in the same batch that
- * moves the watermarks.
+ * Layout (under the session's storage scope): `m/<position>` → the DATA frame, where the
+ * position is a fixed-width base-36 counter in log order, so the log is append-only (cheap in
+ * every store); `w` → the pruning watermarks (JSON). Pruned messages are deleted in the same
+ * batch that moves the watermarks.
  */
 import {
   type Clock,
@@ -33,7 +34,8 @@ export interface Watermarks {
   readonly nextWave: number
 }
 
-const messageKey = (member: number, seq: number) => `m/${member}/${seq}`
+const KEY_WIDTH = 11 // base 36: 36^11 ≈ 1.3e17 records
+const messageKey = (position: number) => `m/${position.toString(36).padStart(KEY_WIDTH, '0')}`
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -42,6 +44,7 @@ export class MessageLog {
   private durableCallbacks: (() => void)[] = []
   private timer: Timer | undefined
   private closed = false
+  private nextPosition = 0
 
   constructor(
     private readonly storage: StableStorage,
@@ -53,12 +56,14 @@ export class MessageLog {
 
   /** Appends a received message (durable with the next commit). */
   append(node: GraphNode): void {
+    const key = messageKey(this.nextPosition++)
     this.pending.push({
       type: 'put',
-      key: messageKey(node.sender, node.seq),
+      key,
       value: encodeData(node.sender, node.seq, node.deps, node.payload),
     })
     node.logged = true
+    node.logKey = key
     this.schedule()
   }
 
@@ -71,7 +76,7 @@ export class MessageLog {
   /** Deletes pruned messages and records the new watermarks in the next commit. */
   prune(nodes: readonly GraphNode[], watermarks: Watermarks): void {
     for (const node of nodes)
-      this.pending.push({ type: 'del', key: messageKey(node.sender, node.seq) })
+      if (node.logKey !== undefined) this.pending.push({ type: 'del', key: node.logKey })
     this.pending.push({ type: 'put', key: 'w', value: encoder.encode(JSON.stringify(watermarks)) })
     this.schedule()
   }
@@ -111,7 +116,10 @@ export class MessageLog {
    * checksum (a write torn by the crash: never synced, so never sent) is deleted and counted;
    * the scan goes on after it.
    */
-  load(memberCount: number): { watermarks: Watermarks | undefined; frames: DataFrame[] } {
+  load(memberCount: number): {
+    watermarks: Watermarks | undefined
+    frames: (DataFrame & { logKey: string })[]
+  } {
     let watermarks: Watermarks | undefined
     try {
       const raw = this.storage.get('w')
@@ -120,7 +128,7 @@ export class MessageLog {
       this.counters.inc('logUnreadableRecords')
       this.log.warn('unreadable pruning watermarks; starting from none', { error: String(error) })
     }
-    const frames: DataFrame[] = []
+    const frames: (DataFrame & { logKey: string })[] = []
     let start: string | undefined
     for (;;) {
       try {
@@ -131,7 +139,11 @@ export class MessageLog {
           start = `${entry.key}\u0000`
           try {
             const frame = decodeFrame(entry.value, memberCount)
-            if (frame.kind === KIND_DATA) frames.push({ ...frame, payload: frame.payload.slice() })
+            if (frame.kind === KIND_DATA)
+              frames.push({ ...frame, payload: frame.payload.slice(), logKey: entry.key })
+            const position = Number.parseInt(entry.key.slice(2), 36)
+            if (Number.isSafeInteger(position) && position >= this.nextPosition)
+              this.nextPosition = position + 1
           } catch (error) {
             this.counters.inc('logUnreadableRecords')
             this.log.warn('unreadable log record dropped', { key: entry.key, error: String(error) })

@@ -29,6 +29,8 @@ export interface PsyncOptions {
    * messages below them. Default: no automatic pruning (`setPruneFloor` only).
    */
   readonly retainWaves?: number
+  /** How often pruning runs while the prune floor moves (ms). Default 100. */
+  readonly pruneEveryMs?: number
   /** `'callback'` (default) or `'iterator'`; a group can override it with `options.psync.delivery`. */
   readonly delivery?: 'callback' | 'iterator'
 }
@@ -46,6 +48,7 @@ export interface ResolvedOptions {
   readonly maxPayloadBytes: number
   readonly maxRetransmitBatch: number
   readonly retainWaves: number | undefined
+  readonly pruneEveryMs: number
   readonly delivery: 'callback' | 'iterator'
 }
 
@@ -90,6 +93,7 @@ export function resolveOptions(options: PsyncOptions = {}): ResolvedOptions {
     maxPayloadBytes: positive('maxPayloadBytes', 1024 * 1024, 0),
     maxRetransmitBatch: positive('maxRetransmitBatch', 256, 1),
     retainWaves,
+    pruneEveryMs: positive('pruneEveryMs', 100, 1),
     delivery,
   }
 }

@@ -78,6 +78,9 @@ export class PsyncSession {
   private retransmitAt = Number.POSITIVE_INFINITY
   private resendTimer: Timer | undefined
   private restartTimer: Timer | undefined
+  private pruneTimer: Timer | undefined
+  /** The floor the last prune ran with. */
+  private prunedFloor = 0
   private readonly deliverHandlers: ((m: PsyncMessage) => void)[] = []
   private readonly waveHandlers: ((wave: number, messages: readonly PsyncMessage[]) => void)[] = []
   private readonly memberHandlers: ((members: readonly NodeId[]) => void)[] = []
@@ -237,7 +240,13 @@ export class PsyncSession {
     const work: DataFrame[] = [first]
     for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
       const node = this.graph.insert(frame.sender, frame.seq, frame.deps, frame.payload, restored)
-      if (restored) node.logged = true
+      // A frame from the log (restored, or held after a restore until its deps came) is
+      // already in the log under its key.
+      const logKey = (frame as { logKey?: string }).logKey
+      if (logKey !== undefined) {
+        node.logged = true
+        node.logKey = logKey
+      } else if (restored) node.logged = true
       else this.log.append(node)
       this.missing.resolved(frame.sender, frame.seq)
       this.deliver(node)
@@ -435,6 +444,7 @@ export class PsyncSession {
     if (this.options.retainWaves !== undefined) {
       this.pruneFloor = Math.max(this.pruneFloor, this.nextWave - this.options.retainWaves)
     }
+    this.armPrune()
   }
 
   private sortedWave(depth: number): GraphNode[] {
@@ -644,6 +654,9 @@ export class PsyncSession {
     this.mySeq = Math.max(this.graph.last[this.self]?.seq ?? 0, this.graph.prunedSeq[this.self]!)
     this.transmittedSeq = this.mySeq
     const restored = frames.length - pending.size
+    // Everything the log held may already complete waves and make messages stable.
+    this.advanceStability()
+    this.advanceWaves()
     this.counters.inc('restoredMessages', restored)
     this.ctx.log.info('restored conversation from the log', {
       messages: restored,
@@ -659,6 +672,8 @@ export class PsyncSession {
     for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
       const node = this.graph.insert(frame.sender, frame.seq, frame.deps, frame.payload, true)
       node.logged = true
+      const logKey = (frame as { logKey?: string }).logKey
+      if (logKey !== undefined) node.logKey = logKey
       this.deliver(node)
       this.afterInsert(node)
       for (const ready of pending.release(frame.sender, frame.seq)) work.push(ready)
@@ -689,6 +704,7 @@ export class PsyncSession {
   private prune(): void {
     const floor = Math.min(this.pruneFloor, this.nextWave)
     if (floor <= 0) return
+    this.prunedFloor = floor
     const pruned = this.graph.prune(
       floor,
       (node) => node.logged && node.seq <= this.stableSeq[node.sender]!,
@@ -706,6 +722,17 @@ export class PsyncSession {
   private membersChanged(): void {
     const members = this.members.filter((_, i) => this.active[i])
     for (const handler of this.memberHandlers) handler(members)
+  }
+
+  /** Prunes every `pruneEveryMs` while the floor is above what was pruned last. */
+  private armPrune(): void {
+    if (this.pruneTimer !== undefined || this.closed) return
+    if (Math.min(this.pruneFloor, this.nextWave) <= this.prunedFloor) return
+    this.pruneTimer = this.ctx.clock.setTimer(this.options.pruneEveryMs, () => {
+      this.pruneTimer = undefined
+      this.prune()
+      this.armPrune()
+    })
   }
 
   /** Runs pruning now (the expiry timer also runs it periodically). */
@@ -863,6 +890,7 @@ export class PsyncSession {
           throw new PsyncError('INVALID_ARGUMENT', `prune floor must be a depth >= 0, got ${depth}`)
         }
         this.pruneFloor = Math.max(this.pruneFloor, depth)
+        this.armPrune()
       },
     }
   }

@@ -24,23 +24,23 @@ export interface HistoryRecord {
   /** 0 for the first run of the node, +1 per restart. */
   readonly incarnation: number
   readonly kind: RecordKind
-  readonly group?: string
+  readonly group?: string | undefined
   /** Message id, for sent / delivered / acknowledged. */
-  readonly id?: string
+  readonly id?: string | undefined
   /** Sender of a delivered message. */
-  readonly from?: NodeId
-  readonly digest?: string
+  readonly from?: NodeId | undefined
+  readonly digest?: string | undefined
   /** The layer that traced it (`psync`, `order` …). */
-  readonly layer?: string
+  readonly layer?: string | undefined
   /** Direct causal predecessors of a sent or delivered message. */
-  readonly deps?: readonly string[]
+  readonly deps?: readonly string[] | undefined
   /** Depth of a message; the wave number of a `wave` record. */
-  readonly depth?: number
+  readonly depth?: number | undefined
   /** Message ids of a completed wave. */
-  readonly ids?: readonly string[]
+  readonly ids?: readonly string[] | undefined
   /** Members of an installed view. */
-  readonly view?: readonly NodeId[]
-  readonly viewId?: number
+  readonly view?: readonly NodeId[] | undefined
+  readonly viewId?: number | undefined
 }
 
 export class History {

@@ -32,7 +32,7 @@ import {
 import { type Checker, runCheckers, type Violation } from './checkers.js'
 import { type Distribution, dist, sample } from './distributions.js'
 import { EventQueue } from './event-queue.js'
-import { History } from './history.js'
+import { History, type HistoryRecord, type RecordKind } from './history.js'
 import { type LinkConfig, type NetworkHost, SimNetwork } from './network.js'
 import { TraceHash } from './trace-hash.js'
 
@@ -67,6 +67,11 @@ export interface SimulationOptions<Prov extends CapabilityMap> {
     node: NodeId,
     sim: Simulation<Prov>,
   ) => void | Promise<void>
+  /**
+   * Record `trace.*` events into `sim.history` (default true). Long benchmark runs turn it
+   * off: the history grows with every message.
+   */
+  readonly record?: boolean
   /** Log threshold for hosts' loggers (default `warn`); records are kept in `sim.logs`. */
   readonly logLevel?: LogThreshold
   /** At most this many log records are kept (oldest dropped first). Default 10,000. */
@@ -323,7 +328,7 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     })
     node.host = host
     node.up = true
-    this.attachRecorder(node, host)
+    if (this.options.record !== false) this.attachRecorder(node, host)
   }
 
   private attachRecorder(node: NodeState<Prov>, host: Host<Prov>): void {
@@ -335,31 +340,24 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       h.string(r.node)
       h.string(r.id ?? '')
     }
-    // Optional fields are copied only when present (exactOptionalPropertyTypes).
-    const message = (m: TraceMessage) => ({
+    // One flat object per record (no spreads): the recorder runs on every traced event.
+    const message = (kind: RecordKind, m: TraceMessage, from?: NodeId): HistoryRecord => ({
+      time: this.currentTime,
+      node: node.id,
+      incarnation: node.incarnation,
+      kind,
       group: m.group,
       id: m.id,
-      ...(m.digest === undefined ? {} : { digest: m.digest }),
-      ...(m.layer === undefined ? {} : { layer: m.layer }),
-      ...(m.deps === undefined ? {} : { deps: m.deps }),
-      ...(m.depth === undefined ? {} : { depth: m.depth }),
+      from,
+      digest: m.digest,
+      layer: m.layer,
+      deps: m.deps,
+      depth: m.depth,
     })
-    host.events.on('trace.sent', (m) => record({ ...base(), kind: 'sent', ...message(m) }), 'sim')
-    host.events.on(
-      'trace.delivered',
-      (m) => record({ ...base(), kind: 'delivered', ...message(m), from: m.from }),
-      'sim',
-    )
-    host.events.on(
-      'trace.acknowledged',
-      (m) => record({ ...base(), kind: 'acknowledged', ...message(m) }),
-      'sim',
-    )
-    host.events.on(
-      'trace.stable',
-      (m) => record({ ...base(), kind: 'stable', ...message(m) }),
-      'sim',
-    )
+    host.events.on('trace.sent', (m) => record(message('sent', m)), 'sim')
+    host.events.on('trace.delivered', (m) => record(message('delivered', m, m.from)), 'sim')
+    host.events.on('trace.acknowledged', (m) => record(message('acknowledged', m)), 'sim')
+    host.events.on('trace.stable', (m) => record(message('stable', m)), 'sim')
     host.events.on(
       'trace.wave',
       (w) =>

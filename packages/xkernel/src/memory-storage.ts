@@ -62,6 +62,7 @@ export interface StorageCounters {
 export class MemoryStorage implements StableStorage {
   private readonly entries = new Map<string, Entry>()
   private sortedKeys: string[] = []
+  private staleKeys = 0
   private undo: Undo[] = []
   private batchCount = 0
   private epoch = 0
@@ -142,6 +143,7 @@ export class MemoryStorage implements StableStorage {
     return lo
   }
 
+  /** Called for a key not in `entries`; it may still sit in `sortedKeys` as a stale key. */
   private insertKey(key: string): void {
     const keys = this.sortedKeys
     // Logs append in key order: make that the fast path.
@@ -149,12 +151,22 @@ export class MemoryStorage implements StableStorage {
       keys.push(key)
       return
     }
-    keys.splice(this.findIndex(key), 0, key)
+    const index = this.findIndex(key)
+    if (keys[index] === key) this.staleKeys--
+    else keys.splice(index, 0, key)
   }
 
-  private removeKey(key: string): void {
-    const index = this.findIndex(key)
-    if (this.sortedKeys[index] === key) this.sortedKeys.splice(index, 1)
+  /**
+   * Deletes are lazy: the key stays in `sortedKeys` (scans skip keys without an entry) until
+   * stale keys are half the array, then one pass compacts it. Pruning a log from its front
+   * stays linear instead of quadratic.
+   */
+  private removeKey(_key: string): void {
+    this.staleKeys++
+    if (this.staleKeys > 1024 && this.staleKeys * 2 > this.sortedKeys.length) {
+      this.sortedKeys = this.sortedKeys.filter((k) => this.entries.has(k))
+      this.staleKeys = 0
+    }
   }
 
   *scan(options: ScanOptions = {}): Iterable<ScanEntry> {

@@ -1,0 +1,18 @@
+/** Errors `@consul/order-semantic` throws at its API edge. */
+export type OrderErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'BAD_CLASS'
+  | 'CLOSED'
+  | 'NOT_AT_WAVE_BOUNDARY'
+  | 'BAD_CHECKPOINT'
+
+export class OrderError extends Error {
+  override readonly name = 'OrderError'
+  constructor(
+    readonly code: OrderErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+  }
+}

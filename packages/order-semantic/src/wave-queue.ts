@@ -1,0 +1,200 @@
+/**
+ * The semantic-dependent delivery rule, kept apart from Psync and timers so it can be read
+ * (and tested) on its own.
+ *
+ * Every command has the key `(wave, rank, sender, seq, index)`: its Psync message's depth,
+ * its class rank, the sender's id, the message's sequence number (a sender has at most one
+ * message per wave, so this only breaks ties that cannot happen) and its index in the
+ * message. Commands of the same rank commute; of different ranks they do not. The queue
+ * delivers so that every non-commuting pair goes in key order everywhere:
+ *
+ * - Waves go in order. Let `W` be the first wave not completely delivered; every command of
+ *   the waves below `W` has been delivered, and Psync has reported those waves complete.
+ * - **Early delivery.** A rank-0 command of wave `W` is delivered as soon as its message is
+ *   here (an own message: as soon as it is known to be durable, see `confirm`). Nothing that
+ *   does not commute with it sorts before it: a non-commuting command has a rank > 0, so it
+ *   sorts before only if its wave is < `W`, and all of those are delivered. Nothing that does
+ *   not commute with it and sorts after it has been delivered yet: commands of rank > 0 of
+ *   wave `W` and every command of a wave > `W` wait for wave `W` to complete.
+ * - **At completion.** Once Psync reports wave `W` complete, its contents are final and the
+ *   same at every replica (Psync's wave agreement); the queue delivers its remaining commands
+ *   in key order, then moves to `W + 1`. A command of rank r > 0 cannot go earlier: until the
+ *   wave is complete, a member that has not yet sent a message of depth ≥ `W` may still add
+ *   a command of a lower rank to it, which must run first.
+ *
+ * Causal order holds without further work: a message of depth `W` has only messages of depth
+ * < `W` in its causal past, all delivered, and messages of one wave are pairwise concurrent.
+ */
+import type { MessageId, PsyncMessage } from '@consul/xkernel'
+
+export interface WaveCommand {
+  /** `<message id>/<index>` */
+  readonly id: string
+  readonly message: PsyncMessage
+  readonly index: number
+  readonly command: Uint8Array
+  readonly rank: number
+}
+
+export interface NextCommand {
+  readonly command: WaveCommand
+  readonly wave: number
+  /** Delivered before its wave was complete. */
+  readonly early: boolean
+}
+
+interface Entry {
+  readonly message: PsyncMessage
+  /** Valid commands only, in index order. */
+  readonly commands: readonly WaveCommand[]
+  /** Its commands may go early (remote, replayed, or an own message known to be durable). */
+  confirmed: boolean
+  /** Next command to consider for early delivery. */
+  earlyCursor: number
+}
+
+/** Key order inside one wave: rank, then sender id, then seq, then index. */
+export function compareKey(a: WaveCommand, b: WaveCommand): number {
+  if (a.rank !== b.rank) return a.rank - b.rank
+  if (a.message.sender !== b.message.sender) return a.message.sender < b.message.sender ? -1 : 1
+  if (a.message.seq !== b.message.seq) return a.message.seq - b.message.seq
+  return a.index - b.index
+}
+
+export class WaveQueue {
+  private current = 0
+  /** Command-bearing messages by wave (≥ current), in the causal order they arrived. */
+  private readonly entries = new Map<number, Entry[]>()
+  private readonly byId = new Map<MessageId, Entry>()
+  private readonly pendingOwn = new Set<MessageId>()
+  /** Waves Psync reported complete, with the ids of their messages. */
+  private readonly completed = new Map<number, ReadonlySet<MessageId>>()
+  /** The current wave's remaining key order, once it is complete. */
+  private completion: WaveCommand[] | undefined
+  private cursor = 0
+  /** Ids delivered of the current wave. */
+  private readonly deliveredNow = new Set<string>()
+  /** Early-delivered commands whose message was missing from the completed wave. */
+  readonly lost: WaveCommand[] = []
+  /** Waves never reported complete before a later one was (skipped, `[from, to)`). */
+  readonly skipped: { from: number; to: number }[] = []
+
+  /** The first wave not completely delivered. */
+  get wave(): number {
+    return this.current
+  }
+
+  /** Commands of waves ≥ `wave` delivered so far (0 exactly at a wave boundary). */
+  get ahead(): number {
+    return this.deliveredNow.size
+  }
+
+  has(id: MessageId): boolean {
+    return this.byId.has(id)
+  }
+
+  /** Adds a command-bearing message of wave `message.depth` (ignored below the current wave). */
+  add(message: PsyncMessage, commands: readonly WaveCommand[], confirmed: boolean): void {
+    if (message.depth < this.current || this.byId.has(message.id)) return
+    const entry: Entry = { message, commands, confirmed, earlyCursor: 0 }
+    this.byId.set(message.id, entry)
+    if (!confirmed) this.pendingOwn.add(message.id)
+    let list = this.entries.get(message.depth)
+    if (list === undefined) this.entries.set(message.depth, (list = []))
+    list.push(entry)
+  }
+
+  /** Own messages not yet known to be durable; `confirm` them once they are. */
+  unconfirmed(): ReadonlySet<MessageId> {
+    return this.pendingOwn
+  }
+
+  confirm(id: MessageId): void {
+    const entry = this.byId.get(id)
+    if (entry !== undefined) entry.confirmed = true
+    this.pendingOwn.delete(id)
+  }
+
+  /** Psync reported `wave` complete with exactly these messages. */
+  complete(wave: number, ids: readonly MessageId[]): void {
+    if (wave < this.current) return
+    this.completed.set(wave, new Set(ids))
+  }
+
+  /** Moves to `wave` (a restored checkpoint): everything below it counts as delivered. */
+  skipTo(wave: number): void {
+    if (wave <= this.current) return
+    for (const w of [...this.entries.keys()]) if (w < wave) this.dropWave(w)
+    for (const w of [...this.completed.keys()]) if (w < wave) this.completed.delete(w)
+    this.current = wave
+    this.completion = undefined
+    this.cursor = 0
+    this.deliveredNow.clear()
+  }
+
+  /**
+   * The next command to deliver under the rule, marked delivered; `undefined` when nothing
+   * can go now. Call it again after each delivery: a handler may have changed the state.
+   */
+  next(): NextCommand | undefined {
+    for (;;) {
+      const wave = this.current
+      if (this.completion === undefined) {
+        const ids = this.completed.get(wave)
+        if (ids === undefined && this.completed.size > 0) {
+          // Psync reports waves in order, so a later wave reported before this one means
+          // this one never will be (Psync's log was pruned above the restored checkpoint):
+          // nothing of the gap can be delivered any more.
+          const later = Math.min(...this.completed.keys())
+          this.skipped.push({ from: wave, to: later })
+          this.skipTo(later)
+          continue
+        }
+        if (ids !== undefined) this.completion = this.orderOf(wave, ids)
+      }
+      if (this.completion !== undefined) {
+        while (this.cursor < this.completion.length) {
+          const command = this.completion[this.cursor++]!
+          if (this.deliveredNow.has(command.id)) continue
+          this.deliveredNow.add(command.id)
+          return { command, wave, early: false }
+        }
+        this.dropWave(wave)
+        this.completed.delete(wave)
+        this.current = wave + 1
+        this.completion = undefined
+        this.cursor = 0
+        this.deliveredNow.clear()
+        continue
+      }
+      for (const entry of this.entries.get(wave) ?? []) {
+        if (!entry.confirmed) continue
+        while (entry.earlyCursor < entry.commands.length) {
+          const command = entry.commands[entry.earlyCursor++]!
+          if (command.rank !== 0 || this.deliveredNow.has(command.id)) continue
+          this.deliveredNow.add(command.id)
+          return { command, wave, early: true }
+        }
+      }
+      return undefined
+    }
+  }
+
+  /** The complete wave's commands in key order; notes early deliveries it does not contain. */
+  private orderOf(wave: number, ids: ReadonlySet<MessageId>): WaveCommand[] {
+    const out: WaveCommand[] = []
+    for (const entry of this.entries.get(wave) ?? []) {
+      if (ids.has(entry.message.id)) out.push(...entry.commands)
+      else for (const c of entry.commands) if (this.deliveredNow.has(c.id)) this.lost.push(c)
+    }
+    return out.sort(compareKey)
+  }
+
+  private dropWave(wave: number): void {
+    for (const entry of this.entries.get(wave) ?? []) {
+      this.byId.delete(entry.message.id)
+      this.pendingOwn.delete(entry.message.id)
+    }
+    this.entries.delete(wave)
+  }
+}
