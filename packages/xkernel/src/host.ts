@@ -47,6 +47,15 @@ export interface HostServices {
 
 export type HostState = 'running' | 'crashed' | 'stopped'
 
+export interface OpenHooks<Prov extends CapabilityMap> {
+  /**
+   * Runs once every session of the group exists and before any starts: controls can be
+   * looked up and handlers attached, and they will see what the protocols replay from
+   * storage as they start (Psync re-delivers its log, Orders re-deliver commands).
+   */
+  beforeStart?(group: Group<Prov>): void
+}
+
 export interface Group<Prov extends CapabilityMap> {
   readonly port: string
   readonly members: readonly NodeId[]
@@ -95,8 +104,12 @@ export interface Host<Prov extends CapabilityMap> {
   readonly events: EventBus
   readonly log: Logger
   readonly storage: StableStorage
-  /** Opens a group: creates one session per protocol, bottom first, then starts them. */
-  open(spec: GroupSpec): Promise<Group<Prov>>
+  /**
+   * Opens a group: creates one session per protocol, bottom first, calls
+   * `hooks.beforeStart(group)`, then starts the sessions. Attach delivery handlers in
+   * `beforeStart` to see what protocols replay from storage when they start.
+   */
+  open(spec: GroupSpec, hooks?: OpenHooks<Prov>): Promise<Group<Prov>>
   group(port: string): Group<Prov> | undefined
   groups(): readonly Group<Prov>[]
   /** The groups recorded in storage (open and not closed when the host last ran). */
@@ -108,6 +121,7 @@ export interface Host<Prov extends CapabilityMap> {
    */
   recoverGroups(
     optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined,
+    hooks?: OpenHooks<Prov>,
   ): Promise<Group<Prov>[]>
   describe(): HostDescription
   /** Counters by protocol, plus `xkernel` and `transport`. */
@@ -286,8 +300,8 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     }
   }
 
-  async open(spec: GroupSpec): Promise<Group<Prov>> {
-    return this.openGroup(spec, false)
+  async open(spec: GroupSpec, hooks?: OpenHooks<Prov>): Promise<Group<Prov>> {
+    return this.openGroup(spec, false, hooks)
   }
 
   private validateSpec(spec: GroupSpec): void {
@@ -342,7 +356,11 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     }
   }
 
-  private async openGroup(spec: GroupSpec, restoring: boolean): Promise<Group<Prov>> {
+  private async openGroup(
+    spec: GroupSpec,
+    restoring: boolean,
+    hooks?: OpenHooks<Prov>,
+  ): Promise<Group<Prov>> {
     this.checkRunning()
     this.validateSpec(spec)
     if (this.byPort.has(spec.port)) {
@@ -386,6 +404,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
           group.controls.set(cap.name, control)
         }
       }
+      hooks?.beforeStart?.(group)
       for (const entry of group.sessions) entry.session.start?.()
     } catch (error) {
       group.drop()
@@ -557,6 +576,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
 
   async recoverGroups(
     optionsFor?: (port: string) => Readonly<Record<string, unknown>> | undefined,
+    hooks?: OpenHooks<Prov>,
   ): Promise<Group<Prov>[]> {
     this.checkRunning()
     const groups: Group<Prov>[] = []
@@ -567,7 +587,9 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       if (this.byPort.has(spec.port)) continue
       const options = optionsFor?.(spec.port)
       try {
-        groups.push(await this.openGroup(options === undefined ? spec : { ...spec, options }, true))
+        groups.push(
+          await this.openGroup(options === undefined ? spec : { ...spec, options }, true, hooks),
+        )
       } catch (error) {
         this.counters.inc('groupRecoveryFailures')
         this.log.error('group recovery failed', { group: spec.port, error: String(error) })

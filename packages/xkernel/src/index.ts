@@ -62,6 +62,7 @@ export type {
   HostServices,
   HostState,
   HostStats,
+  OpenHooks,
   ProtocolDescription,
 } from './host.js'
 export {

@@ -118,3 +118,44 @@ describe('MessageBuffer growth', () => {
     expect(msg.popU32()).toBe(9_999)
   })
 })
+
+describe('open hooks', () => {
+  it('beforeStart runs after every session exists and before any starts', async () => {
+    const order: string[] = []
+    const probe = defineProtocol({
+      name: 'probe',
+      provides: [NOTE],
+      create: () => ({
+        open: () => {
+          order.push('open')
+          return {
+            controls: { note: { write: () => {}, sync: async () => {} } },
+            start: () => void order.push('start'),
+          }
+        },
+      }),
+    })
+    const storage = memoryStorage()
+    const network = new LoopbackNetwork('sync', ['a'])
+    const host = await stack()
+      .use(probe)
+      .start({ transport: network.transport('a'), storage, clock: new ManualClock() })
+    await host.open(
+      { port: 'g', members: ['a'] },
+      {
+        beforeStart: (group) => {
+          order.push('hook')
+          expect(typeof group.get(NOTE).write).toBe('function')
+        },
+      },
+    )
+    expect(order).toEqual(['open', 'hook', 'start'])
+    await storage.sync()
+    host.crash()
+    const again = await stack()
+      .use(probe)
+      .start({ transport: network.transport('a'), storage, clock: new ManualClock() })
+    await again.recoverGroups(undefined, { beforeStart: () => void order.push('recover-hook') })
+    expect(order).toEqual(['open', 'hook', 'start', 'open', 'recover-hook', 'start'])
+  })
+})
