@@ -165,7 +165,7 @@ export class TotalOrderSession {
           continue
         }
         if (commands === undefined) continue
-        commands.forEach((command, i) => this.deliver(message, i, command, wave))
+        for (let i = 0; i < commands.length; i++) this.deliver(message, i, commands[i]!, wave)
       }
     } finally {
       this.inWave = false
