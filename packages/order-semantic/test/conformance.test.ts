@@ -1,3 +1,4 @@
+import { psync } from '@consul/psync'
 import { orderSuite } from '@consul/testkit/order'
 import { semanticOrder } from '../src/index.js'
 
@@ -8,6 +9,7 @@ const text = new TextEncoder()
 
 orderSuite({
   name: 'order-semantic',
+  psync,
   order: () => semanticOrder({ classOf }),
   conflicts: (a, b) => classOf(a) !== classOf(b),
   command: (random, node, n) => {

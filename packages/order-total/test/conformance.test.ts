@@ -1,4 +1,5 @@
+import { psync } from '@consul/psync'
 import { orderSuite } from '@consul/testkit/order'
 import { totalOrder } from '../src/index.js'
 
-orderSuite({ name: 'order-total', order: () => totalOrder() })
+orderSuite({ name: 'order-total', psync, order: () => totalOrder() })

@@ -15,12 +15,12 @@
  * - the API contract: `specificationVersion`, `submit` resolving with the own command.
  *
  * ```ts
+ * import { psync } from '@consul/psync'
  * import { orderSuite } from '@consul/testkit/order'
  * import { lamportOrder } from '../src/index.js'
- * orderSuite({ name: 'lamport', order: () => lamportOrder() })
+ * orderSuite({ name: 'lamport', psync, order: () => lamportOrder() })
  * ```
  */
-import { psync } from '@consul/psync'
 import { dist, runScenario, type Scenario, Simulation, type SwarmOptions } from '@consul/sim'
 import {
   type Capability,
@@ -43,6 +43,14 @@ export interface OrderSetup {
   readonly name: string
   /** A fresh factory of the Order under test (requires `psync`, provides `order`). */
   order(): ProtocolFactory<{ psync: PsyncControl }, { order: OrderControl }>
+  /**
+   * A fresh Psync factory to run it on, given the log period the suite wants — normally
+   * `(o) => psync(o)` from `@consul/psync`. (The suite takes it as an argument so that the
+   * testkit depends on the framework only.)
+   */
+  psync(options: {
+    logEveryMs: number
+  }): ProtocolFactory<Record<never, never>, { psync: PsyncControl }>
   /**
    * Semantic orders: whether two commands conflict (do not commute). Omit for a total order
    * (every pair conflicts).
@@ -144,7 +152,7 @@ function scenarioFor(
     network: { delay: dist.uniform(0.5, 3) },
     stack: () =>
       stack()
-        .use(psync({ logEveryMs: 2 }))
+        .use(setup.psync({ logEveryMs: 2 }))
         .use(setup.order())
         .use(probe(world, (node) => sim?.incarnation(node) ?? 0)),
     async setup(s) {
@@ -374,7 +382,7 @@ export function orderSuite(setup: OrderSetup): void {
         seed: 1,
         nodes: 3,
         stack: stack()
-          .use(psync({ logEveryMs: 1 }))
+          .use(setup.psync({ logEveryMs: 1 }))
           .use(setup.order()),
       })
       await sim.start()
