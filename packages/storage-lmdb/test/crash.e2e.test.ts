@@ -15,7 +15,7 @@ import { exited, lines, removeTempDirs, str, tempDir } from './helpers.js'
 
 const writer = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url))
 const packageDir = fileURLToPath(new URL('..', import.meta.url))
-const KILLS = 25
+const KILLS = 20
 const SEED = 20250611
 
 afterAll(removeTempDirs)
@@ -113,5 +113,6 @@ describe('crash safety with real processes (SIGKILL)', () => {
     }
     expect(killsAfterProgress).toBe(KILLS - KILLS / 5)
     expect(syncedMax).toBeGreaterThan(0)
-  })
+    // Each kill starts a fresh child (tsx start-up included): allow for a loaded CI machine.
+  }, 180_000)
 })

@@ -45,7 +45,7 @@ for (const key of [KEY, undefined]) {
       return {
         transports,
         // First the end of the turn (bundles flush then), then until every datagram sent or
-        // injected has arrived, or nothing moved for 50 ms (a closed member receives nothing).
+        // injected has arrived, or nothing moved for 250 ms (a closed member receives nothing).
         async settle() {
           await new Promise((resolve) => setImmediate(resolve))
           let last = -1
@@ -55,7 +55,7 @@ for (const key of [KEY, undefined]) {
             if (arrived !== last) [last, quietSince] = [arrived, Date.now()]
             return (
               arrived >= total(transports, 'sent.datagrams') + injected ||
-              Date.now() - quietSince > 50
+              Date.now() - quietSince > 250
             )
           }, 'datagrams in flight')
         },
