@@ -1,3 +1,4 @@
+import { numberOption, type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel'
 import { LamportOrderError } from './errors.js'
 
 export interface LamportOrderOptions {
@@ -20,38 +21,25 @@ export interface LamportOrderOptions {
   readonly maxBatchBytes?: number
 }
 
-export interface ResolvedOptions {
-  readonly ackDelayMs: number
+export interface ResolvedOptions extends ResolvedOrderOptions {
   readonly membershipRecheckMs: number
-  readonly maxBatch: number
-  readonly maxBatchBytes: number
 }
 
 export function resolveOptions(options: LamportOrderOptions = {}): ResolvedOptions {
-  const number = (
-    name: keyof LamportOrderOptions,
-    fallback: number,
-    min: number,
-    integer = false,
-  ) => {
-    const value = options[name] ?? fallback
-    if (
-      typeof value !== 'number' ||
-      !Number.isFinite(value) ||
-      value < min ||
-      (integer && !Number.isInteger(value))
-    ) {
-      throw new LamportOrderError(
-        'INVALID_ARGUMENT',
-        `lamportOrder option ${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`,
-      )
-    }
-    return value
-  }
+  const error = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) =>
+    new LamportOrderError(code, message)
+  const label = 'lamportOrder option'
+  const common = resolveOrderOptions(options, error, label)
   return {
-    ackDelayMs: number('ackDelayMs', 1, 0),
-    membershipRecheckMs: number('membershipRecheckMs', 10, 1),
-    maxBatch: number('maxBatch', 256, 1, true),
-    maxBatchBytes: number('maxBatchBytes', 64 * 1024, 1, true),
+    ackDelayMs: common.ackDelayMs,
+    membershipRecheckMs: numberOption(
+      options,
+      'membershipRecheckMs',
+      { fallback: 10, min: 1 },
+      error,
+      label,
+    ),
+    maxBatch: common.maxBatch,
+    maxBatchBytes: common.maxBatchBytes,
   }
 }

@@ -8,7 +8,8 @@
  * Liveness needs every member's clock to pass each command's timestamp, so a member that
  * received a command and has sent nothing since sends an acknowledgement (stamped, no
  * commands) after `ackDelayMs`. Acknowledgements never oblige anyone to answer, so an idle
- * group falls silent.
+ * group falls silent. Batching and that rule are `@consul/xkernel`'s `CommandBatcher` and
+ * `Acknowledger`.
  *
  * Membership: stability is judged against `psync.members()` only — the agreed list — so an
  * excluded member stops blocking delivery at the same logical point everywhere, and a
@@ -17,6 +18,8 @@
  * while something is held.
  */
 import {
+  Acknowledger,
+  CommandBatcher,
   type Counters,
   commandId,
   DecodeError,
@@ -39,12 +42,6 @@ import type { ResolvedOptions } from './options.js'
 import { StabilityTracker } from './stability.js'
 import { type CommandKey, compareStamps, type Stamp } from './stamp.js'
 
-interface Pending {
-  readonly command: Uint8Array
-  readonly resolve: (c: OrderedCommand) => void
-  readonly reject: (e: Error) => void
-}
-
 export class LamportOrderSession {
   readonly control: OrderControl
   private readonly psync: PsyncControl
@@ -54,15 +51,10 @@ export class LamportOrderSession {
   private readonly holdBack = new HoldBackQueue()
   /** Depth of the last Psync message (any channel) from each member: its next is deeper. */
   private readonly lastDepth = new Map<NodeId, number>()
-  private queue: Pending[] = []
-  private queuedBytes = 0
-  private readonly waiting = new Map<string, Pending>()
+  private readonly batcher: CommandBatcher
+  private readonly acks: Acknowledger
   private readonly handlers: ((c: OrderedCommand) => void)[] = []
-  private flushTimer: Timer | undefined
-  private ackTimer: Timer | undefined
   private recheckTimer: Timer | undefined
-  /** A command from someone else arrived since we last sent anything. */
-  private needAck = false
   /** The highest stamp of a command from another member: our clock must pass it. */
   private owed: Stamp | undefined
   /** The last command delivered (or covered by the restored checkpoint). */
@@ -85,6 +77,35 @@ export class LamportOrderSession {
   ) {
     this.psync = ctx.get(PSYNC)
     this.counters = ctx.counters
+    this.batcher = new CommandBatcher(ctx, {
+      maxBatch: options.maxBatch,
+      maxBatchBytes: options.maxBatchBytes,
+      error: (code, message) => new LamportOrderError(code, message),
+      // One stamped message per batch (which also acknowledges).
+      send: (batch) =>
+        this.send(
+          encodeStampedBatch(
+            this.clock.next(),
+            batch.map((c) => c.command),
+          ),
+        ).id,
+      // Deliver what the send made deliverable, now that the batch's ids are awaited.
+      afterSend: () => this.drain(),
+    })
+    // Acknowledge a command we received and have not answered — it lets Psync's stability
+    // and waves advance too — and, after a restart, any command our (replayed) clock still
+    // blocks: our horizon is at or below it.
+    this.acks = new Acknowledger(ctx, {
+      ackDelayMs: options.ackDelayMs,
+      owes: () =>
+        this.owed !== undefined &&
+        compareStamps(this.owed, this.stability.horizon(this.ctx.self)) >= 0,
+      flush: () => this.batcher.flush(),
+      sendAck: () => {
+        this.send(encodeStampedBatch(this.clock.next(), []))
+        this.drain()
+      },
+    })
     // Registered at open, so the replay of Psync's log (in its start) is seen too.
     this.psync.onDeliver((m) => this.onMessage(m))
     // Waves are not used for ordering, but Psync completes stalled waves right after an
@@ -93,7 +114,7 @@ export class LamportOrderSession {
     this.control = {
       specificationVersion: 'v1',
       semantics: 'total',
-      submit: (command) => this.submit(command),
+      submit: (command) => this.batcher.submit(command),
       onDeliver: (handler) => {
         if (typeof handler !== 'function')
           throw new LamportOrderError('INVALID_ARGUMENT', 'onDeliver takes a function')
@@ -114,34 +135,6 @@ export class LamportOrderSession {
 
   // ---- submit and send ------------------------------------------------------------------------
 
-  private submit(command: Uint8Array): Promise<OrderedCommand> {
-    if (!(command instanceof Uint8Array)) {
-      return Promise.reject(
-        new LamportOrderError('INVALID_ARGUMENT', 'submit() takes the command as a Uint8Array'),
-      )
-    }
-    if (this.closed)
-      return Promise.reject(
-        new LamportOrderError('CLOSED', `group ${this.ctx.group.port} is closed`),
-      )
-    if (command.length > this.options.maxBatchBytes) {
-      return Promise.reject(
-        new LamportOrderError(
-          'INVALID_ARGUMENT',
-          `command of ${command.length} bytes exceeds maxBatchBytes (${this.options.maxBatchBytes})`,
-        ),
-      )
-    }
-    return new Promise<OrderedCommand>((resolve, reject) => {
-      if (this.queuedBytes + command.length > this.options.maxBatchBytes) this.flush()
-      this.queue.push({ command: command.slice(), resolve, reject })
-      this.queuedBytes += command.length
-      this.counters.inc('submitted')
-      if (this.queue.length >= this.options.maxBatch) this.flush()
-      else this.flushTimer ??= this.ctx.clock.setTimer(0, () => this.flush())
-    })
-  }
-
   /**
    * Sends through Psync, which delivers the message to us at once: hold delivery until the
    * caller has recorded what it needs (the ids of the commands it waits for).
@@ -150,64 +143,11 @@ export class LamportOrderSession {
     this.sending = true
     try {
       const message = this.psync.send(payload)
-      this.needAck = false
+      this.acks.sent()
       return message
     } finally {
       this.sending = false
     }
-  }
-
-  /** Sends the queued commands in one stamped message (which also acknowledges). */
-  private flush(): void {
-    this.flushTimer?.cancel()
-    this.flushTimer = undefined
-    if (this.queue.length === 0 || this.closed) return
-    const batch = this.queue
-    this.queue = []
-    this.queuedBytes = 0
-    const message = this.send(
-      encodeStampedBatch(
-        this.clock.next(),
-        batch.map((p) => p.command),
-      ),
-    )
-    this.counters.inc('batches')
-    batch.forEach((p, i) => {
-      const id = commandId(message.id, i)
-      this.waiting.set(id, p)
-      if (this.ctx.events.has('trace.sent')) {
-        this.ctx.events.emit('trace.sent', { group: this.ctx.group.port, layer: 'order', id })
-      }
-    })
-    this.drain()
-  }
-
-  /**
-   * Acknowledge a command we received and have not answered — it lets Psync's stability and
-   * waves advance too — and, after a restart, any command our (replayed) clock still blocks:
-   * our horizon is at or below it.
-   */
-  private owesAck(): boolean {
-    return (
-      this.needAck ||
-      (this.owed !== undefined &&
-        compareStamps(this.owed, this.stability.horizon(this.ctx.self)) >= 0)
-    )
-  }
-
-  private scheduleAck(): void {
-    if (this.ackTimer !== undefined || this.closed || !this.owesAck()) return
-    this.ackTimer = this.ctx.clock.setTimer(this.options.ackDelayMs, () => {
-      this.ackTimer = undefined
-      if (this.closed || !this.owesAck()) return
-      if (this.queue.length > 0) {
-        this.flush()
-        return
-      }
-      this.send(encodeStampedBatch(this.clock.next(), []))
-      this.counters.inc('acks')
-      this.drain()
-    })
   }
 
   // ---- receive and deliver --------------------------------------------------------------------
@@ -231,7 +171,7 @@ export class LamportOrderSession {
     }
     if (batch !== undefined) this.ingest(message, batch)
     this.drain()
-    this.scheduleAck()
+    this.acks.schedule()
   }
 
   private ingest(message: PsyncMessage, batch: StampedBatch): void {
@@ -248,7 +188,7 @@ export class LamportOrderSession {
     if (batch.commands.length === 0) return
     const stamp: Stamp = { timestamp: batch.timestamp, sender: message.sender }
     if (message.sender !== this.ctx.self) {
-      if (!message.restored) this.needAck = true
+      if (!message.restored) this.acks.owe()
       if (this.owed === undefined || compareStamps(stamp, this.owed) > 0) this.owed = stamp
     }
     let next = 0
@@ -376,10 +316,10 @@ export class LamportOrderSession {
         depth: message.depth,
       })
     }
-    const pending = this.waiting.get(ordered.id)
-    if (pending !== undefined) this.waiting.delete(ordered.id)
+    // Settled after the handlers, even if one of them closes the group.
+    const resolve = this.batcher.take(ordered.id)
     for (const handler of [...this.handlers]) handler(ordered)
-    pending?.resolve(ordered)
+    resolve?.(ordered)
   }
 
   /**
@@ -432,15 +372,8 @@ export class LamportOrderSession {
 
   close(): void {
     this.closed = true
-    this.flushTimer?.cancel()
-    this.ackTimer?.cancel()
+    this.acks.close()
+    this.batcher.close()
     this.recheckTimer?.cancel()
-    const error = new LamportOrderError(
-      'CLOSED',
-      `group ${this.ctx.group.port} closed before the command was delivered`,
-    )
-    for (const p of [...this.queue, ...this.waiting.values()]) p.reject(error)
-    this.queue = []
-    this.waiting.clear()
   }
 }

@@ -1,3 +1,4 @@
+import { type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel'
 import { OrderError } from './errors.js'
 
 /**
@@ -25,11 +26,8 @@ export interface SemanticOrderOptions {
   readonly maxBatchBytes?: number
 }
 
-export interface ResolvedOptions {
+export interface ResolvedOptions extends ResolvedOrderOptions {
   readonly classOf: ClassOf
-  readonly ackDelayMs: number
-  readonly maxBatch: number
-  readonly maxBatchBytes: number
 }
 
 export function resolveOptions(options: SemanticOrderOptions): ResolvedOptions {
@@ -45,31 +43,9 @@ export function resolveOptions(options: SemanticOrderOptions): ResolvedOptions {
       `semanticOrder option classOf must be a function (command: Uint8Array) => class rank, got ${typeof options.classOf}`,
     )
   }
-  const number = (
-    name: 'ackDelayMs' | 'maxBatch' | 'maxBatchBytes',
-    fallback: number,
-    min: number,
-    integer = false,
-  ) => {
-    const value = options[name] ?? fallback
-    if (
-      typeof value !== 'number' ||
-      !Number.isFinite(value) ||
-      value < min ||
-      (integer && !Number.isInteger(value))
-    ) {
-      throw new OrderError(
-        'INVALID_ARGUMENT',
-        `order option ${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`,
-      )
-    }
-    return value
-  }
   return {
     classOf: options.classOf,
-    ackDelayMs: number('ackDelayMs', 1, 0),
-    maxBatch: number('maxBatch', 256, 1, true),
-    maxBatchBytes: number('maxBatchBytes', 64 * 1024, 1, true),
+    ...resolveOrderOptions(options, (code, message) => new OrderError(code, message)),
   }
 }
 

@@ -13,12 +13,15 @@
  * causal past proves it went out (so it was durable); until then its commands wait (or go
  * at wave completion, which Psync counts only with durable own messages).
  *
- * Acknowledgements and batching are order-total's: after receiving a command, a member with
- * nothing to send sends an empty acknowledgement after `ackDelayMs` (only for command-bearing
- * messages, so acknowledgements never ping-pong); commands submitted in one turn travel in one
- * Psync message (`maxBatch`, `maxBatchBytes`).
+ * Acknowledgements and batching are order-total's (`@consul/xkernel`'s `Acknowledger` and
+ * `CommandBatcher`): after receiving a command, a member with nothing to send sends an empty
+ * acknowledgement after `ackDelayMs` (only for command-bearing messages, so acknowledgements
+ * never ping-pong); commands submitted in one turn travel in one Psync message (`maxBatch`,
+ * `maxBatchBytes`).
  */
 import {
+  Acknowledger,
+  CommandBatcher,
   type Counters,
   commandId,
   DecodeError,
@@ -31,19 +34,12 @@ import {
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
+  type QueuedCommand,
   type SessionContext,
-  type Timer,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
 import { classRank, type ResolvedOptions } from './options.js'
 import { type NextCommand, type WaveCommand, WaveQueue } from './wave-queue.js'
-
-interface Pending {
-  readonly command: Uint8Array
-  readonly rank: number
-  readonly resolve: (c: OrderedCommand) => void
-  readonly reject: (e: Error) => void
-}
 
 const CHECKPOINT_KIND = 'order-semantic'
 const CHECKPOINT_VERSION = 1
@@ -53,15 +49,12 @@ export class SemanticOrderSession {
   private readonly psync: PsyncControl
   private readonly counters: Counters
   private readonly waves = new WaveQueue()
-  private queue: Pending[] = []
-  private queuedBytes = 0
-  /** The batch `flush` is sending right now (Psync delivers it back synchronously). */
-  private sending: Pending[] | undefined
-  private readonly waiting = new Map<string, Pending>()
+  /** Own commands (tagged with their class rank) and their submits. */
+  private readonly batcher: CommandBatcher<number>
+  private readonly acks: Acknowledger
+  /** The batch being sent right now (Psync delivers it back synchronously). */
+  private sending: readonly QueuedCommand<number>[] | undefined
   private readonly handlers: ((c: OrderedCommand) => void)[] = []
-  private flushTimer: Timer | undefined
-  private ackTimer: Timer | undefined
-  private needAck = false
   private delivered = 0
   private deliveredHere = 0
   private pumping = false
@@ -73,13 +66,32 @@ export class SemanticOrderSession {
   ) {
     this.psync = ctx.get(PSYNC)
     this.counters = ctx.counters
+    this.batcher = new CommandBatcher(ctx, {
+      maxBatch: options.maxBatch,
+      maxBatchBytes: options.maxBatchBytes,
+      error: (code, message) => new OrderError(code, message),
+      tag: (command) => this.classify(command),
+      send: (batch) => {
+        this.sending = batch
+        try {
+          return this.send(encodeCommandBatch(batch.map((c) => c.command))).id
+        } finally {
+          this.sending = undefined
+        }
+      },
+    })
+    this.acks = new Acknowledger(ctx, {
+      ackDelayMs: options.ackDelayMs,
+      flush: () => this.batcher.flush(),
+      sendAck: () => this.send(new Uint8Array(0)),
+    })
     // Registered at open, so the replay of Psync's log (in its start) is seen too.
     this.psync.onDeliver((m) => this.onMessage(m))
     this.psync.onWave((wave, messages) => this.onWave(wave, messages))
     this.control = {
       specificationVersion: 'v1',
       semantics: 'semantic',
-      submit: (command) => this.submit(command),
+      submit: (command) => this.batcher.submit(command),
       onDeliver: (handler) => {
         if (typeof handler !== 'function')
           throw new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function')
@@ -96,63 +108,24 @@ export class SemanticOrderSession {
     }
   }
 
-  private submit(command: Uint8Array): Promise<OrderedCommand> {
-    if (!(command instanceof Uint8Array)) {
-      return Promise.reject(
-        new OrderError('INVALID_ARGUMENT', 'submit() takes the command as a Uint8Array'),
-      )
-    }
-    if (this.closed)
-      return Promise.reject(new OrderError('CLOSED', `group ${this.ctx.group.port} is closed`))
-    if (command.length > this.options.maxBatchBytes) {
-      return Promise.reject(
-        new OrderError(
-          'INVALID_ARGUMENT',
-          `command of ${command.length} bytes exceeds maxBatchBytes (${this.options.maxBatchBytes})`,
-        ),
-      )
-    }
-    const copy = command.slice()
-    const classified = classRank(this.options.classOf, copy)
+  /** The class rank of a command submitted here; a bad one rejects the submit. */
+  private classify(command: Uint8Array): number {
+    const classified = classRank(this.options.classOf, command)
     if ('problem' in classified) {
-      return Promise.reject(
-        new OrderError(
-          'BAD_CLASS',
-          `submit(): ${classified.problem}; fix classOf so it returns 0, 1, 2, … for every command the application submits`,
-          'cause' in classified ? { cause: classified.cause } : undefined,
-        ),
+      throw new OrderError(
+        'BAD_CLASS',
+        `submit(): ${classified.problem}; fix classOf so it returns 0, 1, 2, … for every command the application submits`,
+        'cause' in classified ? { cause: classified.cause } : undefined,
       )
     }
-    return new Promise<OrderedCommand>((resolve, reject) => {
-      if (this.queuedBytes + copy.length > this.options.maxBatchBytes) this.flush()
-      this.queue.push({ command: copy, rank: classified.rank, resolve, reject })
-      this.queuedBytes += copy.length
-      this.counters.inc('submitted')
-      if (this.queue.length >= this.options.maxBatch) this.flush()
-      else this.flushTimer ??= this.ctx.clock.setTimer(0, () => this.flush())
-    })
+    return classified.rank
   }
 
-  /** Sends the queued commands in one Psync message (which also acknowledges). */
-  private flush(): void {
-    this.flushTimer?.cancel()
-    this.flushTimer = undefined
-    if (this.queue.length === 0 || this.closed) return
-    const batch = this.queue
-    this.queue = []
-    this.queuedBytes = 0
-    this.sending = batch
-    try {
-      this.psync.send(encodeCommandBatch(batch.map((p) => p.command)))
-    } catch (error) {
-      // e.g. a batch over Psync's maxPayloadBytes: the submitters hear of it.
-      for (const p of batch) p.reject(error instanceof Error ? error : new Error(String(error)))
-      return
-    } finally {
-      this.sending = undefined
-    }
-    this.needAck = false
-    this.counters.inc('batches')
+  /** Every send goes through here: anything sent acknowledges what was received. */
+  private send(payload: Uint8Array): PsyncMessage {
+    const message = this.psync.send(payload)
+    this.acks.sent()
+    return message
   }
 
   private onMessage(message: PsyncMessage): void {
@@ -162,7 +135,7 @@ export class SemanticOrderSession {
     if (!own) {
       // Replayed ones too: the crash may have taken our acknowledgement with it (the command
       // reached the log, the ack did not), and the others' wave would wait for it forever.
-      if (commandBearing) this.scheduleAck()
+      if (commandBearing) this.acks.received()
       // Another member has seen our message: it went on the wire, so it is durable.
       for (const id of this.waves.unconfirmed()) {
         if (this.psync.precedes(id, message.id)) this.waves.confirm(id)
@@ -170,21 +143,6 @@ export class SemanticOrderSession {
     }
     if (commandBearing) this.buffer(message, own)
     this.pump()
-  }
-
-  /** A command from someone else: its wave needs our acknowledgement. */
-  private scheduleAck(): void {
-    this.needAck = true
-    this.ackTimer ??= this.ctx.clock.setTimer(this.options.ackDelayMs, () => {
-      this.ackTimer = undefined
-      if (!this.needAck || this.closed) return
-      if (this.queue.length > 0) this.flush()
-      else {
-        this.psync.send(new Uint8Array(0))
-        this.needAck = false
-        this.counters.inc('acks')
-      }
-    })
   }
 
   /** Decodes and classifies a command-bearing message and hands it to the wave queue. */
@@ -203,13 +161,10 @@ export class SemanticOrderSession {
     const commands: WaveCommand[] = []
     raw.forEach((command, index) => {
       const id = commandId(message.id, index)
-      const pending = sending?.[index]
-      if (pending !== undefined) {
-        this.waiting.set(id, pending)
-        if (this.ctx.events.has('trace.sent')) {
-          this.ctx.events.emit('trace.sent', { group: this.ctx.group.port, layer: 'order', id })
-        }
-        commands.push({ id, message, index, command, rank: pending.rank })
+      // Own commands being sent keep the rank they were submitted with.
+      const queued = sending?.[index]
+      if (queued !== undefined) {
+        commands.push({ id, message, index, command, rank: queued.tag })
         return
       }
       const classified = classRank(this.options.classOf, command)
@@ -277,11 +232,7 @@ export class SemanticOrderSession {
       })
     }
     for (const handler of this.handlers) handler(ordered)
-    const pending = this.waiting.get(ordered.id)
-    if (pending !== undefined) {
-      this.waiting.delete(ordered.id)
-      pending.resolve(ordered)
-    }
+    this.batcher.delivered(ordered)
   }
 
   /** Things that only a broken stack below can cause: logged loudly and counted. */
@@ -354,14 +305,7 @@ export class SemanticOrderSession {
 
   close(): void {
     this.closed = true
-    this.flushTimer?.cancel()
-    this.ackTimer?.cancel()
-    const error = new OrderError(
-      'CLOSED',
-      `group ${this.ctx.group.port} closed before the command was delivered`,
-    )
-    for (const p of [...this.queue, ...this.waiting.values()]) p.reject(error)
-    this.queue = []
-    this.waiting.clear()
+    this.acks.close()
+    this.batcher.close()
   }
 }

@@ -1,3 +1,4 @@
+import { type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel'
 import { OrderError } from './errors.js'
 
 export interface TotalOrderOptions {
@@ -12,36 +13,8 @@ export interface TotalOrderOptions {
   readonly maxBatchBytes?: number
 }
 
-export interface ResolvedOptions {
-  readonly ackDelayMs: number
-  readonly maxBatch: number
-  readonly maxBatchBytes: number
-}
+export type ResolvedOptions = ResolvedOrderOptions
 
 export function resolveOptions(options: TotalOrderOptions = {}): ResolvedOptions {
-  const number = (
-    name: keyof TotalOrderOptions,
-    fallback: number,
-    min: number,
-    integer = false,
-  ) => {
-    const value = options[name] ?? fallback
-    if (
-      typeof value !== 'number' ||
-      !Number.isFinite(value) ||
-      value < min ||
-      (integer && !Number.isInteger(value))
-    ) {
-      throw new OrderError(
-        'INVALID_ARGUMENT',
-        `order option ${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`,
-      )
-    }
-    return value
-  }
-  return {
-    ackDelayMs: number('ackDelayMs', 1, 0),
-    maxBatch: number('maxBatch', 256, 1, true),
-    maxBatchBytes: number('maxBatchBytes', 64 * 1024, 1, true),
-  }
+  return resolveOrderOptions(options, (code, message) => new OrderError(code, message))
 }

@@ -8,10 +8,12 @@
  * Latency: every member must pass each wave, so after receiving a command a member with
  * nothing to send sends an empty acknowledgement after `ackDelayMs` — only for
  * command-bearing messages, so acknowledgements never ping-pong. Under load, commands
- * submitted in one turn travel in one Psync message (`maxBatch`, `maxBatchBytes`).
+ * submitted in one turn travel in one Psync message (`maxBatch`, `maxBatchBytes`). Both are
+ * `@consul/xkernel`'s `Acknowledger` and `CommandBatcher`.
  */
 import {
-  type Counters,
+  Acknowledger,
+  CommandBatcher,
   commandId,
   DecodeError,
   decodeCommandBatch,
@@ -24,48 +26,45 @@ import {
   type PsyncControl,
   type PsyncMessage,
   type SessionContext,
-  type Timer,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
-
-interface Pending {
-  readonly command: Uint8Array
-  readonly resolve: (c: OrderedCommand) => void
-  readonly reject: (e: Error) => void
-}
 
 const CHECKPOINT_VERSION = 1
 
 export class TotalOrderSession {
   readonly control: OrderControl
   private readonly psync: PsyncControl
-  private readonly counters: Counters
-  private queue: Pending[] = []
-  private queuedBytes = 0
-  private readonly waiting = new Map<string, Pending>()
+  private readonly batcher: CommandBatcher
+  private readonly acks: Acknowledger
   private readonly handlers: ((c: OrderedCommand) => void)[] = []
-  private flushTimer: Timer | undefined
-  private ackTimer: Timer | undefined
-  private needAck = false
   private nextWave = 0
   private delivered = 0
   private inWave = false
-  private closed = false
 
   constructor(
     private readonly ctx: SessionContext<{ psync: PsyncControl }>,
-    private readonly options: ResolvedOptions,
+    options: ResolvedOptions,
   ) {
     this.psync = ctx.get(PSYNC)
-    this.counters = ctx.counters
+    this.batcher = new CommandBatcher(ctx, {
+      maxBatch: options.maxBatch,
+      maxBatchBytes: options.maxBatchBytes,
+      error: (code, message) => new OrderError(code, message),
+      send: (batch) => this.send(encodeCommandBatch(batch.map((c) => c.command))).id,
+    })
+    this.acks = new Acknowledger(ctx, {
+      ackDelayMs: options.ackDelayMs,
+      flush: () => this.batcher.flush(),
+      sendAck: () => this.send(new Uint8Array(0)),
+    })
     // Registered at open, so the replay of Psync's log (in its start) is seen too.
     this.psync.onDeliver((m) => this.onMessage(m))
     this.psync.onWave((wave, messages) => this.onWave(wave, messages))
     this.control = {
       specificationVersion: 'v1',
       semantics: 'total',
-      submit: (command) => this.submit(command),
+      submit: (command) => this.batcher.submit(command),
       onDeliver: (handler) => {
         if (typeof handler !== 'function')
           throw new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function')
@@ -82,69 +81,19 @@ export class TotalOrderSession {
     }
   }
 
-  private submit(command: Uint8Array): Promise<OrderedCommand> {
-    if (!(command instanceof Uint8Array)) {
-      return Promise.reject(
-        new OrderError('INVALID_ARGUMENT', 'submit() takes the command as a Uint8Array'),
-      )
-    }
-    if (this.closed)
-      return Promise.reject(new OrderError('CLOSED', `group ${this.ctx.group.port} is closed`))
-    if (command.length > this.options.maxBatchBytes) {
-      return Promise.reject(
-        new OrderError(
-          'INVALID_ARGUMENT',
-          `command of ${command.length} bytes exceeds maxBatchBytes (${this.options.maxBatchBytes})`,
-        ),
-      )
-    }
-    return new Promise<OrderedCommand>((resolve, reject) => {
-      if (this.queuedBytes + command.length > this.options.maxBatchBytes) this.flush()
-      this.queue.push({ command: command.slice(), resolve, reject })
-      this.queuedBytes += command.length
-      this.counters.inc('submitted')
-      if (this.queue.length >= this.options.maxBatch) this.flush()
-      else this.flushTimer ??= this.ctx.clock.setTimer(0, () => this.flush())
-    })
-  }
-
-  /** Sends the queued commands in one Psync message (which also acknowledges). */
-  private flush(): void {
-    this.flushTimer?.cancel()
-    this.flushTimer = undefined
-    if (this.queue.length === 0 || this.closed) return
-    const batch = this.queue
-    this.queue = []
-    this.queuedBytes = 0
-    const message = this.psync.send(encodeCommandBatch(batch.map((p) => p.command)))
-    this.needAck = false
-    this.counters.inc('batches')
-    batch.forEach((p, i) => {
-      const id = commandId(message.id, i)
-      this.waiting.set(id, p)
-      if (this.ctx.events.has('trace.sent')) {
-        this.ctx.events.emit('trace.sent', { group: this.ctx.group.port, layer: 'order', id })
-      }
-    })
+  /** Every send goes through here: anything sent acknowledges what was received. */
+  private send(payload: Uint8Array): PsyncMessage {
+    const message = this.psync.send(payload)
+    this.acks.sent()
+    return message
   }
 
   private onMessage(message: PsyncMessage): void {
     // Restored ones too: the acknowledgement may have died with the crash that the log
     // survived, and the wave would wait for it forever.
     if (message.sender === this.ctx.self) return
-    if (message.payload.length === 0 || message.payload[0] !== ORDER_CHANNEL) return
     // A command from someone else: its wave needs our acknowledgement.
-    this.needAck = true
-    this.ackTimer ??= this.ctx.clock.setTimer(this.options.ackDelayMs, () => {
-      this.ackTimer = undefined
-      if (!this.needAck || this.closed) return
-      if (this.queue.length > 0) this.flush()
-      else {
-        this.psync.send(new Uint8Array(0))
-        this.needAck = false
-        this.counters.inc('acks')
-      }
-    })
+    if (message.payload.length > 0 && message.payload[0] === ORDER_CHANNEL) this.acks.received()
   }
 
   private onWave(wave: number, messages: readonly PsyncMessage[]): void {
@@ -157,7 +106,7 @@ export class TotalOrderSession {
           commands = decodeCommandBatch(message.payload)
         } catch (error) {
           if (!(error instanceof DecodeError)) throw error
-          this.counters.inc('droppedMalformed')
+          this.ctx.counters.inc('droppedMalformed')
           this.ctx.log.warn('malformed command batch skipped', {
             id: message.id,
             error: error.message,
@@ -184,7 +133,7 @@ export class TotalOrderSession {
       position,
       restored: message.restored,
     }
-    this.counters.inc('delivered')
+    this.ctx.counters.inc('delivered')
     if (this.ctx.events.has('trace.delivered')) {
       this.ctx.events.emit('trace.delivered', {
         group: this.ctx.group.port,
@@ -195,11 +144,7 @@ export class TotalOrderSession {
       })
     }
     for (const handler of this.handlers) handler(ordered)
-    const pending = this.waiting.get(ordered.id)
-    if (pending !== undefined) {
-      this.waiting.delete(ordered.id)
-      pending.resolve(ordered)
-    }
+    this.batcher.delivered(ordered)
   }
 
   private checkpoint(): Uint8Array {
@@ -239,13 +184,7 @@ export class TotalOrderSession {
   }
 
   close(): void {
-    this.closed = true
-    const error = new OrderError(
-      'CLOSED',
-      `group ${this.ctx.group.port} closed before the command was delivered`,
-    )
-    for (const p of [...this.queue, ...this.waiting.values()]) p.reject(error)
-    this.queue = []
-    this.waiting.clear()
+    this.acks.close()
+    this.batcher.close()
   }
 }

@@ -96,6 +96,21 @@ export {
   type OrderPosition,
 } from './order-spec.js'
 export {
+  Acknowledger,
+  type AcknowledgerContext,
+  type AcknowledgerOptions,
+  CommandBatcher,
+  type CommandBatcherContext,
+  type CommandBatcherOptions,
+  type NumberOptionSpec,
+  numberOption,
+  type OrderErrorFactory,
+  type OrderOptions,
+  type QueuedCommand,
+  type ResolvedOrderOptions,
+  resolveOrderOptions,
+} from './order-support.js'
+export {
   type AnyProtocolFactory,
   defineProtocol,
   type GroupInfo,

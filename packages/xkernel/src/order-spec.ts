@@ -38,6 +38,14 @@
  * - `semantics`: `'total'` (every replica delivers the same sequence) or `'semantic'` (every
  *   pair of non-commuting commands is delivered in the same relative order everywhere).
  *
+ * ## Building blocks
+ *
+ * Orders may use `CommandBatcher` (submit queue, one Psync message per event-loop turn,
+ * promises resolved on delivery), `Acknowledger` (the empty-acknowledgement rule that lets
+ * waves complete when a member has nothing to send) and `resolveOrderOptions` (`ackDelayMs`,
+ * `maxBatch`, `maxBatchBytes`) from `./order-support.ts`, and `encodeCommandBatch` /
+ * `decodeCommandBatch` below for the framing; all three shipped Orders do.
+ *
  * ## Guarantees every v1 Order keeps (checked by `@consul/testkit/order`)
  *
  * Agreement (per `semantics`), no duplication, no creation, causal order (a command is

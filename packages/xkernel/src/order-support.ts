@@ -1,0 +1,381 @@
+/**
+ * Building blocks for Order protocols: the machinery every Order on Psync needs apart from
+ * its ordering rule. `@consul/order-total`, `@consul/order-semantic` and the Lamport example
+ * use all three; another Order may take any of them.
+ *
+ * - `CommandBatcher`: `submit()` queues commands; those submitted in one event-loop turn go
+ *   out in one Psync message (at most `maxBatch` commands / `maxBatchBytes` bytes, sent early
+ *   when full), and each submit resolves once the Order delivers its command here.
+ * - `Acknowledger`: a member that received a command and has sent nothing since sends an
+ *   empty acknowledgement `ackDelayMs` later, so the command's wave (or clock) can advance.
+ * - `resolveOrderOptions`: defaults and validation of the options above.
+ *
+ * They own no ordering decision and no wire format: the Order frames its messages in the
+ * `send` / `sendAck` callbacks and says when a command is delivered.
+ */
+import type { Clock, Timer } from './clock.js'
+import type { Counters } from './counters.js'
+import { commandId, type OrderedCommand } from './order-spec.js'
+import type { SessionEvents } from './protocol.js'
+import type { MessageId } from './psync-control.js'
+
+/** Builds the Order's own error class for the codes the building blocks report. */
+export type OrderErrorFactory = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) => Error
+
+// ---- options --------------------------------------------------------------------------------
+
+/** The options every Order built on these blocks shares (all optional). */
+export interface OrderOptions {
+  /** Empty-acknowledgement delay after receiving a command (ms, ≥ 0). Default 1. */
+  readonly ackDelayMs?: number
+  /** Most commands per Psync message (integer ≥ 1). Default 256. */
+  readonly maxBatch?: number
+  /** Most command bytes per Psync message (integer ≥ 1). Default 64 KiB. */
+  readonly maxBatchBytes?: number
+}
+
+export interface ResolvedOrderOptions {
+  readonly ackDelayMs: number
+  readonly maxBatch: number
+  readonly maxBatchBytes: number
+}
+
+/** How one numeric option is checked. */
+export interface NumberOptionSpec {
+  readonly fallback: number
+  readonly min: number
+  readonly integer?: boolean
+}
+
+/**
+ * `options[name]` (or `spec.fallback` when absent), checked to be a finite number ≥
+ * `spec.min` (and an integer if `spec.integer`); otherwise throws
+ * `error('INVALID_ARGUMENT', '<label> <name> must be …, got …')`.
+ */
+export function numberOption<K extends string>(
+  options: { readonly [key in K]?: unknown },
+  name: K,
+  spec: NumberOptionSpec,
+  error: OrderErrorFactory,
+  label = 'order option',
+): number {
+  const value = options[name] ?? spec.fallback
+  const integer = spec.integer === true
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < spec.min ||
+    (integer && !Number.isInteger(value))
+  ) {
+    throw error(
+      'INVALID_ARGUMENT',
+      `${label} ${name} must be ${integer ? 'an integer' : 'a number'} >= ${spec.min}, got ${String(value)}`,
+    )
+  }
+  return value
+}
+
+/**
+ * `ackDelayMs` (default 1, ≥ 0), `maxBatch` (default 256, integer ≥ 1) and `maxBatchBytes`
+ * (default 65,536, integer ≥ 1), checked in that order; the first bad one throws
+ * `error('INVALID_ARGUMENT', …)`. `label` starts the message (default `'order option'`).
+ */
+export function resolveOrderOptions(
+  options: OrderOptions,
+  error: OrderErrorFactory,
+  label = 'order option',
+): ResolvedOrderOptions {
+  return {
+    ackDelayMs: numberOption(options, 'ackDelayMs', { fallback: 1, min: 0 }, error, label),
+    maxBatch: numberOption(
+      options,
+      'maxBatch',
+      { fallback: 256, min: 1, integer: true },
+      error,
+      label,
+    ),
+    maxBatchBytes: numberOption(
+      options,
+      'maxBatchBytes',
+      { fallback: 64 * 1024, min: 1, integer: true },
+      error,
+      label,
+    ),
+  }
+}
+
+// ---- batching -------------------------------------------------------------------------------
+
+/** What a session context offers that the batcher uses (a `SessionContext` is one). */
+export interface CommandBatcherContext {
+  /** The session clock (the flush timer runs on it). */
+  readonly clock: Clock
+  /** Counts `submitted` (commands accepted) and `batches` (messages sent). */
+  readonly counters: Counters
+  /** Raises `trace.sent` (layer `order`) for each command sent, when anyone listens. */
+  readonly events: Pick<SessionEvents, 'emit' | 'has'>
+  readonly group: { readonly port: string }
+}
+
+/** A command waiting in the queue or in the batch being sent. */
+export interface QueuedCommand<T> {
+  /** The batcher's own copy of the submitted bytes. */
+  readonly command: Uint8Array
+  /** What `tag` computed for it at submit. */
+  readonly tag: T
+}
+
+export type CommandBatcherOptions<T> = {
+  readonly maxBatch: number
+  readonly maxBatchBytes: number
+  /** Builds the Order's errors (`INVALID_ARGUMENT` and `CLOSED` rejections of `submit`). */
+  readonly error: OrderErrorFactory
+  /**
+   * Sends one batch (in the Order's framing, through `psync.send`) and returns the id of the
+   * message that carries it; command `i` gets the id `commandId(message, i)`. If it throws,
+   * the batch's submits reject with that error.
+   */
+  readonly send: (batch: readonly QueuedCommand<T>[]) => MessageId
+  /** Runs after each batch went out and its commands are tracked. */
+  readonly afterSend?: () => void
+} & (undefined extends T
+  ? {
+      /** Computes a command's tag (see below); absent, tags are `undefined`. */
+      readonly tag?: (command: Uint8Array) => T
+    }
+  : {
+      /**
+       * Computes what the Order keeps with each command (order-semantic: its class rank),
+       * from the batcher's copy, after the common checks. Throwing rejects the submit with
+       * that error, and nothing is queued.
+       */
+      readonly tag: (command: Uint8Array) => T
+    })
+
+interface Pending<T> extends QueuedCommand<T> {
+  readonly resolve: (command: OrderedCommand) => void
+  readonly reject: (error: Error) => void
+}
+
+/**
+ * The submit side of an Order. `submit(command)` checks the command, copies it and queues
+ * it; the queue goes out as one batch through `send` on a 0 ms timer of the session clock —
+ * so everything submitted in one event-loop turn travels together — or at once when it holds
+ * `maxBatch` commands, and before a command that would take it over `maxBatchBytes`. The
+ * submit's promise resolves when the Order reports the command delivered here
+ * (`take(id)` / `delivered(command)`) and rejects if the batcher closes first.
+ *
+ * Rejections (through `error`): `INVALID_ARGUMENT` for a command that is not a `Uint8Array`
+ * or is larger than `maxBatchBytes`, `CLOSED` after `close()`.
+ */
+export class CommandBatcher<T = undefined> {
+  private queue: Pending<T>[] = []
+  private queuedBytes = 0
+  private readonly waiting = new Map<string, Pending<T>>()
+  private timer: Timer | undefined
+  private closed = false
+
+  constructor(
+    private readonly ctx: CommandBatcherContext,
+    private readonly options: CommandBatcherOptions<T>,
+  ) {}
+
+  /** Commands queued and not yet sent. */
+  get queued(): number {
+    return this.queue.length
+  }
+
+  /** Commands sent whose delivery here is still awaited. */
+  get awaiting(): number {
+    return this.waiting.size
+  }
+
+  submit(command: Uint8Array): Promise<OrderedCommand> {
+    const { error, maxBatch, maxBatchBytes } = this.options
+    if (!(command instanceof Uint8Array))
+      return Promise.reject(error('INVALID_ARGUMENT', 'submit() takes the command as a Uint8Array'))
+    if (this.closed)
+      return Promise.reject(error('CLOSED', `group ${this.ctx.group.port} is closed`))
+    if (command.length > maxBatchBytes) {
+      return Promise.reject(
+        error(
+          'INVALID_ARGUMENT',
+          `command of ${command.length} bytes exceeds maxBatchBytes (${maxBatchBytes})`,
+        ),
+      )
+    }
+    const copy = command.slice()
+    // The options type makes `tag` required unless T admits undefined.
+    const tagOf = (this.options as { readonly tag?: (command: Uint8Array) => T }).tag
+    let tag: T
+    try {
+      tag = tagOf === undefined ? (undefined as T) : tagOf(copy)
+    } catch (problem) {
+      return Promise.reject(problem)
+    }
+    return new Promise<OrderedCommand>((resolve, reject) => {
+      if (this.queuedBytes + copy.length > maxBatchBytes) this.flush()
+      this.queue.push({ command: copy, tag, resolve, reject })
+      this.queuedBytes += copy.length
+      this.ctx.counters.inc('submitted')
+      if (this.queue.length >= maxBatch) this.flush()
+      else this.timer ??= this.ctx.clock.setTimer(0, () => this.flush())
+    })
+  }
+
+  /**
+   * Sends the queued commands now, in one batch. Returns whether there were any (also when
+   * `send` threw and they were rejected): a sent batch acknowledges too, so an `Acknowledger`
+   * given `flush: () => batcher.flush()` sends it instead of an empty acknowledgement.
+   */
+  flush(): boolean {
+    this.timer?.cancel()
+    this.timer = undefined
+    if (this.queue.length === 0 || this.closed) return false
+    const batch = this.queue
+    this.queue = []
+    this.queuedBytes = 0
+    let message: MessageId
+    try {
+      message = this.options.send(batch)
+    } catch (problem) {
+      // e.g. a batch over Psync's maxPayloadBytes: the submitters hear of it.
+      for (const p of batch)
+        p.reject(problem instanceof Error ? problem : new Error(String(problem)))
+      return true
+    }
+    this.ctx.counters.inc('batches')
+    const { events, group } = this.ctx
+    batch.forEach((p, i) => {
+      const id = commandId(message, i)
+      this.waiting.set(id, p)
+      if (events.has('trace.sent'))
+        events.emit('trace.sent', { group: group.port, layer: 'order', id })
+    })
+    this.options.afterSend?.()
+    return true
+  }
+
+  /**
+   * Stops awaiting command `id` and returns what resolves its submit (`undefined` if it is
+   * not an own command awaited here). For an Order that settles the submit after running
+   * its delivery handlers, or before; `delivered` does both steps at once.
+   */
+  take(id: string): ((command: OrderedCommand) => void) | undefined {
+    const pending = this.waiting.get(id)
+    if (pending === undefined) return undefined
+    this.waiting.delete(id)
+    return pending.resolve
+  }
+
+  /** The Order delivered `command` here: resolves its submit, if it is an awaited own one. */
+  delivered(command: OrderedCommand): void {
+    this.take(command.id)?.(command)
+  }
+
+  /**
+   * Rejects every queued and awaited submit with
+   * `error('CLOSED', 'group <port> closed before the command was delivered')` and refuses
+   * later ones. Idempotent.
+   */
+  close(): void {
+    this.closed = true
+    this.timer?.cancel()
+    this.timer = undefined
+    const error = this.options.error(
+      'CLOSED',
+      `group ${this.ctx.group.port} closed before the command was delivered`,
+    )
+    for (const p of [...this.queue, ...this.waiting.values()]) p.reject(error)
+    this.queue = []
+    this.queuedBytes = 0
+    this.waiting.clear()
+  }
+}
+
+// ---- acknowledgements -----------------------------------------------------------------------
+
+export interface AcknowledgerContext {
+  /** The session clock (the acknowledgement timer runs on it). */
+  readonly clock: Clock
+  /** Counts `acks` (empty acknowledgements sent). */
+  readonly counters: Counters
+}
+
+export interface AcknowledgerOptions {
+  readonly ackDelayMs: number
+  /**
+   * Sends one empty acknowledgement, in the Order's framing (an empty payload, or e.g. a
+   * stamp and no commands). Like every send of the Order, it must call `sent()`.
+   */
+  readonly sendAck: () => void
+  /**
+   * Sends the queued commands instead, if there are any, and says whether there were:
+   * usually `() => batcher.flush()`.
+   */
+  readonly flush?: () => boolean
+  /** Another reason an acknowledgement is owed besides `owe()` (checked when it matters). */
+  readonly owes?: () => boolean
+}
+
+/**
+ * The acknowledgement rule. Every member must pass each wave (or each command's timestamp)
+ * before anyone delivers it, so a member that received a command from another member and has
+ * sent nothing since sends an empty acknowledgement `ackDelayMs` later. Any send clears the
+ * need; acknowledgements are never acknowledged, so an idle group falls silent.
+ *
+ * The Order calls `received()` after a command-bearing message from another member (never
+ * for an acknowledgement), and `sent()` after each of its own sends, batches and
+ * acknowledgements alike. When the timer fires and an acknowledgement is still owed, queued
+ * commands go instead (`flush`), otherwise `sendAck()` runs and `acks` is counted.
+ */
+export class Acknowledger {
+  private needed = false
+  private timer: Timer | undefined
+  private closed = false
+
+  constructor(
+    private readonly ctx: AcknowledgerContext,
+    private readonly options: AcknowledgerOptions,
+  ) {}
+
+  /** Whether an acknowledgement is owed now. */
+  get owed(): boolean {
+    return this.needed || this.options.owes?.() === true
+  }
+
+  /** A command from another member arrived: acknowledge it unless something goes out first. */
+  received(): void {
+    this.owe()
+    this.schedule()
+  }
+
+  /** Marks an acknowledgement as owed without arming the timer (`schedule()` arms it). */
+  owe(): void {
+    this.needed = true
+  }
+
+  /** Arms the timer if an acknowledgement is owed and it is not already armed. */
+  schedule(): void {
+    if (this.timer !== undefined || this.closed || !this.owed) return
+    this.timer = this.ctx.clock.setTimer(this.options.ackDelayMs, () => {
+      this.timer = undefined
+      if (this.closed || !this.owed) return
+      if (this.options.flush?.() === true) return
+      this.options.sendAck()
+      this.ctx.counters.inc('acks')
+    })
+  }
+
+  /** The Order sent something: that acknowledges everything received so far. */
+  sent(): void {
+    this.needed = false
+  }
+
+  /** Cancels the timer; nothing is sent afterwards. Idempotent. */
+  close(): void {
+    this.closed = true
+    this.timer?.cancel()
+    this.timer = undefined
+  }
+}

@@ -1,0 +1,442 @@
+import { describe, expect, it } from 'vitest'
+import {
+  Acknowledger,
+  CommandBatcher,
+  type CommandBatcherOptions,
+  Counters,
+  commandId,
+  EventBus,
+  numberOption,
+  type OrderedCommand,
+  type QueuedCommand,
+  resolveOrderOptions,
+} from '../src/index.js'
+import { ManualClock } from './fakes.js'
+
+class TestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+const error = (code: string, message: string) => new TestError(code, message)
+const bytes = (...values: number[]) => Uint8Array.from(values)
+
+/** What a session would deliver for command `index` of `message`. */
+function ordered(message: string, index: number, command = bytes()): OrderedCommand {
+  return {
+    id: commandId(message, index),
+    message,
+    sender: 'a',
+    command,
+    position: { wave: 0, delivered: index + 1 },
+    restored: false,
+  }
+}
+
+function setup<T = undefined>(
+  options: Partial<Omit<CommandBatcherOptions<T>, 'send' | 'error'>> = {},
+  send?: (batch: readonly QueuedCommand<T>[]) => string,
+) {
+  const clock = new ManualClock()
+  const counters = new Counters()
+  const events = new EventBus()
+  const sent: (readonly QueuedCommand<T>[])[] = []
+  let seq = 0
+  const batcher = new CommandBatcher<T>({ clock, counters, events, group: { port: 'g' } }, {
+    maxBatch: 256,
+    maxBatchBytes: 1024,
+    error,
+    send:
+      send ??
+      ((batch) => {
+        sent.push(batch)
+        return `a:${++seq}`
+      }),
+    ...options,
+  } as CommandBatcherOptions<T>)
+  return { clock, counters, events, sent, batcher }
+}
+
+/** Records how a promise settles, handling its rejection at once (no unhandled rejections). */
+function settle(promise: Promise<OrderedCommand>): { value?: OrderedCommand; error?: TestError } {
+  const out: { value?: OrderedCommand; error?: TestError } = {}
+  promise.then(
+    (value) => {
+      out.value = value
+    },
+    (e: TestError) => {
+      out.error = e
+    },
+  )
+  return out
+}
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+describe('resolveOrderOptions', () => {
+  it('fills in the defaults', () => {
+    expect(resolveOrderOptions({}, error)).toEqual({
+      ackDelayMs: 1,
+      maxBatch: 256,
+      maxBatchBytes: 65536,
+    })
+  })
+
+  it('keeps valid values (ackDelayMs may be 0 or fractional)', () => {
+    expect(resolveOrderOptions({ ackDelayMs: 0.5, maxBatch: 1, maxBatchBytes: 7 }, error)).toEqual({
+      ackDelayMs: 0.5,
+      maxBatch: 1,
+      maxBatchBytes: 7,
+    })
+    expect(resolveOrderOptions({ ackDelayMs: 0 }, error).ackDelayMs).toBe(0)
+  })
+
+  it.each([
+    [{ ackDelayMs: -1 }, 'order option ackDelayMs must be a number >= 0, got -1'],
+    [{ ackDelayMs: Number.NaN }, 'order option ackDelayMs must be a number >= 0, got NaN'],
+    [
+      { ackDelayMs: Number.POSITIVE_INFINITY },
+      'order option ackDelayMs must be a number >= 0, got Infinity',
+    ],
+    [{ maxBatch: 0 }, 'order option maxBatch must be an integer >= 1, got 0'],
+    [{ maxBatch: 1.5 }, 'order option maxBatch must be an integer >= 1, got 1.5'],
+    [{ maxBatchBytes: '9' }, 'order option maxBatchBytes must be an integer >= 1, got 9'],
+  ])('rejects %o through the error factory', (options, message) => {
+    const thrown = (() => {
+      try {
+        resolveOrderOptions(options as never, error)
+      } catch (e) {
+        return e
+      }
+      return undefined
+    })()
+    expect(thrown).toBeInstanceOf(TestError)
+    expect(thrown).toMatchObject({ code: 'INVALID_ARGUMENT', message })
+  })
+
+  it('reports the first bad option, with the given label', () => {
+    expect(() =>
+      resolveOrderOptions({ ackDelayMs: -1, maxBatch: 0 }, error, 'myOrder option'),
+    ).toThrow('myOrder option ackDelayMs must be a number >= 0, got -1')
+  })
+
+  it('numberOption checks an Order’s own options the same way', () => {
+    const options: { recheckMs?: number } = {}
+    expect(numberOption(options, 'recheckMs', { fallback: 10, min: 1 }, error)).toBe(10)
+    expect(() =>
+      numberOption({ recheckMs: 0 }, 'recheckMs', { fallback: 10, min: 1 }, error, 'x option'),
+    ).toThrow('x option recheckMs must be a number >= 1, got 0')
+  })
+})
+
+describe('CommandBatcher', () => {
+  it('sends the commands of one turn in one batch on a 0 ms timer', () => {
+    const { clock, counters, sent, batcher } = setup()
+    const original = bytes(1, 2)
+    void batcher.submit(original)
+    void batcher.submit(bytes(3))
+    original[0] = 9 // the batcher keeps its own copy
+    expect(sent).toHaveLength(0)
+    expect(batcher.queued).toBe(2)
+    clock.advance(0)
+    expect(sent.map((b) => b.map((c) => [...c.command]))).toEqual([[[1, 2], [3]]])
+    expect(counters.snapshot()).toEqual({ batches: 1, submitted: 2 })
+    expect(batcher.queued).toBe(0)
+    expect(batcher.awaiting).toBe(2)
+    expect(clock.pending).toBe(0)
+  })
+
+  it('resolves a submit when its command is delivered, and only then', async () => {
+    const { clock, batcher } = setup()
+    const first = settle(batcher.submit(bytes(1)))
+    const second = settle(batcher.submit(bytes(2)))
+    clock.advance(0)
+    batcher.delivered(ordered('b:1', 0)) // someone else's command: nothing to resolve
+    const delivered = ordered('a:1', 1)
+    batcher.delivered(delivered)
+    await tick()
+    expect(second.value).toBe(delivered)
+    expect(first).toEqual({})
+    expect(batcher.awaiting).toBe(1)
+  })
+
+  it('take() hands out the resolver once, for Orders that settle after their handlers', async () => {
+    const { clock, batcher } = setup()
+    const result = settle(batcher.submit(bytes(1)))
+    clock.advance(0)
+    const resolve = batcher.take(commandId('a:1', 0))
+    expect(batcher.take(commandId('a:1', 0))).toBeUndefined()
+    batcher.close() // no longer awaited: closing does not reject it
+    resolve?.(ordered('a:1', 0))
+    await tick()
+    expect(result.value?.id).toBe('a:1/0')
+  })
+
+  it('sends at once when the batch holds maxBatch commands', () => {
+    const { clock, sent, batcher } = setup({ maxBatch: 2 })
+    for (let i = 0; i < 5; i++) void batcher.submit(bytes(i))
+    expect(sent.map((b) => b.length)).toEqual([2, 2])
+    clock.advance(0)
+    expect(sent.map((b) => b.length)).toEqual([2, 2, 1])
+  })
+
+  it('sends the queue first when a command would take it over maxBatchBytes', () => {
+    const { clock, sent, batcher } = setup({ maxBatchBytes: 4 })
+    void batcher.submit(bytes(1, 2, 3))
+    void batcher.submit(bytes(4)) // exactly 4: still one batch
+    void batcher.submit(bytes(5))
+    expect(sent.map((b) => b.map((c) => [...c.command]))).toEqual([[[1, 2, 3], [4]]])
+    clock.advance(0)
+    expect(sent).toHaveLength(2)
+  })
+
+  it('rejects bad commands through the error factory and queues nothing', async () => {
+    const { counters, batcher } = setup({ maxBatchBytes: 2 })
+    await expect(batcher.submit('x' as never)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'submit() takes the command as a Uint8Array',
+    })
+    await expect(batcher.submit(bytes(1, 2, 3))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: 'command of 3 bytes exceeds maxBatchBytes (2)',
+    })
+    expect(batcher.queued).toBe(0)
+    expect(counters.get('submitted')).toBe(0)
+  })
+
+  it('raises trace.sent for each command sent, with layer order', () => {
+    const { clock, events, batcher } = setup()
+    const traced: unknown[] = []
+    events.on('trace.sent', (m) => traced.push(m))
+    void batcher.submit(bytes(1))
+    void batcher.submit(bytes(2))
+    clock.advance(0)
+    expect(traced).toEqual([
+      { group: 'g', layer: 'order', id: 'a:1/0' },
+      { group: 'g', layer: 'order', id: 'a:1/1' },
+    ])
+  })
+
+  it('runs afterSend once the batch is awaited', async () => {
+    let batcher!: CommandBatcher
+    const setupResult = setup({
+      afterSend: () => batcher.delivered(ordered('a:1', 0)),
+    })
+    batcher = setupResult.batcher
+    const result = settle(batcher.submit(bytes(1)))
+    setupResult.clock.advance(0)
+    await tick()
+    expect(result.value?.id).toBe('a:1/0')
+  })
+
+  it('rejects the batch with the error send throws, and does not count it', async () => {
+    const failure = new TestError('PAYLOAD_TOO_LARGE', 'too large')
+    const { counters, batcher } = setup({}, () => {
+      throw failure
+    })
+    const results = [settle(batcher.submit(bytes(1))), settle(batcher.submit(bytes(2)))]
+    expect(batcher.flush()).toBe(true)
+    await tick()
+    expect(results.map((r) => r.error)).toEqual([failure, failure])
+    expect(counters.get('batches')).toBe(0)
+    expect(batcher.awaiting).toBe(0)
+  })
+
+  it('tags each command at submit; a tag that throws rejects the submit', async () => {
+    const bad = new TestError('BAD_CLASS', 'no class')
+    const { clock, sent, batcher } = setup<number>({
+      tag: (command) => {
+        if (command[0] === 0) throw bad
+        return command[0]! * 10
+      },
+    })
+    await expect(batcher.submit(bytes(0))).rejects.toBe(bad)
+    void batcher.submit(bytes(1))
+    void batcher.submit(bytes(2))
+    clock.advance(0)
+    expect(sent[0]!.map((c) => c.tag)).toEqual([10, 20])
+  })
+
+  it('flush() says whether there was anything to send', () => {
+    const { sent, batcher } = setup()
+    expect(batcher.flush()).toBe(false)
+    void batcher.submit(bytes(1))
+    expect(batcher.flush()).toBe(true)
+    expect(sent).toHaveLength(1)
+  })
+
+  it('close() rejects queued and awaited submits and refuses new ones', async () => {
+    const { clock, sent, batcher } = setup()
+    const awaited = settle(batcher.submit(bytes(1)))
+    clock.advance(0)
+    const queued = settle(batcher.submit(bytes(2)))
+    batcher.close()
+    await tick()
+    for (const { error } of [awaited, queued]) {
+      expect(error).toBeInstanceOf(TestError)
+      expect(error).toMatchObject({
+        code: 'CLOSED',
+        message: 'group g closed before the command was delivered',
+      })
+    }
+    await expect(batcher.submit(bytes(3))).rejects.toMatchObject({
+      code: 'CLOSED',
+      message: 'group g is closed',
+    })
+    expect(clock.pending).toBe(0)
+    expect(batcher.flush()).toBe(false)
+    expect(sent).toHaveLength(1)
+    batcher.close() // idempotent
+  })
+})
+
+describe('Acknowledger', () => {
+  function acknowledger(options: { flush?: () => boolean; owes?: () => boolean } = {}) {
+    const clock = new ManualClock()
+    const counters = new Counters()
+    const acks: number[] = []
+    let ack!: Acknowledger
+    ack = new Acknowledger(
+      { clock, counters },
+      {
+        ackDelayMs: 5,
+        sendAck: () => {
+          acks.push(clock.now())
+          ack.sent()
+        },
+        ...options,
+      },
+    )
+    return { clock, counters, acks, ack }
+  }
+
+  it('acknowledges a received command ackDelayMs later, once', () => {
+    const { clock, counters, acks, ack } = acknowledger()
+    ack.received()
+    clock.advance(2)
+    ack.received() // the timer is already running
+    clock.advance(2.9)
+    expect(acks).toEqual([])
+    expect(ack.owed).toBe(true)
+    clock.advance(0.1)
+    expect(acks).toEqual([5])
+    expect(counters.get('acks')).toBe(1)
+    expect(ack.owed).toBe(false)
+    clock.advance(100)
+    expect(acks).toEqual([5])
+  })
+
+  it('sends nothing if something else went out meanwhile', () => {
+    const { clock, counters, acks, ack } = acknowledger()
+    ack.received()
+    ack.sent()
+    clock.advance(10)
+    expect(acks).toEqual([])
+    expect(counters.get('acks')).toBe(0)
+    expect(clock.pending).toBe(0)
+  })
+
+  it('sends queued commands instead when there are any', () => {
+    let queued = 2
+    const { clock, counters, acks, ack } = acknowledger({
+      flush: () => {
+        if (queued === 0) return false
+        queued = 0
+        ack.sent()
+        return true
+      },
+    })
+    ack.received()
+    clock.advance(5)
+    expect(queued).toBe(0)
+    expect(acks).toEqual([])
+    expect(counters.get('acks')).toBe(0)
+    ack.received()
+    clock.advance(5)
+    expect(acks).toEqual([10])
+  })
+
+  it('owe() marks without arming; schedule() arms when owed, also for owes()', () => {
+    let blocked = false
+    const { clock, acks, ack } = acknowledger({ owes: () => blocked })
+    ack.schedule()
+    expect(clock.pending).toBe(0)
+    ack.owe()
+    expect(clock.pending).toBe(0)
+    ack.sent()
+    blocked = true
+    expect(ack.owed).toBe(true)
+    ack.schedule()
+    clock.advance(5)
+    expect(acks).toEqual([5])
+    blocked = false
+    ack.owe()
+    ack.schedule()
+    clock.advance(5)
+    expect(acks).toEqual([5, 10])
+  })
+
+  it('re-checks at fire time: owes() turning false cancels the acknowledgement', () => {
+    let blocked = true
+    const { clock, acks, ack } = acknowledger({ owes: () => blocked })
+    ack.schedule()
+    blocked = false
+    clock.advance(5)
+    expect(acks).toEqual([])
+  })
+
+  it('close() cancels the timer and keeps it off', () => {
+    const { clock, acks, ack } = acknowledger()
+    ack.received()
+    ack.close()
+    ack.received()
+    clock.advance(10)
+    expect(acks).toEqual([])
+    expect(clock.pending).toBe(0)
+    ack.close()
+  })
+
+  it('with a CommandBatcher: a batch acknowledges, so an ack follows only an idle turn', () => {
+    const clock = new ManualClock()
+    const counters = new Counters()
+    const sent: string[] = []
+    let seq = 0
+    let ack!: Acknowledger
+    const batcher = new CommandBatcher(
+      { clock, counters, events: new EventBus(), group: { port: 'g' } },
+      {
+        maxBatch: 8,
+        maxBatchBytes: 64,
+        error,
+        send: (batch) => {
+          sent.push(`batch of ${batch.length}`)
+          ack.sent()
+          return `a:${++seq}`
+        },
+      },
+    )
+    ack = new Acknowledger(
+      { clock, counters },
+      {
+        ackDelayMs: 1,
+        flush: () => batcher.flush(),
+        sendAck: () => {
+          sent.push('ack')
+          ack.sent()
+        },
+      },
+    )
+    ack.received()
+    void batcher.submit(bytes(1))
+    clock.advance(0) // the batch goes out and answers the received command
+    clock.advance(1)
+    ack.received()
+    clock.advance(1)
+    expect(sent).toEqual(['batch of 1', 'ack'])
+    expect(counters.snapshot()).toEqual({ acks: 1, batches: 1, submitted: 1 })
+  })
+})
