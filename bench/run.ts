@@ -14,6 +14,7 @@ const benches: Record<string, Bench> = {
   transport: async () => (await import('./src/transport.js')).benchTransport(),
   storage: async () => (await import('./src/storage.js')).benchStorage(),
   psync: async () => (await import('./src/psync.js')).benchPsync(),
+  order: async () => (await import('./src/order.js')).benchOrder(),
 }
 
 const here = dirname(fileURLToPath(import.meta.url))

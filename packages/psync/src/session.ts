@@ -70,6 +70,8 @@ export class PsyncSession {
   private mySeq = 0
   /** Highest own seq already on the wire (durable). */
   private transmittedSeq = 0
+  /** When the latest own message went on the wire. */
+  private transmittedAt = Number.NEGATIVE_INFINITY
   private nextWave = 0
   private pruneFloor = 0
   private restarting = false
@@ -494,6 +496,7 @@ export class PsyncSession {
   private transmit(node: GraphNode): void {
     if (this.closed) return
     if (node.seq > this.transmittedSeq) this.transmittedSeq = node.seq
+    this.transmittedAt = this.ctx.clock.now()
     this.counters.inc('transmitted')
     this.net.broadcast(
       MessageBuffer.fromPayload(encodeData(node.sender, node.seq, node.deps, node.payload)),
@@ -580,6 +583,11 @@ export class PsyncSession {
     const last = this.graph.get(this.self, this.transmittedSeq)
     if (last === undefined) return
     const now = this.ctx.clock.now()
+    // Under steady traffic the latest message is always fresh: give it a chance first.
+    if (now - this.transmittedAt < this.options.resendAfterMs) {
+      this.armResend()
+      return
+    }
     let pending = false
     for (const q of this.candidates()) {
       if (this.ackedAt[q]! >= last.seq) continue

@@ -14,7 +14,8 @@ export interface Clock {
   now(): number
   /**
    * Runs `callback` once, `delayMs` from now (a negative or NaN delay counts as 0). Timers
-   * due at the same instant run in the order they were set.
+   * due at the same instant run in the order they were set. A zero delay means "at the end
+   * of this turn" (the real clock uses `setImmediate`, not a 1 ms `setTimeout`).
    */
   setTimer(delayMs: number, callback: () => void): Timer
 }

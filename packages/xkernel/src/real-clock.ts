@@ -1,6 +1,8 @@
 /**
- * The real clock: `performance.now()` and `setTimeout`. This file is one of the few the
- * determinism lint rule allows to touch ambient time.
+ * The real clock: `performance.now()`, `setTimeout`, and `setImmediate` for a zero delay —
+ * Node's `setTimeout(fn, 0)` waits at least 1 ms, which would put a millisecond on every
+ * "at the end of this turn" (batch flushes, group commits, acknowledgements). This file is one
+ * of the few the determinism lint rule allows to touch ambient time.
  */
 import type { Clock, Timer } from './clock.js'
 
@@ -9,6 +11,10 @@ export function realClock(): Clock {
     now: () => performance.now(),
     setTimer(delayMs: number, callback: () => void): Timer {
       const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0
+      if (delay === 0) {
+        const immediate = setImmediate(callback)
+        return { cancel: () => clearImmediate(immediate) }
+      }
       const handle = setTimeout(callback, delay)
       return { cancel: () => clearTimeout(handle) }
     },
