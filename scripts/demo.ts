@@ -7,7 +7,6 @@
  * up, and the waiting commands complete everywhere.
  */
 import { randomBytes } from 'node:crypto'
-import { createSocket } from 'node:dgram'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,27 +15,14 @@ import { psync } from '@consul/psync'
 import { lmdbStorage } from '@consul/storage-lmdb'
 import { udp } from '@consul/transport-udp'
 import { createLogger, type OpenHooks, ORDER, type OrderControl, stack } from '@consul/xkernel'
+import { freeUdpPorts } from '../bench/src/ports.js'
 
 const ids = ['a', 'b', 'c'] as const
 const key = randomBytes(32)
 const root = mkdtempSync(join(tmpdir(), 'consul-demo-'))
 const logger = createLogger({ level: 'error' })
 
-async function freePorts(n: number): Promise<number[]> {
-  const sockets = await Promise.all(
-    Array.from({ length: n }, () => {
-      const s = createSocket('udp4')
-      return new Promise<ReturnType<typeof createSocket>>((resolve) =>
-        s.bind(0, '127.0.0.1', () => resolve(s)),
-      )
-    }),
-  )
-  const ports = sockets.map((s) => s.address().port)
-  for (const s of sockets) s.close()
-  return ports
-}
-
-const ports = await freePorts(ids.length)
+const ports = await freeUdpPorts(ids.length)
 const peers = Object.fromEntries(ids.map((id, i) => [id, { host: '127.0.0.1', port: ports[i]! }]))
 const balances = new Map<string, number>()
 const applied = new Map<string, number>()

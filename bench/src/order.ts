@@ -41,6 +41,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { GoMessage, GoResult, ParentMessage, SetupMessage } from './order-node.js'
+import { freeUdpPorts } from './ports.js'
 import { rawUdpBaseline } from './raw-udp.js'
 
 /**
@@ -112,20 +113,6 @@ function request<T>(child: ChildProcess, message: ParentMessage, timeoutMs = 30_
   return answer
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const sockets = await Promise.all(
-    Array.from({ length: n }, () => {
-      const s = createSocket('udp4')
-      return new Promise<ReturnType<typeof createSocket>>((resolve) =>
-        s.bind(0, '127.0.0.1', () => resolve(s)),
-      )
-    }),
-  )
-  const ports = sockets.map((s) => s.address().port)
-  await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
-  return ports
-}
-
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
@@ -185,7 +172,7 @@ async function runPhase(
 ): Promise<GoResult[]> {
   const replicas = pool.slice(0, n)
   const ids = replicas.map((_, i) => `r${i + 1}`)
-  const ports = await freePorts(n)
+  const ports = await freeUdpPorts(n)
   const peers = Object.fromEntries(ids.map((id, i) => [id, { host: '127.0.0.1', port: ports[i]! }]))
   const keyHex = randomBytes(32).toString('hex')
   const dir =

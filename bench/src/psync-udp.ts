@@ -5,8 +5,8 @@
  * counts causal deliveries. The result is the delivery rate at the slowest process.
  */
 import { fork } from 'node:child_process'
-import { createSocket } from 'node:dgram'
 import { fileURLToPath } from 'node:url'
+import { freeUdpPorts } from './ports.js'
 
 export interface PsyncUdpResult {
   /** Messages delivered per second at the slowest process (all senders' messages). */
@@ -15,26 +15,12 @@ export interface PsyncUdpResult {
   readonly cpuMicrosPerMessage: number
 }
 
-async function freePorts(n: number): Promise<number[]> {
-  const sockets = await Promise.all(
-    Array.from({ length: n }, () => {
-      const s = createSocket('udp4')
-      return new Promise<ReturnType<typeof createSocket>>((resolve) =>
-        s.bind(0, '127.0.0.1', () => resolve(s)),
-      )
-    }),
-  )
-  const ports = sockets.map((s) => s.address().port)
-  for (const s of sockets) s.close()
-  return ports
-}
-
 export async function psyncOverUdp(options: {
   processes: number
   durationMs: number
 }): Promise<PsyncUdpResult> {
   const ids = Array.from({ length: options.processes }, (_, i) => `p${i + 1}`)
-  const ports = await freePorts(ids.length)
+  const ports = await freeUdpPorts(ids.length)
   const peers = Object.fromEntries(ids.map((id, i) => [id, { host: '127.0.0.1', port: ports[i]! }]))
   const script = fileURLToPath(new URL('./psync-udp-node.ts', import.meta.url))
   const children = ids.map((self) =>
