@@ -23,6 +23,7 @@ import {
   type Counters,
   commandId,
   DecodeError,
+  Listeners,
   type NodeId,
   type OrderControl,
   type OrderedCommand,
@@ -53,7 +54,9 @@ export class LamportOrderSession {
   private readonly lastDepth = new Map<NodeId, number>()
   private readonly batcher: CommandBatcher
   private readonly acks: Acknowledger
-  private readonly handlers: ((c: OrderedCommand) => void)[] = []
+  private readonly handlers = new Listeners<[OrderedCommand]>(
+    () => new LamportOrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
+  )
   private recheckTimer: Timer | undefined
   /** The highest stamp of a command from another member: our clock must pass it. */
   private owed: Stamp | undefined
@@ -115,15 +118,7 @@ export class LamportOrderSession {
       specificationVersion: 'v1',
       semantics: 'total',
       submit: (command) => this.batcher.submit(command),
-      onDeliver: (handler) => {
-        if (typeof handler !== 'function')
-          throw new LamportOrderError('INVALID_ARGUMENT', 'onDeliver takes a function')
-        this.handlers.push(handler)
-        return () => {
-          const i = this.handlers.indexOf(handler)
-          if (i >= 0) this.handlers.splice(i, 1)
-        }
-      },
+      onDeliver: (handler) => this.handlers.add(handler),
       position: () => ({ wave: this.wave(), delivered: this.delivered }),
       // The delivered set is always a prefix of the key order and the checkpoint records
       // the exact last key, so every point is a consistent cut — even inside a handler.
@@ -318,7 +313,7 @@ export class LamportOrderSession {
     }
     // Settled after the handlers, even if one of them closes the group.
     const resolve = this.batcher.take(ordered.id)
-    for (const handler of [...this.handlers]) handler(ordered)
+    this.handlers.emit(ordered)
     resolve?.(ordered)
   }
 

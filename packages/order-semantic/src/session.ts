@@ -27,6 +27,7 @@ import {
   DecodeError,
   decodeCommandBatch,
   encodeCommandBatch,
+  Listeners,
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
@@ -54,7 +55,9 @@ export class SemanticOrderSession {
   private readonly acks: Acknowledger
   /** The batch being sent right now (Psync delivers it back synchronously). */
   private sending: readonly QueuedCommand<number>[] | undefined
-  private readonly handlers: ((c: OrderedCommand) => void)[] = []
+  private readonly handlers = new Listeners<[OrderedCommand]>(
+    () => new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
+  )
   private delivered = 0
   private deliveredHere = 0
   private pumping = false
@@ -92,15 +95,7 @@ export class SemanticOrderSession {
       specificationVersion: 'v1',
       semantics: 'semantic',
       submit: (command) => this.batcher.submit(command),
-      onDeliver: (handler) => {
-        if (typeof handler !== 'function')
-          throw new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function')
-        this.handlers.push(handler)
-        return () => {
-          const i = this.handlers.indexOf(handler)
-          if (i >= 0) this.handlers.splice(i, 1)
-        }
-      },
+      onDeliver: (handler) => this.handlers.add(handler),
       position: () => ({ wave: this.waves.wave, delivered: this.delivered }),
       atWaveBoundary: () => this.waves.ahead === 0,
       checkpoint: () => this.checkpoint(),
@@ -231,7 +226,7 @@ export class SemanticOrderSession {
         depth: wave,
       })
     }
-    for (const handler of this.handlers) handler(ordered)
+    this.handlers.emit(ordered)
     this.batcher.delivered(ordered)
   }
 

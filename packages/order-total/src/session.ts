@@ -18,6 +18,7 @@ import {
   DecodeError,
   decodeCommandBatch,
   encodeCommandBatch,
+  Listeners,
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
@@ -37,7 +38,9 @@ export class TotalOrderSession {
   private readonly psync: PsyncControl
   private readonly batcher: CommandBatcher
   private readonly acks: Acknowledger
-  private readonly handlers: ((c: OrderedCommand) => void)[] = []
+  private readonly handlers = new Listeners<[OrderedCommand]>(
+    () => new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
+  )
   private nextWave = 0
   private delivered = 0
   private inWave = false
@@ -65,15 +68,7 @@ export class TotalOrderSession {
       specificationVersion: 'v1',
       semantics: 'total',
       submit: (command) => this.batcher.submit(command),
-      onDeliver: (handler) => {
-        if (typeof handler !== 'function')
-          throw new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function')
-        this.handlers.push(handler)
-        return () => {
-          const i = this.handlers.indexOf(handler)
-          if (i >= 0) this.handlers.splice(i, 1)
-        }
-      },
+      onDeliver: (handler) => this.handlers.add(handler),
       position: () => ({ wave: this.nextWave, delivered: this.delivered }),
       atWaveBoundary: () => !this.inWave,
       checkpoint: () => this.checkpoint(),
@@ -143,7 +138,7 @@ export class TotalOrderSession {
         depth: wave,
       })
     }
-    for (const handler of this.handlers) handler(ordered)
+    this.handlers.emit(ordered)
     this.batcher.delivered(ordered)
   }
 

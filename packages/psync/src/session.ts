@@ -13,6 +13,7 @@ import {
   type Counters,
   DecodeError,
   type GroupNetwork,
+  Listeners,
   MessageBuffer,
   type MessageId,
   messageId,
@@ -83,9 +84,15 @@ export class PsyncSession {
   private pruneTimer: Timer | undefined
   /** The floor the last prune ran with. */
   private prunedFloor = 0
-  private readonly deliverHandlers: ((m: PsyncMessage) => void)[] = []
-  private readonly waveHandlers: ((wave: number, messages: readonly PsyncMessage[]) => void)[] = []
-  private readonly memberHandlers: ((members: readonly NodeId[]) => void)[] = []
+  private readonly deliverHandlers = new Listeners<[PsyncMessage]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onDeliver takes a function'),
+  )
+  private readonly waveHandlers = new Listeners<[number, readonly PsyncMessage[]]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onWave takes a function'),
+  )
+  private readonly memberHandlers = new Listeners<[readonly NodeId[]]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onMembersChanged takes a function'),
+  )
   private readonly iteratorMode: boolean
   private readonly queue: PsyncMessage[] = []
   private readonly waiters: ((r: IteratorResult<PsyncMessage>) => void)[] = []
@@ -349,7 +356,7 @@ export class PsyncSession {
         depth: message.depth,
       })
     }
-    for (const handler of this.deliverHandlers) handler(message)
+    this.deliverHandlers.emit(message)
     if (this.iteratorMode) {
       const waiter = this.waiters.shift()
       if (waiter !== undefined) waiter({ value: message, done: false })
@@ -438,10 +445,11 @@ export class PsyncSession {
           ids: nodes.map((n) => this.idOf(n.sender, n.seq)),
         })
       }
-      if (this.waveHandlers.length > 0) {
-        const messages = nodes.map((n) => this.view(n))
-        for (const handler of this.waveHandlers) handler(wave, messages)
-      }
+      if (this.waveHandlers.size > 0)
+        this.waveHandlers.emit(
+          wave,
+          nodes.map((n) => this.view(n)),
+        )
     }
     if (this.options.retainWaves !== undefined) {
       this.pruneFloor = Math.max(this.pruneFloor, this.nextWave - this.options.retainWaves)
@@ -729,7 +737,7 @@ export class PsyncSession {
 
   private membersChanged(): void {
     const members = this.members.filter((_, i) => this.active[i])
-    for (const handler of this.memberHandlers) handler(members)
+    this.memberHandlers.emit(members)
   }
 
   /** Prunes every `pruneEveryMs` while the floor is above what was pruned last. */
@@ -779,15 +787,7 @@ export class PsyncSession {
     return {
       self: this.ctx.self,
       send: (payload) => this.send(payload),
-      onDeliver: (handler) => {
-        if (typeof handler !== 'function')
-          throw new PsyncError('INVALID_ARGUMENT', 'onDeliver takes a function')
-        this.deliverHandlers.push(handler)
-        return () => {
-          const i = this.deliverHandlers.indexOf(handler)
-          if (i >= 0) this.deliverHandlers.splice(i, 1)
-        }
-      },
+      onDeliver: (handler) => this.deliverHandlers.add(handler),
       messages: () => {
         if (!this.iteratorMode) {
           throw new PsyncError(
@@ -806,15 +806,7 @@ export class PsyncSession {
         }
         return iterator
       },
-      onWave: (handler) => {
-        if (typeof handler !== 'function')
-          throw new PsyncError('INVALID_ARGUMENT', 'onWave takes a function')
-        this.waveHandlers.push(handler)
-        return () => {
-          const i = this.waveHandlers.indexOf(handler)
-          if (i >= 0) this.waveHandlers.splice(i, 1)
-        }
-      },
+      onWave: (handler) => this.waveHandlers.add(handler),
       get: (id) => {
         const n = node(id)
         return n === undefined ? undefined : this.view(n)
@@ -835,16 +827,7 @@ export class PsyncSession {
       wave: (depth) => this.sortedWave(depth).map((n) => this.view(n)),
       waveComplete: (depth) => depth < this.nextWave || this.waveComplete(depth),
       members: () => this.members.filter((_, i) => this.active[i]),
-      onMembersChanged: (handler) => {
-        if (typeof handler !== 'function') {
-          throw new PsyncError('INVALID_ARGUMENT', 'onMembersChanged takes a function')
-        }
-        this.memberHandlers.push(handler)
-        return () => {
-          const i = this.memberHandlers.indexOf(handler)
-          if (i >= 0) this.memberHandlers.splice(i, 1)
-        }
-      },
+      onMembersChanged: (handler) => this.memberHandlers.add(handler),
       maskOut: (name) => {
         const p = this.member(name)
         if (p === this.self)

@@ -65,6 +65,7 @@ export type {
   OpenHooks,
   ProtocolDescription,
 } from './host.js'
+export { Listeners } from './listeners.js'
 export {
   createLogger,
   jsonLineSink,

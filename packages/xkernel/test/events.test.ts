@@ -114,3 +114,22 @@ describe('EventBus', () => {
     expect(bus.has('test.pinged')).toBe(false)
   })
 })
+
+describe('Listeners', () => {
+  it('calls handlers in order, unsubscribes, tolerates changes during a call, validates', async () => {
+    const { Listeners } = await import('../src/index.js')
+    const calls: string[] = []
+    const list = new Listeners<[number]>(() => new RangeError('nope'))
+    const offA = list.add((n) => {
+      calls.push(`a${n}`)
+      offA()
+      list.add((m) => calls.push(`c${m}`))
+    })
+    list.add((n) => calls.push(`b${n}`))
+    list.emit(1)
+    list.emit(2)
+    expect(calls).toEqual(['a1', 'b1', 'b2', 'c2'])
+    expect(list.size).toBe(2)
+    expect(() => list.add(42 as unknown as () => void)).toThrow(RangeError)
+  })
+})
