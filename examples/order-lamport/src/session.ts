@@ -21,16 +21,17 @@ import {
   Acknowledger,
   CommandBatcher,
   type Counters,
-  commandId,
   DecodeError,
   Listeners,
   type NodeId,
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
+  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
+  recordOrderDelivery,
   type SessionContext,
   type Timer,
 } from '@consul/xkernel'
@@ -293,24 +294,8 @@ export class LamportOrderSession {
     command: Uint8Array,
     position: OrderPosition,
   ): void {
-    const ordered: OrderedCommand = {
-      id: commandId(message.id, index),
-      message: message.id,
-      sender: message.sender,
-      command,
-      position,
-      restored: message.restored,
-    }
-    this.counters.inc('delivered')
-    if (this.ctx.events.has('trace.delivered')) {
-      this.ctx.events.emit('trace.delivered', {
-        group: this.ctx.group.port,
-        layer: 'order',
-        id: ordered.id,
-        from: ordered.sender,
-        depth: message.depth,
-      })
-    }
+    const ordered = orderedCommand(message, index, command, position)
+    recordOrderDelivery(this.ctx, ordered, message.depth)
     // Settled after the handlers, even if one of them closes the group.
     const resolve = this.batcher.take(ordered.id)
     this.handlers.emit(ordered)

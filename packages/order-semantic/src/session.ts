@@ -32,10 +32,12 @@ import {
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
+  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
   type QueuedCommand,
+  recordOrderDelivery,
   type SessionContext,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
@@ -207,25 +209,9 @@ export class SemanticOrderSession {
     this.delivered++
     this.deliveredHere++
     const position: OrderPosition = { wave, delivered: this.delivered }
-    const ordered: OrderedCommand = {
-      id: c.id,
-      message: c.message.id,
-      sender: c.message.sender,
-      command: c.command,
-      position,
-      restored: c.message.restored,
-    }
-    this.counters.inc('delivered')
+    const ordered = orderedCommand(c.message, c.index, c.command, position)
+    recordOrderDelivery(this.ctx, ordered, wave)
     this.counters.inc(early ? 'deliveredEarly' : 'deliveredAtWave')
-    if (this.ctx.events.has('trace.delivered')) {
-      this.ctx.events.emit('trace.delivered', {
-        group: this.ctx.group.port,
-        layer: 'order',
-        id: ordered.id,
-        from: ordered.sender,
-        depth: wave,
-      })
-    }
     this.handlers.emit(ordered)
     this.batcher.delivered(ordered)
   }

@@ -14,7 +14,6 @@
 import {
   Acknowledger,
   CommandBatcher,
-  commandId,
   DecodeError,
   decodeCommandBatch,
   encodeCommandBatch,
@@ -23,9 +22,11 @@ import {
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
+  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
+  recordOrderDelivery,
   type SessionContext,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
@@ -120,24 +121,8 @@ export class TotalOrderSession {
   private deliver(message: PsyncMessage, index: number, command: Uint8Array, wave: number): void {
     this.delivered++
     const position: OrderPosition = { wave, delivered: this.delivered }
-    const ordered: OrderedCommand = {
-      id: commandId(message.id, index),
-      message: message.id,
-      sender: message.sender,
-      command,
-      position,
-      restored: message.restored,
-    }
-    this.ctx.counters.inc('delivered')
-    if (this.ctx.events.has('trace.delivered')) {
-      this.ctx.events.emit('trace.delivered', {
-        group: this.ctx.group.port,
-        layer: 'order',
-        id: ordered.id,
-        from: ordered.sender,
-        depth: wave,
-      })
-    }
+    const ordered = orderedCommand(message, index, command, position)
+    recordOrderDelivery(this.ctx, ordered, wave)
     this.handlers.emit(ordered)
     this.batcher.delivered(ordered)
   }

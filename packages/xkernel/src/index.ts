@@ -107,8 +107,10 @@ export {
   numberOption,
   type OrderErrorFactory,
   type OrderOptions,
+  orderedCommand,
   type QueuedCommand,
   type ResolvedOrderOptions,
+  recordOrderDelivery,
   resolveOrderOptions,
 } from './order-support.js'
 export {

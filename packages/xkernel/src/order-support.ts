@@ -15,9 +15,9 @@
  */
 import type { Clock, Timer } from './clock.js'
 import type { Counters } from './counters.js'
-import { commandId, type OrderedCommand } from './order-spec.js'
+import { commandId, type OrderedCommand, type OrderPosition } from './order-spec.js'
 import type { SessionEvents } from './protocol.js'
-import type { MessageId } from './psync-control.js'
+import type { MessageId, PsyncMessage } from './psync-control.js'
 
 /** Builds the Order's own error class for the codes the building blocks report. */
 export type OrderErrorFactory = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) => Error
@@ -377,5 +377,43 @@ export class Acknowledger {
     this.closed = true
     this.timer?.cancel()
     this.timer = undefined
+  }
+}
+
+/** The `OrderedCommand` for the `index`-th command carried by `message`. */
+export function orderedCommand(
+  message: PsyncMessage,
+  index: number,
+  command: Uint8Array,
+  position: OrderPosition,
+): OrderedCommand {
+  return {
+    id: commandId(message.id, index),
+    message: message.id,
+    sender: message.sender,
+    command,
+    position,
+    restored: message.restored,
+  }
+}
+
+/**
+ * Counts a delivery (`delivered`) and raises `trace.delivered` (layer `order`, the command's
+ * wave as its depth) when anyone listens — what every Order does as it delivers a command.
+ */
+export function recordOrderDelivery(
+  ctx: CommandBatcherContext,
+  ordered: OrderedCommand,
+  depth: number,
+): void {
+  ctx.counters.inc('delivered')
+  if (ctx.events.has('trace.delivered')) {
+    ctx.events.emit('trace.delivered', {
+      group: ctx.group.port,
+      layer: 'order',
+      id: ordered.id,
+      from: ordered.sender,
+      depth,
+    })
   }
 }

@@ -440,3 +440,41 @@ describe('Acknowledger', () => {
     expect(counters.snapshot()).toEqual({ acks: 1, batches: 1, submitted: 1 })
   })
 })
+
+describe('orderedCommand and recordOrderDelivery', () => {
+  it('build the delivered record and count and trace it', async () => {
+    const { orderedCommand, recordOrderDelivery } = await import('../src/index.js')
+    const message = {
+      id: 'a:3',
+      sender: 'a',
+      seq: 3,
+      depth: 7,
+      deps: [],
+      payload: new Uint8Array(),
+      restored: true,
+    }
+    const ordered = orderedCommand(message, 2, new Uint8Array([9]), { wave: 7, delivered: 12 })
+    expect(ordered).toEqual({
+      id: 'a:3/2',
+      message: 'a:3',
+      sender: 'a',
+      command: new Uint8Array([9]),
+      position: { wave: 7, delivered: 12 },
+      restored: true,
+    })
+    const traced: unknown[] = []
+    const counts: Record<string, number> = {}
+    const ctx = {
+      clock: new ManualClock(),
+      counters: { inc: (name: string) => void (counts[name] = (counts[name] ?? 0) + 1) } as never,
+      events: {
+        has: () => true,
+        emit: (_name: string, payload: unknown) => void traced.push(payload),
+      } as never,
+      group: { port: 'g' },
+    }
+    recordOrderDelivery(ctx, ordered, 7)
+    expect(counts).toEqual({ delivered: 1 })
+    expect(traced).toEqual([{ group: 'g', layer: 'order', id: 'a:3/2', from: 'a', depth: 7 }])
+  })
+})
