@@ -4,10 +4,12 @@
  *
  * - Baseline: `rawPps64` (datagrams/s at 64 bytes between two processes, raw-udp.ts) and the
  *   ping-pong RTT of plain `node:dgram` between two processes (`rawRttP50Ms`, `rawRttP99Ms`).
- * - Throughput: 3 and 5 replica processes, each `psync({ logEveryMs: 1 })` + `totalOrder()` on
- *   `udp(…)` with a group key (HMAC on every datagram), all submitting 100-byte commands as
- *   fast as they can with a window of un-delivered own commands; the rate is the commands
- *   totally ordered per second at the slowest replica. Storage is in memory — this measures
+ * - Throughput: 3 and 5 replica processes, each `psync({ logEveryMs: 0 })` +
+ *   `totalOrder({ ackDelayMs: 0 })` on `udp(…)` with a group key (HMAC on every datagram) and
+ *   `maxDatagram` 65,507 (the loopback path's limit; see MAX_DATAGRAM), all submitting
+ *   100-byte commands as fast as they can with a window of un-delivered own commands; the
+ *   rate is the commands totally ordered per second at the slowest replica.
+ *   `total3Mtu1400CmdsPerSecond` is the 3-replica run with the default `maxDatagram` 1,400. Storage is in memory — this measures
  *   the protocols and the network, not the disk — except `total3DurableCmdsPerSecond`, the
  *   same 3-replica run on LMDB (`lmdbStorage` in a temporary directory, synced every commit).
  * - Latency: 3 replicas each submitting at a fixed rate, half the measured 3-replica
@@ -25,9 +27,10 @@
  * The replica processes (order-node.ts) live for the whole run and get a fresh host on fresh
  * ports for every phase. Knobs for investigating (the defaults are the benchmark):
  * `ORDER_BENCH_ONLY=total3,latency` runs only some phases (`rtt`, `raw`, `total3`, `total5`,
- * `durable3`, `latency`, `semantic`); `ORDER_BENCH_CPU_PROF=<dir>` writes a CPU profile of
+ * `mtu1400`, `durable3`, `latency`, `semantic`); `ORDER_BENCH_CPU_PROF=<dir>` writes a CPU profile of
  * each replica over each phase's measured window (`<phase>-<replica>.cpuprofile`);
- * `ORDER_BENCH_WINDOW=<n>` changes the throughput window; `ORDER_BENCH_LOAD=<cmds/s>` stands
+ * `ORDER_BENCH_WINDOW=<n>` changes the throughput window; `ORDER_BENCH_MAX_DATAGRAM=<bytes>` the
+ * replicas' `maxDatagram`; `ORDER_BENCH_NODE_ARGS='<flags>'` passes node flags to them; `ORDER_BENCH_LOAD=<cmds/s>` stands
  * in for the measured 3-replica throughput the latency phases derive their load from (and
  * skips measuring it unless `total3` is named); `ORDER_BENCH_TURN_TIMERS=<ms>` runs the
  * replicas on a clock whose timers of at most that delay fire at the end of the turn
@@ -45,11 +48,22 @@ import { freeUdpPorts } from './ports.js'
 import { rawUdpBaseline } from './raw-udp.js'
 
 /**
- * Own commands each replica keeps un-delivered in the throughput runs. Tuned over 256–4,000:
- * from 256 up the batches are full (≈ 250 of `maxBatch` 256) and the rate is CPU-bound, the
- * same within noise up to 1,000 and lower at 2,000–4,000 (more garbage, longer waves).
+ * Own commands each replica keeps un-delivered in the throughput runs. Tuned over 1,000–4,000
+ * with 64 KiB datagrams: batches are full (≈ 250 of `maxBatch` 256) throughout; 1,000 leaves
+ * the replicas waiting on each other's waves (≈ 395 k/s), 2,000 gives ≈ 465 k/s and 4,000
+ * ≈ 510 k/s (≈ 1.15 µs of CPU per command per replica; 2 cores are then busy).
  */
-const WINDOW = Number(process.env.ORDER_BENCH_WINDOW ?? 1_000)
+const WINDOW = Number(process.env.ORDER_BENCH_WINDOW ?? 4_000)
+/**
+ * The replicas' `maxDatagram`: the loopback path takes 64 KiB datagrams, so a Psync message
+ * of a full batch (≈ 25 KB) is one datagram, as on one host or a LAN with large frames
+ * (JGroups bundles up to 64 KB by default too). `total3Mtu1400…` repeats the 3-replica run
+ * with the default 1,400 (an Ethernet path), where that message is 18 fragments.
+ */
+const MAX_DATAGRAM = Number(process.env.ORDER_BENCH_MAX_DATAGRAM ?? 65_507)
+const ETHERNET_MAX_DATAGRAM = 1_400
+/** Extra node flags for the replica processes (`ORDER_BENCH_NODE_ARGS='--trace-gc'`). */
+const NODE_ARGS = process.env.ORDER_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []
 const THROUGHPUT = { durationMs: 3_000, warmupMs: 1_000, drainMs: 0 }
 const LATENCY = { durationMs: 3_500, warmupMs: 500, drainMs: 500 }
 /** Semantic vs total: a fixed light load (commands/s, all replicas together) … */
@@ -71,7 +85,7 @@ function killAll(): void {
 
 function spawn(script: string): ChildProcess {
   const child = fork(fileURLToPath(new URL(script, import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...NODE_ARGS],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced', // typed arrays of delivery records go over IPC as they are
   })
@@ -161,6 +175,8 @@ interface Phase {
   readonly label: string
   readonly order: 'total' | 'semantic'
   readonly storage: 'memory' | 'lmdb'
+  /** Default: MAX_DATAGRAM. */
+  readonly maxDatagram?: number
   readonly go: Omit<GoMessage, 'type' | 'label'>
 }
 
@@ -187,6 +203,7 @@ async function runPhase(
           keyHex,
           order: phase.order,
           storage: phase.storage,
+          maxDatagram: phase.maxDatagram ?? MAX_DATAGRAM,
           ...(dir === undefined ? {} : { dir: join(dir, ids[i]!) }),
         }
         return request(child, setup)
@@ -305,6 +322,7 @@ export async function benchOrder(): Promise<Record<string, number>> {
       out.rawRttP99Ms = round(rtt.p99)
     }
     if (want('raw')) out.rawPps64 = (await rawUdpBaseline(64, 2_000)).pps
+    out.maxDatagram = MAX_DATAGRAM
 
     const window = { kind: 'window', window: WINDOW } as const
     const throughputGo = {
@@ -346,6 +364,20 @@ export async function benchOrder(): Promise<Record<string, number>> {
       out.total5CmdsPerSecond = t.cmdsPerSecond
       out.total5CpuMicrosPerCmd = t.cpuMicrosPerCmd
       out.total5CmdsPerBatch = t.cmdsPerBatch
+    }
+    if (want('mtu1400')) {
+      const t = throughput(
+        await runPhase(pool, 3, {
+          label: 'mtu1400',
+          order: 'total',
+          storage: 'memory',
+          maxDatagram: ETHERNET_MAX_DATAGRAM,
+          go: throughputGo,
+        }),
+      )
+      out.total3Mtu1400CmdsPerSecond = t.cmdsPerSecond
+      out.total3Mtu1400CpuMicrosPerCmd = t.cpuMicrosPerCmd
+      out.total3Mtu1400DatagramsPerCmd = t.datagramsPerCmd
     }
     if (want('durable3')) {
       const t = throughput(

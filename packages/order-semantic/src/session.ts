@@ -213,7 +213,7 @@ export class SemanticOrderSession {
     recordOrderDelivery(this.ctx, ordered, wave)
     this.counters.inc(early ? 'deliveredEarly' : 'deliveredAtWave')
     this.handlers.emit(ordered)
-    this.batcher.delivered(ordered)
+    if (c.message.sender === this.ctx.self) this.batcher.deliveredAt(c.message.id, c.index, ordered)
   }
 
   /** Things that only a broken stack below can cause: logged loudly and counted. */

@@ -21,12 +21,11 @@ import {
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
-  type OrderPosition,
   orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
-  recordOrderDelivery,
+  recordOrderTrace,
   type SessionContext,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
@@ -109,8 +108,7 @@ export class TotalOrderSession {
           })
           continue
         }
-        if (commands === undefined) continue
-        for (let i = 0; i < commands.length; i++) this.deliver(message, i, commands[i]!, wave)
+        if (commands !== undefined) this.deliverBatch(message, commands, wave)
       }
     } finally {
       this.inWave = false
@@ -118,13 +116,21 @@ export class TotalOrderSession {
     this.nextWave = wave + 1
   }
 
-  private deliver(message: PsyncMessage, index: number, command: Uint8Array, wave: number): void {
-    this.delivered++
-    const position: OrderPosition = { wave, delivered: this.delivered }
-    const ordered = orderedCommand(message, index, command, position)
-    recordOrderDelivery(this.ctx, ordered, wave)
-    this.handlers.emit(ordered)
-    this.batcher.delivered(ordered)
+  /** Delivers one message's commands; the per-message work is done once, not per command. */
+  private deliverBatch(message: PsyncMessage, commands: readonly Uint8Array[], wave: number): void {
+    const own = message.sender === this.ctx.self
+    const traced = this.ctx.events.has('trace.delivered')
+    for (let i = 0; i < commands.length; i++) {
+      this.delivered++
+      const ordered = orderedCommand(message, i, commands[i]!, {
+        wave,
+        delivered: this.delivered,
+      })
+      this.ctx.counters.inc('delivered')
+      if (traced) recordOrderTrace(this.ctx, ordered, wave)
+      this.handlers.emit(ordered)
+      if (own) this.batcher.deliveredAt(message.id, i, ordered)
+    }
   }
 
   private checkpoint(): Uint8Array {

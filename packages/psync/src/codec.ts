@@ -17,7 +17,7 @@
  * most one dep per member (deps are leaves, and a sender's messages form a chain), no dep on
  * the message itself or on a later message of its own sender, list lengths within limits.
  */
-import { DecodeError, HeaderWriter, MessageBuffer } from '@consul/xkernel'
+import { DEFAULT_HEADROOM, DecodeError, HeaderWriter, MessageBuffer } from '@consul/xkernel'
 
 export const KIND_DATA = 1
 export const KIND_REQUEST = 2
@@ -82,6 +82,58 @@ export function encodeData(
   out.set(header, 0)
   out.set(payload, header.length)
   return out
+}
+
+/** Bytes kept free in front of a kept frame for the headers pushed below Psync. */
+const FRAME_HEADROOM = DEFAULT_HEADROOM
+
+/**
+ * `encodeData` into a buffer with `FRAME_HEADROOM` free bytes in front, plus the payload as a
+ * view of the frame's tail: one copy of the payload serves the graph (the payload), the log
+ * (the frame) and the wire (`wireMessage`).
+ */
+export function encodeDataWithPayload(
+  sender: number,
+  seq: number,
+  deps: readonly Ref[],
+  payload: Uint8Array,
+): { readonly frame: Uint8Array; readonly payload: Uint8Array } {
+  writer.reset().u8(KIND_DATA).uvarint(sender).uvarint(seq).uvarint(deps.length)
+  for (const dep of deps) writer.uvarint(dep.member).uvarint(dep.seq)
+  const header = writer.view()
+  const bytes = new Uint8Array(FRAME_HEADROOM + header.length + payload.length)
+  bytes.set(header, FRAME_HEADROOM)
+  bytes.set(payload, FRAME_HEADROOM + header.length)
+  return {
+    frame: bytes.subarray(FRAME_HEADROOM),
+    payload: bytes.subarray(FRAME_HEADROOM + header.length),
+  }
+}
+
+interface FrameSource {
+  readonly sender: number
+  readonly seq: number
+  readonly deps: readonly Ref[]
+  readonly payload: Uint8Array
+  readonly frame?: Uint8Array | undefined
+}
+
+/** A node's DATA frame: the one it keeps, or a fresh encoding. */
+export function dataFrameOf(node: FrameSource): Uint8Array {
+  return node.frame ?? encodeData(node.sender, node.seq, node.deps, node.payload)
+}
+
+/**
+ * A node's DATA frame as a message to send: the kept frame in place (its headroom takes the
+ * headers, which are the same on every send), or a fresh copy.
+ */
+export function wireMessage(node: FrameSource): MessageBuffer {
+  const frame = node.frame
+  if (frame !== undefined && frame.byteOffset === FRAME_HEADROOM) {
+    const bytes = new Uint8Array(frame.buffer, 0, FRAME_HEADROOM + frame.length)
+    return MessageBuffer.withHeadroom(bytes, FRAME_HEADROOM)
+  }
+  return MessageBuffer.fromPayload(dataFrameOf(node))
 }
 
 export function encodeLeaves(refs: readonly Ref[]): Uint8Array {

@@ -28,6 +28,11 @@ export interface GraphNode {
   logged: boolean
   /** Its key in the log, once written. */
   logKey?: string
+  /**
+   * Its encoded DATA frame, when one is at hand (own and received messages: `payload` is a
+   * view of this frame's tail), so the log and the wire reuse it instead of encoding again.
+   */
+  frame: Uint8Array | undefined
 }
 
 export class ContextGraph {
@@ -99,6 +104,7 @@ export class ContextGraph {
     deps: readonly Ref[],
     payload: Uint8Array,
     restored = false,
+    frame?: Uint8Array,
   ): GraphNode {
     const vc = new Array<number>(this.memberCount).fill(0)
     let depth = 0
@@ -109,7 +115,17 @@ export class ContextGraph {
       if (d > depth) depth = d
     }
     vc[sender] = Math.max(vc[sender]!, seq)
-    const node: GraphNode = { sender, seq, deps, depth, vc, payload, restored, logged: false }
+    const node: GraphNode = {
+      sender,
+      seq,
+      deps,
+      depth,
+      vc,
+      payload,
+      restored,
+      logged: false,
+      frame,
+    }
     this.bySender[sender]!.set(seq, node)
     const last = this.last[sender]
     if (last === undefined || last.seq < seq) this.last[sender] = node

@@ -23,7 +23,7 @@ import {
   type StorageOp,
   type Timer,
 } from '@consul/xkernel'
-import { type DataFrame, decodeFrame, encodeData, KIND_DATA } from './codec.js'
+import { type DataFrame, dataFrameOf, decodeFrame, KIND_DATA } from './codec.js'
 import type { GraphNode } from './context-graph.js'
 
 export interface Watermarks {
@@ -60,7 +60,7 @@ export class MessageLog {
     this.pending.push({
       type: 'put',
       key,
-      value: encodeData(node.sender, node.seq, node.deps, node.payload),
+      value: dataFrameOf(node),
     })
     node.logged = true
     node.logKey = key

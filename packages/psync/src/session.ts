@@ -28,7 +28,7 @@ import {
   type DataFrame,
   decodeFrame,
   encodeAck,
-  encodeData,
+  encodeDataWithPayload,
   encodeLeaves,
   encodeRequest,
   encodeRestart,
@@ -38,6 +38,7 @@ import {
   KIND_REQUEST,
   KIND_RESTART,
   type Ref,
+  wireMessage,
 } from './codec.js'
 import { ContextGraph, type GraphNode } from './context-graph.js'
 import { PsyncError } from './errors.js'
@@ -223,7 +224,9 @@ export class PsyncSession {
     }
     const missing = this.graph.missing(frame.deps)
     if (missing.length === 0) {
-      this.accept({ ...frame, payload: frame.payload.slice() }, false)
+      // The payload is a view into the datagram: one copy, as the frame the log keeps.
+      const own = encodeDataWithPayload(frame.sender, frame.seq, frame.deps, frame.payload)
+      this.accept({ ...frame, payload: own.payload, frame: own.frame }, false)
       return
     }
     // The payload is a view into the datagram; keep a copy while it waits.
@@ -245,10 +248,17 @@ export class PsyncSession {
   }
 
   /** Inserts a message whose deps are all present, delivers it, and releases what waited on it. */
-  private accept(first: DataFrame, restored: boolean): void {
-    const work: DataFrame[] = [first]
+  private accept(first: DataFrame & { readonly frame?: Uint8Array }, restored: boolean): void {
+    const work: (DataFrame & { readonly frame?: Uint8Array })[] = [first]
     for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
-      const node = this.graph.insert(frame.sender, frame.seq, frame.deps, frame.payload, restored)
+      const node = this.graph.insert(
+        frame.sender,
+        frame.seq,
+        frame.deps,
+        frame.payload,
+        restored,
+        frame.frame,
+      )
       // A frame from the log (restored, or held after a restore until its deps came) is
       // already in the log under its key.
       const logKey = (frame as { logKey?: string }).logKey
@@ -292,10 +302,7 @@ export class PsyncSession {
     answer.sort((a, b) => a.depth - b.depth)
     const batch = answer.slice(0, this.options.maxRetransmitBatch)
     for (const node of batch) {
-      this.net.send(
-        to,
-        MessageBuffer.fromPayload(encodeData(node.sender, node.seq, node.deps, node.payload)),
-      )
+      this.net.send(to, wireMessage(node))
     }
     this.counters.inc('retransmitted', batch.length)
   }
@@ -483,7 +490,8 @@ export class PsyncSession {
     }
     const seq = ++this.mySeq
     const deps = this.graph.leafRefs()
-    const node = this.graph.insert(this.self, seq, deps, payload.slice())
+    const encoded = encodeDataWithPayload(this.self, seq, deps, payload)
+    const node = this.graph.insert(this.self, seq, deps, encoded.payload, false, encoded.frame)
     const message = this.view(node)
     this.counters.inc('sent')
     if (this.ctx.events.has('trace.sent')) {
@@ -506,9 +514,7 @@ export class PsyncSession {
     if (node.seq > this.transmittedSeq) this.transmittedSeq = node.seq
     this.transmittedAt = this.ctx.clock.now()
     this.counters.inc('transmitted')
-    this.net.broadcast(
-      MessageBuffer.fromPayload(encodeData(node.sender, node.seq, node.deps, node.payload)),
-    )
+    this.net.broadcast(wireMessage(node))
     this.armResend()
     // Durable and on the wire: now it counts for stability and waves.
     this.advanceStability()
@@ -604,10 +610,7 @@ export class PsyncSession {
       this.resentAt[q] = now
       this.resendBackoff[q] = Math.min(this.options.maxBackoffMs, this.resendBackoff[q]! * 2)
       this.counters.inc('resent')
-      this.net.send(
-        this.members[q]!,
-        MessageBuffer.fromPayload(encodeData(last.sender, last.seq, last.deps, last.payload)),
-      )
+      this.net.send(this.members[q]!, wireMessage(last))
       this.ctx.events.emit('psync.retransmitting', {
         group: this.ctx.group.port,
         peer: this.members[q]!,

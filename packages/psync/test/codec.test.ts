@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest'
 import {
   decodeFrame,
   encodeAck,
+  dataFrameOf,
   encodeData,
+  encodeDataWithPayload,
   encodeLeaves,
   encodeRequest,
   encodeRestart,
@@ -15,6 +17,7 @@ import {
   KIND_RESTART,
   MAX_REFS,
   type Ref,
+  wireMessage,
 } from '../src/codec.js'
 
 const MEMBERS = 5
@@ -47,6 +50,33 @@ describe('psync codec', () => {
         expect(frame).toEqual({ kind: KIND_DATA, sender, seq, deps, payload })
       }),
       { numRuns: 2000 },
+    )
+  })
+
+  it('encodeDataWithPayload: one frame for log and wire, the payload a view of its tail', () => {
+    fc.assert(
+      fc.property(dataArb, ({ sender, seq, deps, payload }) => {
+        const kept = encodeDataWithPayload(sender, seq, deps, payload)
+        const fresh = encodeData(sender, seq, deps, payload)
+        expect(kept.frame).toEqual(fresh)
+        expect(kept.payload).toEqual(payload)
+        expect(kept.payload.buffer).toBe(kept.frame.buffer)
+        const node = { sender, seq, deps, payload: kept.payload, frame: kept.frame }
+        expect(dataFrameOf(node)).toBe(kept.frame)
+        // On the wire: the kept frame in place; headers pushed below go into its headroom
+        // and leave the frame (and so the payload) as it was.
+        const wire = wireMessage(node)
+        expect(wire.view()).toEqual(fresh)
+        wire.pushU32(0xdeadbeef)
+        expect(wire.view().buffer).toBe(kept.frame.buffer)
+        expect(kept.frame).toEqual(fresh)
+        expect(kept.payload).toEqual(payload)
+        // Without a kept frame, a fresh encoding.
+        const bare = { sender, seq, deps, payload }
+        expect(dataFrameOf(bare)).toEqual(fresh)
+        expect(wireMessage(bare).view()).toEqual(fresh)
+      }),
+      { numRuns: 500 },
     )
   })
 

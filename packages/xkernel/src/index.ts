@@ -111,6 +111,7 @@ export {
   type QueuedCommand,
   type ResolvedOrderOptions,
   recordOrderDelivery,
+  recordOrderTrace,
   resolveOrderOptions,
 } from './order-support.js'
 export {

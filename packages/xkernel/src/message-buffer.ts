@@ -71,6 +71,21 @@ export class MessageBuffer {
     return new MessageBuffer(bytes, headroom, bytes.length)
   }
 
+  /**
+   * A message whose body is `bytes[headroom..]`, with `bytes[0, headroom)` free for headers:
+   * no copy. Pushes write into that headroom, so the caller may hand the same bytes down again
+   * only if every layer pushes the same headers each time (a protocol re-sending a frame it
+   * keeps) and must not read them itself.
+   */
+  static withHeadroom(bytes: Uint8Array, headroom: number): MessageBuffer {
+    checkBytes(bytes)
+    checkHeadroom(headroom)
+    if (headroom > bytes.length) {
+      throw new RangeError(`headroom ${headroom} exceeds the ${bytes.length} bytes given`)
+    }
+    return new MessageBuffer(bytes, headroom, bytes.length)
+  }
+
   /** Wraps received bytes for reading (no copy; the buffer now owns `bytes`). */
   static wrap(bytes: Uint8Array): MessageBuffer {
     checkBytes(bytes)

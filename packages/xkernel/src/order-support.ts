@@ -157,6 +157,30 @@ interface Pending<T> extends QueuedCommand<T> {
   readonly reject: (error: Error) => void
 }
 
+/** One sent batch whose deliveries are awaited: its submits' settlers, by command index. */
+interface SentBatch<T> {
+  readonly pending: (Pending<T> | undefined)[]
+  /** How many of `pending` are still awaited. */
+  left: number
+}
+
+/**
+ * The batcher's copies of submitted commands are views into shared slabs of this size: in
+ * V8 a fresh `Uint8Array` over 64 bytes gets its own off-heap buffer, which costs about as
+ * much as everything else an Order does for a command (≈ 0.8 µs against ≈ 0.05 µs for a
+ * view). A slab lives until the last command copied into it is delivered (or dropped).
+ */
+const SLAB_BYTES = 64 * 1024
+/** Commands larger than this get their own copy (they would waste a slab's tail). */
+const SLAB_MAX_COPY = SLAB_BYTES / 16
+
+/** The index of command `id` (`<message>/<index>`) of `message`, or -1. */
+function commandIndex(id: string, message: MessageId): number {
+  if (id.length <= message.length + 1 || id.charCodeAt(message.length) !== 0x2f) return -1
+  const index = Number(id.slice(message.length + 1))
+  return Number.isInteger(index) && index >= 0 ? index : -1
+}
+
 /**
  * The submit side of an Order. `submit(command)` checks the command, copies it and queues
  * it; the queue goes out as one batch through `send` on a 0 ms timer of the session clock —
@@ -165,15 +189,22 @@ interface Pending<T> extends QueuedCommand<T> {
  * submit's promise resolves when the Order reports the command delivered here
  * (`take(id)` / `delivered(command)`) and rejects if the batcher closes first.
  *
+ * The caller may reuse or change its buffer as soon as `submit` returns: the batcher keeps
+ * its own copy.
+ *
  * Rejections (through `error`): `INVALID_ARGUMENT` for a command that is not a `Uint8Array`
  * or is larger than `maxBatchBytes`, `CLOSED` after `close()`.
  */
 export class CommandBatcher<T = undefined> {
   private queue: Pending<T>[] = []
   private queuedBytes = 0
-  private readonly waiting = new Map<string, Pending<T>>()
+  /** Sent batches still awaited, by the id of the Psync message that carried them. */
+  private readonly waiting = new Map<MessageId, SentBatch<T>>()
+  private waitingCommands = 0
   private timer: Timer | undefined
   private closed = false
+  private slab = new Uint8Array(0)
+  private slabAt = 0
 
   constructor(
     private readonly ctx: CommandBatcherContext,
@@ -187,7 +218,7 @@ export class CommandBatcher<T = undefined> {
 
   /** Commands sent whose delivery here is still awaited. */
   get awaiting(): number {
-    return this.waiting.size
+    return this.waitingCommands
   }
 
   submit(command: Uint8Array): Promise<OrderedCommand> {
@@ -204,7 +235,7 @@ export class CommandBatcher<T = undefined> {
         ),
       )
     }
-    const copy = command.slice()
+    const copy = this.copyOf(command)
     // The options type makes `tag` required unless T admits undefined.
     const tagOf = (this.options as { readonly tag?: (command: Uint8Array) => T }).tag
     let tag: T
@@ -221,6 +252,19 @@ export class CommandBatcher<T = undefined> {
       if (this.queue.length >= maxBatch) this.flush()
       else this.timer ??= this.ctx.clock.setTimer(0, () => this.flush())
     })
+  }
+
+  private copyOf(command: Uint8Array): Uint8Array {
+    const n = command.length
+    if (n > SLAB_MAX_COPY) return command.slice()
+    if (this.slabAt + n > this.slab.length) {
+      this.slab = new Uint8Array(SLAB_BYTES)
+      this.slabAt = 0
+    }
+    const copy = this.slab.subarray(this.slabAt, this.slabAt + n)
+    copy.set(command)
+    this.slabAt += n
+    return copy
   }
 
   /**
@@ -245,13 +289,13 @@ export class CommandBatcher<T = undefined> {
       return true
     }
     this.ctx.counters.inc('batches')
+    this.waiting.set(message, { pending: batch, left: batch.length })
+    this.waitingCommands += batch.length
     const { events, group } = this.ctx
-    batch.forEach((p, i) => {
-      const id = commandId(message, i)
-      this.waiting.set(id, p)
-      if (events.has('trace.sent'))
-        events.emit('trace.sent', { group: group.port, layer: 'order', id })
-    })
+    if (events.has('trace.sent')) {
+      for (let i = 0; i < batch.length; i++)
+        events.emit('trace.sent', { group: group.port, layer: 'order', id: commandId(message, i) })
+    }
     this.options.afterSend?.()
     return true
   }
@@ -262,15 +306,47 @@ export class CommandBatcher<T = undefined> {
    * its delivery handlers, or before; `delivered` does both steps at once.
    */
   take(id: string): ((command: OrderedCommand) => void) | undefined {
-    const pending = this.waiting.get(id)
-    if (pending === undefined) return undefined
-    this.waiting.delete(id)
-    return pending.resolve
+    const slash = id.lastIndexOf('/')
+    if (slash < 0) return undefined
+    return this.takeFrom(id.slice(0, slash), id)
   }
 
   /** The Order delivered `command` here: resolves its submit, if it is an awaited own one. */
   delivered(command: OrderedCommand): void {
-    this.take(command.id)?.(command)
+    this.takeFrom(command.message, command.id)?.(command)
+  }
+
+  /**
+   * `delivered(command)` for the `index`-th command of message `message`, without parsing the
+   * command id: the fast path for an Order that knows both (call it for own messages only;
+   * others' are never awaited).
+   */
+  deliveredAt(message: MessageId, index: number, command: OrderedCommand): void {
+    const sent = this.waiting.get(message)
+    if (sent === undefined) return
+    this.settle(sent, message, index)?.(command)
+  }
+
+  private takeFrom(
+    message: MessageId,
+    id: string,
+  ): ((command: OrderedCommand) => void) | undefined {
+    const sent = this.waiting.get(message)
+    if (sent === undefined) return undefined
+    return this.settle(sent, message, commandIndex(id, message))
+  }
+
+  private settle(
+    sent: SentBatch<T>,
+    message: MessageId,
+    index: number,
+  ): ((command: OrderedCommand) => void) | undefined {
+    const pending = index < 0 ? undefined : sent.pending[index]
+    if (pending === undefined) return undefined
+    sent.pending[index] = undefined
+    this.waitingCommands--
+    if (--sent.left === 0) this.waiting.delete(message)
+    return pending.resolve
   }
 
   /**
@@ -286,10 +362,12 @@ export class CommandBatcher<T = undefined> {
       'CLOSED',
       `group ${this.ctx.group.port} closed before the command was delivered`,
     )
-    for (const p of [...this.queue, ...this.waiting.values()]) p.reject(error)
+    for (const p of this.queue) p.reject(error)
+    for (const sent of this.waiting.values()) for (const p of sent.pending) p?.reject(error)
     this.queue = []
     this.queuedBytes = 0
     this.waiting.clear()
+    this.waitingCommands = 0
   }
 }
 
@@ -407,13 +485,24 @@ export function recordOrderDelivery(
   depth: number,
 ): void {
   ctx.counters.inc('delivered')
-  if (ctx.events.has('trace.delivered')) {
-    ctx.events.emit('trace.delivered', {
-      group: ctx.group.port,
-      layer: 'order',
-      id: ordered.id,
-      from: ordered.sender,
-      depth,
-    })
-  }
+  if (ctx.events.has('trace.delivered')) recordOrderTrace(ctx, ordered, depth)
+}
+
+/**
+ * Raises `trace.delivered` (layer `order`, the command's wave as its depth) unconditionally:
+ * the half of `recordOrderDelivery` for an Order that counts `delivered` itself and checked
+ * `events.has('trace.delivered')` once per message.
+ */
+export function recordOrderTrace(
+  ctx: CommandBatcherContext,
+  ordered: OrderedCommand,
+  depth: number,
+): void {
+  ctx.events.emit('trace.delivered', {
+    group: ctx.group.port,
+    layer: 'order',
+    id: ordered.id,
+    from: ordered.sender,
+    depth,
+  })
 }

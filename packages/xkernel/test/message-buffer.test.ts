@@ -414,6 +414,24 @@ describe('MessageBuffer API', () => {
     expect(Array.from(buffer.view())).toEqual([1, 2])
   })
 
+  it('withHeadroom wraps without copying and pushes headers into the given headroom', () => {
+    const bytes = Uint8Array.of(0, 0, 0, 0, 7, 8)
+    const buffer = MessageBuffer.withHeadroom(bytes, 4)
+    expect(buffer.headroom).toBe(4)
+    expect(Array.from(buffer.view())).toEqual([7, 8])
+    buffer.pushU32(0x01020304)
+    expect(buffer.view().buffer).toBe(bytes.buffer) // no copy, no regrow
+    expect(Array.from(bytes)).toEqual([1, 2, 3, 4, 7, 8])
+    // Sending the same frame again with the same header leaves its bytes as they were.
+    MessageBuffer.withHeadroom(bytes, 4).pushU32(0x01020304)
+    expect(Array.from(bytes)).toEqual([1, 2, 3, 4, 7, 8])
+    expect(() => MessageBuffer.withHeadroom(bytes, 7)).toThrow(
+      'headroom 7 exceeds the 6 bytes given',
+    )
+    expect(() => MessageBuffer.withHeadroom(bytes, -1)).toThrow(RangeError)
+    expect(() => MessageBuffer.withHeadroom('x' as never, 0)).toThrow(TypeError)
+  })
+
   it('append() extends the body and keeps the headroom usable', () => {
     const buffer = MessageBuffer.empty(2)
     for (let i = 0; i < 100; i++) buffer.append(Uint8Array.of(i))

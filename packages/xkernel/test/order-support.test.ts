@@ -176,6 +176,54 @@ describe('CommandBatcher', () => {
     expect(result.value?.id).toBe('a:1/0')
   })
 
+  it('deliveredAt() settles by message and index; each command once, others untouched', async () => {
+    const { clock, batcher } = setup()
+    const results = [0, 1, 2].map((i) => settle(batcher.submit(bytes(i))))
+    clock.advance(0)
+    const second = ordered('a:1', 1)
+    batcher.deliveredAt('a:1', 1, second)
+    batcher.deliveredAt('a:1', 1, ordered('a:1', 1)) // again: already settled
+    batcher.deliveredAt('a:1', 7, ordered('a:1', 7)) // no such command
+    batcher.deliveredAt('b:1', 0, ordered('b:1', 0)) // not an own message
+    await tick()
+    expect(results.map((r) => r.value)).toEqual([undefined, second, undefined])
+    expect(batcher.awaiting).toBe(2)
+    batcher.deliveredAt('a:1', 0, ordered('a:1', 0))
+    batcher.delivered(ordered('a:1', 2))
+    await tick()
+    expect(results.map((r) => r.value?.id)).toEqual(['a:1/0', 'a:1/1', 'a:1/2'])
+    expect(batcher.awaiting).toBe(0)
+  })
+
+  it('take() ignores ids that are not <message>/<index> of an awaited batch', () => {
+    const { clock, batcher } = setup()
+    void batcher.submit(bytes(1))
+    clock.advance(0)
+    for (const id of ['a:1', 'a:1/', 'a:1/x', 'a:1/-1', 'a:1/0.5', 'a:2/0', '', '/0'])
+      expect(batcher.take(id), id).toBeUndefined()
+    expect(batcher.awaiting).toBe(1)
+    expect(batcher.take('a:1/0')).toBeTypeOf('function')
+  })
+
+  it('keeps its own copy of every command across many slabs, big and small', () => {
+    const { clock, sent, batcher } = setup({ maxBatchBytes: 64 * 1024 })
+    const sizes = [0, 1, 100, 4096, 4097, 20_000, 100, 64 * 1024]
+    const submitted: Uint8Array[] = []
+    // Enough commands to fill several 64 KiB slabs: they must not overlap or move.
+    for (let round = 0; round < 30; round++) {
+      for (const size of sizes) {
+        const command = new Uint8Array(size).fill((round * 7 + size) & 0xff)
+        submitted.push(command.slice())
+        void batcher.submit(command)
+        command.fill(0xee) // the caller reuses its buffer at once
+      }
+    }
+    clock.advance(0)
+    const got = sent.flat().map((c) => c.command)
+    expect(got.length).toBe(submitted.length)
+    got.forEach((command, i) => expect(command).toEqual(submitted[i]))
+  })
+
   it('sends at once when the batch holds maxBatch commands', () => {
     const { clock, sent, batcher } = setup({ maxBatch: 2 })
     for (let i = 0; i < 5; i++) void batcher.submit(bytes(i))
