@@ -2,7 +2,7 @@
  * One replica process of the Order benchmark (see order.ts). It lives for the whole run and
  * takes its instructions over IPC, one phase at a time:
  *
- * - `setup`: a fresh host — `psync({ logEveryMs: 0 })` plus `totalOrder({ ackDelayMs: 0 })` or
+ * - `setup`: a fresh host — `psync({ logEveryMs: 0, retainWaves })` plus `totalOrder({ ackDelayMs: 0 })` or
  *   `semanticOrder({ classOf })` — on `udp(…)` (with the group key and the phase's
  *   `maxDatagram`) at the ports the parent allocated, storage in memory or LMDB, and the benchmark group opened;
  * - `go`: submits 100-byte commands, either keeping a window of un-delivered own commands
@@ -10,9 +10,10 @@
  * - `teardown`: stops the host (frees the port, closes the store); `exit`: ends the process.
  *
  * A command carries its class (byte 0), its origin's index (byte 1), the origin's sequence
- * number (bytes 2–5) and its submit time (bytes 6–13, float64, `performance.timeOrigin +
- * performance.now()`: one clock for every process on the machine), so every replica can
- * report when it delivered which command.
+ * number (bytes 2–5, big-endian) and its submit time (bytes 6–13, a float64 in the machine's
+ * byte order, `performance.timeOrigin + performance.now()`: one clock for every process on the
+ * machine), so every replica can report when it delivered which command. Writing and reading
+ * them allocates nothing: the harness should not compete with the replicas for the CPU.
  */
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -45,6 +46,8 @@ export interface SetupMessage {
   readonly storage: 'memory' | 'lmdb'
   /** The transport's `maxDatagram` (every replica of a phase uses the same). */
   readonly maxDatagram: number
+  /** Psync's `retainWaves`: the log and graph stay bounded, as checkpointing would keep them. */
+  readonly retainWaves: number
   /** The LMDB directory, for `storage: 'lmdb'`. */
   readonly dir?: string
 }
@@ -126,7 +129,11 @@ function turnClock(): Clock | undefined {
     },
   }
 }
-const now = () => performance.timeOrigin + performance.now()
+const timeOrigin = performance.timeOrigin
+const now = () => timeOrigin + performance.now()
+/** Moves a float64 in and out of command bytes without a DataView per command. */
+const stamp = new Float64Array(1)
+const stampBytes = new Uint8Array(stamp.buffer)
 const noop = () => {}
 
 interface Replica {
@@ -149,6 +156,15 @@ async function setup(message: SetupMessage): Promise<void> {
     key,
     groupId: 'order-bench',
     maxDatagram: message.maxDatagram,
+    ...(process.env.MCAST
+      ? {
+          multicast: {
+            group: '239.255.42.99',
+            port: Number(process.env.MCAST),
+            interface: '127.0.0.1',
+          },
+        }
+      : {}),
     logger,
   })
   let storage: StableStorage
@@ -164,7 +180,9 @@ async function setup(message: SetupMessage): Promise<void> {
   // Zero delays mean "at the end of this turn": group commit, flush and acknowledgement happen
   // once per event-loop turn, batching whatever arrived in it, with no millisecond timers.
   const host = await stack()
-    .use(psync({ logEveryMs: 0 }))
+    .use(
+      psync({ logEveryMs: 0, ...(process.env.RW ? { retainWaves: Number(process.env.RW) } : {}) }),
+    )
     .use(order)
     .start({ transport, storage, logger, ...(clock === undefined ? {} : { clock }) })
   const group = await host.open({ port: 'order-bench', members })
@@ -192,9 +210,13 @@ async function go(message: GoMessage): Promise<GoResult> {
   let delivered = 0
   let outstanding = 0
   let submitting = true
-  // Recorded deliveries.
+  // Recorded deliveries, sized for the expected count so they rarely grow.
   let n = 0
-  let origin = new Uint8Array(message.record ? 65_536 : 0)
+  const expected =
+    message.workload.kind === 'rate'
+      ? (message.workload.perSecond * 3 * (message.durationMs + message.drainMs)) / 1000
+      : 0
+  let origin = new Uint8Array(message.record ? Math.max(65_536, Math.ceil(expected * 1.25)) : 0)
   let seq = new Uint32Array(origin.length)
   let submittedAt = new Float64Array(origin.length)
   let deliveredAt = new Float64Array(origin.length)
@@ -210,10 +232,10 @@ async function go(message: GoMessage): Promise<GoResult> {
         deliveredAt = grow(deliveredAt, (k) => new Float64Array(k))
       }
       const bytes = c.command
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       origin[n] = bytes[1]!
-      seq[n] = view.getUint32(2)
-      submittedAt[n] = view.getFloat64(6)
+      seq[n] = ((bytes[2]! << 24) | (bytes[3]! << 16) | (bytes[4]! << 8) | bytes[5]!) >>> 0
+      for (let k = 0; k < 8; k++) stampBytes[k] = bytes[6 + k]!
+      submittedAt[n] = stamp[0]!
       deliveredAt[n] = now()
       n++
     }
@@ -229,11 +251,14 @@ async function go(message: GoMessage): Promise<GoResult> {
     // From Node's buffer pool, as encoders such as msgpackr hand them out: a `new
     // Uint8Array(100)` would cost an off-heap allocation (≈ 0.8 µs) per command.
     const command = Buffer.allocUnsafe(COMMAND_BYTES)
-    const view = new DataView(command.buffer, command.byteOffset, COMMAND_BYTES)
     command[0] = classOf(submitted)
     command[1] = selfIndex
-    view.setUint32(2, submitted)
-    view.setFloat64(6, now())
+    command[2] = submitted >>> 24
+    command[3] = submitted >>> 16
+    command[4] = submitted >>> 8
+    command[5] = submitted
+    stamp[0] = now()
+    command.set(stampBytes, 6)
     command.fill(0, 14)
     submitted++
     outstanding++

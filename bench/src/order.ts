@@ -2,9 +2,11 @@
  * Order: totally ordered commands over real UDP between replica processes on loopback, next
  * to a raw-UDP baseline measured in the same run.
  *
- * - Baseline: `rawPps64` (datagrams/s at 64 bytes between two processes, raw-udp.ts) and the
- *   ping-pong RTT of plain `node:dgram` between two processes (`rawRttP50Ms`, `rawRttP99Ms`).
- * - Throughput: 3 and 5 replica processes, each `psync({ logEveryMs: 0 })` +
+ * - Baseline: `rawPps64` (datagrams/s at 64 bytes between two processes, raw-udp.ts), the
+ *   ping-pong RTT of plain `node:dgram` between two processes (`rawRttP50Ms`, `rawRttP99Ms`),
+ *   and the same to two echo processes at once, until both answered (`rawRtt2…`: the floor
+ *   of a 3-member round with no protocol at all).
+ * - Throughput: 3 and 5 replica processes, each `psync({ logEveryMs: 0, retainWaves: 64 })` +
  *   `totalOrder({ ackDelayMs: 0 })` on `udp(…)` with a group key (HMAC on every datagram) and
  *   `maxDatagram` 65,507 (the loopback path's limit; see MAX_DATAGRAM), all submitting
  *   100-byte commands as fast as they can with a window of un-delivered own commands; the
@@ -27,7 +29,7 @@
  * The replica processes (order-node.ts) live for the whole run and get a fresh host on fresh
  * ports for every phase. Knobs for investigating (the defaults are the benchmark):
  * `ORDER_BENCH_ONLY=total3,latency` runs only some phases (`rtt`, `raw`, `total3`, `total5`,
- * `mtu1400`, `durable3`, `latency`, `semantic`); `ORDER_BENCH_CPU_PROF=<dir>` writes a CPU profile of
+ * `mtu1400`, `durable3`, `latency`, `curve`, `semantic`); `ORDER_BENCH_CPU_PROF=<dir>` writes a CPU profile of
  * each replica over each phase's measured window (`<phase>-<replica>.cpuprofile`);
  * `ORDER_BENCH_WINDOW=<n>` changes the throughput window; `ORDER_BENCH_MAX_DATAGRAM=<bytes>` the
  * replicas' `maxDatagram`; `ORDER_BENCH_NODE_ARGS='<flags>'` passes node flags to them; `ORDER_BENCH_LOAD=<cmds/s>` stands
@@ -62,6 +64,13 @@ const WINDOW = Number(process.env.ORDER_BENCH_WINDOW ?? 4_000)
  */
 const MAX_DATAGRAM = Number(process.env.ORDER_BENCH_MAX_DATAGRAM ?? 65_507)
 const ETHERNET_MAX_DATAGRAM = 1_400
+/**
+ * Psync's `retainWaves` in every replica. An application checkpoints (and so lets Psync prune
+ * its log and graph); without that, the in-memory log of a throughput run grows by ≈ 50 MB/s
+ * per replica and the allocator and GC, not the protocols, set the pace (≈ 510 k/s instead of
+ * ≈ 600 k/s here).
+ */
+const RETAIN_WAVES = 64
 /** Extra node flags for the replica processes (`ORDER_BENCH_NODE_ARGS='--trace-gc'`). */
 const NODE_ARGS = process.env.ORDER_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []
 const THROUGHPUT = { durationMs: 3_000, warmupMs: 1_000, drainMs: 0 }
@@ -72,6 +81,8 @@ const SWEEP_LIGHT_CMDS_PER_SECOND = 600
 const SWEEP_LOADED_SHARE = 0.25
 const SWEEP = { durationMs: 2_500, warmupMs: 500, drainMs: 400 }
 const SHARES = [0, 0.25, 0.5, 0.75, 1] as const
+/** Latency against load: these percentages of the measured 3-replica throughput (50 % is `latency`). */
+const CURVE_PERCENTS = [1, 10, 25] as const
 const NON_COMMUTING_CLASSES = 3
 
 const children = new Set<ChildProcess>()
@@ -140,9 +151,15 @@ const round = (x: number, digits = 3) => {
 // ---- raw baselines ------------------------------------------------------------------------
 
 /** Ping-pong over loopback with plain node:dgram: one datagram out, wait for the echo, repeat. */
-async function rawRtt(pings: number, warmup: number): Promise<{ p50: number; p99: number }> {
-  const child = spawn('./rtt-echo.ts')
-  const { port } = await nextMessage<{ port: number }>(child, 30_000)
+async function rawRtt(
+  pings: number,
+  warmup: number,
+  echoes = 1,
+): Promise<{ p50: number; p99: number }> {
+  const children = Array.from({ length: echoes }, () => spawn('./rtt-echo.ts'))
+  const ports = await Promise.all(
+    children.map(async (child) => (await nextMessage<{ port: number }>(child, 30_000)).port),
+  )
   const socket = createSocket('udp4')
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()))
   const payload = Buffer.alloc(64, 7)
@@ -151,18 +168,25 @@ async function rawRtt(pings: number, warmup: number): Promise<{ p50: number; p99
     for (let i = 0; i < warmup + pings; i++) {
       const sentAt = performance.now()
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('raw ping-pong: echo lost')), 1_000)
-        socket.once('message', () => {
+        let waiting = echoes
+        const timer = setTimeout(() => {
+          socket.removeListener('message', onEcho)
+          reject(new Error('raw ping-pong: echo lost'))
+        }, 1_000)
+        const onEcho = () => {
+          if (--waiting > 0) return
+          socket.removeListener('message', onEcho)
           clearTimeout(timer)
           resolve()
-        })
-        socket.send(payload, port, '127.0.0.1')
+        }
+        socket.on('message', onEcho)
+        for (const port of ports) socket.send(payload, port, '127.0.0.1')
       })
       if (i >= warmup) rtts[i - warmup] = performance.now() - sentAt
     }
   } finally {
     socket.close()
-    child.send('stop')
+    for (const child of children) child.send('stop')
   }
   rtts.sort()
   return { p50: percentile(rtts, 0.5), p99: percentile(rtts, 0.99) }
@@ -204,6 +228,7 @@ async function runPhase(
           order: phase.order,
           storage: phase.storage,
           maxDatagram: phase.maxDatagram ?? MAX_DATAGRAM,
+          retainWaves: RETAIN_WAVES,
           ...(dir === undefined ? {} : { dir: join(dir, ids[i]!) }),
         }
         return request(child, setup)
@@ -320,6 +345,11 @@ export async function benchOrder(): Promise<Record<string, number>> {
       const rtt = await rawRtt(5_000, 500)
       out.rawRttP50Ms = round(rtt.p50)
       out.rawRttP99Ms = round(rtt.p99)
+      // The floor of a 3-member agreement round: one datagram to each of 2 echoes, until
+      // both answers are back (what a command's acknowledgements cost, without any protocol).
+      const two = await rawRtt(5_000, 500, 2)
+      out.rawRtt2P50Ms = round(two.p50)
+      out.rawRtt2P99Ms = round(two.p99)
     }
     if (want('raw')) out.rawPps64 = (await rawUdpBaseline(64, 2_000)).pps
     out.maxDatagram = MAX_DATAGRAM
@@ -335,7 +365,7 @@ export async function benchOrder(): Promise<Record<string, number>> {
     let total3: number | undefined
     if (
       want('total3') ||
-      ((want('latency') || want('semantic')) && !process.env.ORDER_BENCH_LOAD)
+      ((want('latency') || want('curve') || want('semantic')) && !process.env.ORDER_BENCH_LOAD)
     ) {
       const t = throughput(
         await runPhase(pool, 3, {
@@ -392,10 +422,10 @@ export async function benchOrder(): Promise<Record<string, number>> {
       out.total3DurableCmdsPerBatch = t.cmdsPerBatch
     }
     const load = total3 ?? Number(process.env.ORDER_BENCH_LOAD)
-    if (want('latency')) {
-      const perSecond = load / 2 / 3
+    const latencyAt = async (share: number, label: string) => {
+      const perSecond = (load * share) / 3
       const results = await runPhase(pool, 3, {
-        label: 'latency',
+        label,
         order: 'total',
         storage: 'memory',
         go: {
@@ -406,8 +436,10 @@ export async function benchOrder(): Promise<Record<string, number>> {
           classes: 1,
         },
       })
-      const l = latencies(results, LATENCY.warmupMs)
-      const t = throughput(results)
+      return { perSecond, l: latencies(results, LATENCY.warmupMs), t: throughput(results) }
+    }
+    if (want('latency')) {
+      const { perSecond, l, t } = await latencyAt(0.5, 'latency')
       out.total3LatencyLoadCmdsPerSecond = Math.round(perSecond * 3)
       out.total3LatencyP50Ms = round(percentile(l.everywhere, 0.5))
       out.total3LatencyP99Ms = round(percentile(l.everywhere, 0.99))
@@ -415,7 +447,19 @@ export async function benchOrder(): Promise<Record<string, number>> {
       out.total3LatencyCmdsPerBatch = t.cmdsPerBatch
       out.total3LatencyAcksPerBatch = t.acksPerBatch
       out.total3LatencyEventLoopUtilization = t.eventLoopUtilization
+      out.total3LatencyCpuMicrosPerCmd = t.cpuMicrosPerCmd
       out.total3LatencyUndelivered = l.missing
+    }
+    if (want('curve')) {
+      // The same measurement at lighter loads: where the latency comes from (the
+      // acknowledgement round at light load, CPU queueing as the 2 cores fill up).
+      for (const pct of CURVE_PERCENTS) {
+        const { l, t } = await latencyAt(pct / 100, `curve-${pct}`)
+        out[`total3LatencyP50Ms_${pct}pct`] = round(percentile(l.everywhere, 0.5))
+        out[`total3LatencyP99Ms_${pct}pct`] = round(percentile(l.everywhere, 0.99))
+        out[`total3LatencyCpuMicrosPerCmd_${pct}pct`] = t.cpuMicrosPerCmd
+        out[`total3LatencyUndelivered_${pct}pct`] = l.missing
+      }
     }
     if (want('semantic')) {
       // Two loads: a fixed light one, where replicas are idle between commands and waves wait
