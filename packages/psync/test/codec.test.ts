@@ -2,9 +2,9 @@ import { DecodeError } from '@consul/xkernel'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
+  dataFrameOf,
   decodeFrame,
   encodeAck,
-  dataFrameOf,
   encodeData,
   encodeDataWithPayload,
   encodeLeaves,

@@ -221,7 +221,7 @@ describe('CommandBatcher', () => {
     clock.advance(0)
     const got = sent.flat().map((c) => c.command)
     expect(got.length).toBe(submitted.length)
-    got.forEach((command, i) => expect(command).toEqual(submitted[i]))
+    for (let i = 0; i < got.length; i++) expect(got[i], `command ${i}`).toEqual(submitted[i])
   })
 
   it('sends at once when the batch holds maxBatch commands', () => {
