@@ -161,7 +161,7 @@ export class SemanticOrderSession {
       // Own commands being sent keep the rank they were submitted with.
       const queued = sending?.[index]
       if (queued !== undefined) {
-        commands.push({ id, message, index, command, rank: queued.tag })
+        commands.push({ id, message, index, command, rank: queued.tag, delivered: false })
         return
       }
       const classified = classRank(this.options.classOf, command)
@@ -175,7 +175,7 @@ export class SemanticOrderSession {
         })
         return
       }
-      commands.push({ id, message, index, command, rank: classified.rank })
+      commands.push({ id, message, index, command, rank: classified.rank, delivered: false })
     })
     // Replayed own messages come from the log: durable.
     this.waves.add(message, commands, !own || message.restored)

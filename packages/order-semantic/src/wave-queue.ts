@@ -34,6 +34,8 @@ export interface WaveCommand {
   readonly index: number
   readonly command: Uint8Array
   readonly rank: number
+  /** Set by the queue when it hands the command out (start with `false`). */
+  delivered: boolean
 }
 
 export interface NextCommand {
@@ -72,8 +74,12 @@ export class WaveQueue {
   /** The current wave's remaining key order, once it is complete. */
   private completion: WaveCommand[] | undefined
   private cursor = 0
-  /** Ids delivered of the current wave. */
-  private readonly deliveredNow = new Set<string>()
+  /**
+   * Commands of the current wave delivered so far. Which ones is each command's `delivered`
+   * flag: a command is one object from `add` to delivery, and a flag is far cheaper than a set
+   * of thousands of entries rebuilt every wave.
+   */
+  private deliveredNow = 0
   /** Early-delivered commands whose message was missing from the completed wave. */
   readonly lost: WaveCommand[] = []
   /** Waves never reported complete before a later one was (skipped, `[from, to)`). */
@@ -86,7 +92,7 @@ export class WaveQueue {
 
   /** Commands of waves ≥ `wave` delivered so far (0 exactly at a wave boundary). */
   get ahead(): number {
-    return this.deliveredNow.size
+    return this.deliveredNow
   }
 
   has(id: MessageId): boolean {
@@ -129,7 +135,7 @@ export class WaveQueue {
     this.current = wave
     this.completion = undefined
     this.cursor = 0
-    this.deliveredNow.clear()
+    this.deliveredNow = 0
   }
 
   /**
@@ -155,8 +161,9 @@ export class WaveQueue {
       if (this.completion !== undefined) {
         while (this.cursor < this.completion.length) {
           const command = this.completion[this.cursor++]!
-          if (this.deliveredNow.has(command.id)) continue
-          this.deliveredNow.add(command.id)
+          if (command.delivered) continue
+          command.delivered = true
+          this.deliveredNow++
           return { command, wave, early: false }
         }
         this.dropWave(wave)
@@ -164,15 +171,16 @@ export class WaveQueue {
         this.current = wave + 1
         this.completion = undefined
         this.cursor = 0
-        this.deliveredNow.clear()
+        this.deliveredNow = 0
         continue
       }
       for (const entry of this.entries.get(wave) ?? []) {
         if (!entry.confirmed) continue
         while (entry.earlyCursor < entry.commands.length) {
           const command = entry.commands[entry.earlyCursor++]!
-          if (command.rank !== 0 || this.deliveredNow.has(command.id)) continue
-          this.deliveredNow.add(command.id)
+          if (command.rank !== 0 || command.delivered) continue
+          command.delivered = true
+          this.deliveredNow++
           return { command, wave, early: true }
         }
       }
@@ -185,7 +193,7 @@ export class WaveQueue {
     const out: WaveCommand[] = []
     for (const entry of this.entries.get(wave) ?? []) {
       if (ids.has(entry.message.id)) out.push(...entry.commands)
-      else for (const c of entry.commands) if (this.deliveredNow.has(c.id)) this.lost.push(c)
+      else for (const c of entry.commands) if (c.delivered) this.lost.push(c)
     }
     return out.sort(compareKey)
   }

@@ -19,6 +19,7 @@ function message(sender: string, seq: number, depth: number, ranks: readonly num
     index,
     command: Uint8Array.of(rank),
     rank,
+    delivered: false,
   }))
   return { m, commands }
 }
