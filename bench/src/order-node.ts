@@ -156,15 +156,6 @@ async function setup(message: SetupMessage): Promise<void> {
     key,
     groupId: 'order-bench',
     maxDatagram: message.maxDatagram,
-    ...(process.env.MCAST
-      ? {
-          multicast: {
-            group: '239.255.42.99',
-            port: Number(process.env.MCAST),
-            interface: '127.0.0.1',
-          },
-        }
-      : {}),
     logger,
   })
   let storage: StableStorage
@@ -180,9 +171,7 @@ async function setup(message: SetupMessage): Promise<void> {
   // Zero delays mean "at the end of this turn": group commit, flush and acknowledgement happen
   // once per event-loop turn, batching whatever arrived in it, with no millisecond timers.
   const host = await stack()
-    .use(
-      psync({ logEveryMs: 0, ...(process.env.RW ? { retainWaves: Number(process.env.RW) } : {}) }),
-    )
+    .use(psync({ logEveryMs: 0, retainWaves: message.retainWaves }))
     .use(order)
     .start({ transport, storage, logger, ...(clock === undefined ? {} : { clock }) })
   const group = await host.open({ port: 'order-bench', members })
