@@ -13,6 +13,7 @@
  * prune floor) leave only per-member watermarks: `prunedSeq[p]`, and for deps on them the
  * watermark's vector and depth (an upper bound, exact when the prefix is a chain prefix).
  */
+import type { PsyncMessage } from '@consul/xkernel'
 import type { Ref } from './codec.js'
 
 export interface GraphNode {
@@ -33,6 +34,8 @@ export interface GraphNode {
    * view of this frame's tail), so the log and the wire reuse it instead of encoding again.
    */
   frame: Uint8Array | undefined
+  /** The upper layer's view of it (`PsyncMessage`), once built. */
+  view: PsyncMessage | undefined
 }
 
 export class ContextGraph {
@@ -125,6 +128,7 @@ export class ContextGraph {
       restored,
       logged: false,
       frame,
+      view: undefined,
     }
     this.bySender[sender]!.set(seq, node)
     const last = this.last[sender]

@@ -97,7 +97,6 @@ export class PsyncSession {
   private readonly iteratorMode: boolean
   private readonly queue: PsyncMessage[] = []
   private readonly waiters: ((r: IteratorResult<PsyncMessage>) => void)[] = []
-  private readonly views = new WeakMap<GraphNode, PsyncMessage>()
 
   constructor(
     private readonly ctx: SessionContext<Record<never, never>>,
@@ -331,8 +330,12 @@ export class PsyncSession {
     return messageId(this.members[member]!, seq)
   }
 
+  /**
+   * The message as the layer above sees it, built once and kept on the node (not in a
+   * `WeakMap`: ephemeron tables make every young-generation GC pause longer).
+   */
   private view(node: GraphNode): PsyncMessage {
-    let view = this.views.get(node)
+    let view = node.view
     if (view === undefined) {
       const members = this.members
       view = {
@@ -344,7 +347,7 @@ export class PsyncSession {
         payload: node.payload,
         restored: node.restored,
       }
-      this.views.set(node, view)
+      node.view = view
     }
     return view
   }
