@@ -362,19 +362,27 @@ export async function benchOrder(): Promise<Record<string, number>> {
       commuteShare: 0,
       classes: 1,
     }
+    /** A throughput phase of `total` order on the first `n` replicas. */
+    const throughputRun = async (
+      n: number,
+      label: string,
+      phase: Partial<Pick<Phase, 'storage' | 'maxDatagram'>> = {},
+    ) =>
+      throughput(
+        await runPhase(pool, n, {
+          label,
+          order: 'total',
+          storage: 'memory',
+          go: throughputGo,
+          ...phase,
+        }),
+      )
     let total3: number | undefined
     if (
       want('total3') ||
       ((want('latency') || want('curve') || want('semantic')) && !process.env.ORDER_BENCH_LOAD)
     ) {
-      const t = throughput(
-        await runPhase(pool, 3, {
-          label: 'total3',
-          order: 'total',
-          storage: 'memory',
-          go: throughputGo,
-        }),
-      )
+      const t = await throughputRun(3, 'total3')
       total3 = t.cmdsPerSecond
       out.total3CmdsPerSecond = t.cmdsPerSecond
       out.total3CpuMicrosPerCmd = t.cpuMicrosPerCmd
@@ -383,41 +391,19 @@ export async function benchOrder(): Promise<Record<string, number>> {
       out.total3EventLoopUtilization = t.eventLoopUtilization
     }
     if (want('total5')) {
-      const t = throughput(
-        await runPhase(pool, 5, {
-          label: 'total5',
-          order: 'total',
-          storage: 'memory',
-          go: throughputGo,
-        }),
-      )
+      const t = await throughputRun(5, 'total5')
       out.total5CmdsPerSecond = t.cmdsPerSecond
       out.total5CpuMicrosPerCmd = t.cpuMicrosPerCmd
       out.total5CmdsPerBatch = t.cmdsPerBatch
     }
     if (want('mtu1400')) {
-      const t = throughput(
-        await runPhase(pool, 3, {
-          label: 'mtu1400',
-          order: 'total',
-          storage: 'memory',
-          maxDatagram: ETHERNET_MAX_DATAGRAM,
-          go: throughputGo,
-        }),
-      )
+      const t = await throughputRun(3, 'mtu1400', { maxDatagram: ETHERNET_MAX_DATAGRAM })
       out.total3Mtu1400CmdsPerSecond = t.cmdsPerSecond
       out.total3Mtu1400CpuMicrosPerCmd = t.cpuMicrosPerCmd
       out.total3Mtu1400DatagramsPerCmd = t.datagramsPerCmd
     }
     if (want('durable3')) {
-      const t = throughput(
-        await runPhase(pool, 3, {
-          label: 'durable3',
-          order: 'total',
-          storage: 'lmdb',
-          go: throughputGo,
-        }),
-      )
+      const t = await throughputRun(3, 'durable3', { storage: 'lmdb' })
       out.total3DurableCmdsPerSecond = t.cmdsPerSecond
       out.total3DurableCmdsPerBatch = t.cmdsPerBatch
     }
