@@ -68,8 +68,12 @@ export const MAX_REFS = 1024
 
 const writer = new HeaderWriter(128)
 
-/** Encodes DATA; the payload is appended after the header without an extra copy of it. */
-export function encodeData(
+/**
+ * The DATA frame in a fresh buffer after `headroom` free bytes; the payload is appended after
+ * the header without an extra copy of it.
+ */
+function encodeDataAt(
+  headroom: number,
   sender: number,
   seq: number,
   deps: readonly Ref[],
@@ -78,10 +82,20 @@ export function encodeData(
   writer.reset().u8(KIND_DATA).uvarint(sender).uvarint(seq).uvarint(deps.length)
   for (const dep of deps) writer.uvarint(dep.member).uvarint(dep.seq)
   const header = writer.view()
-  const out = new Uint8Array(header.length + payload.length)
-  out.set(header, 0)
-  out.set(payload, header.length)
+  const out = new Uint8Array(headroom + header.length + payload.length)
+  out.set(header, headroom)
+  out.set(payload, headroom + header.length)
   return out
+}
+
+/** Encodes DATA. */
+export function encodeData(
+  sender: number,
+  seq: number,
+  deps: readonly Ref[],
+  payload: Uint8Array,
+): Uint8Array {
+  return encodeDataAt(0, sender, seq, deps, payload)
 }
 
 /** Bytes kept free in front of a kept frame for the headers pushed below Psync. */
@@ -98,15 +112,10 @@ export function encodeDataWithPayload(
   deps: readonly Ref[],
   payload: Uint8Array,
 ): { readonly frame: Uint8Array; readonly payload: Uint8Array } {
-  writer.reset().u8(KIND_DATA).uvarint(sender).uvarint(seq).uvarint(deps.length)
-  for (const dep of deps) writer.uvarint(dep.member).uvarint(dep.seq)
-  const header = writer.view()
-  const bytes = new Uint8Array(FRAME_HEADROOM + header.length + payload.length)
-  bytes.set(header, FRAME_HEADROOM)
-  bytes.set(payload, FRAME_HEADROOM + header.length)
+  const bytes = encodeDataAt(FRAME_HEADROOM, sender, seq, deps, payload)
   return {
     frame: bytes.subarray(FRAME_HEADROOM),
-    payload: bytes.subarray(FRAME_HEADROOM + header.length),
+    payload: bytes.subarray(bytes.length - payload.length),
   }
 }
 

@@ -50,6 +50,9 @@ import { MissingTracker } from './retransmit.js'
 /** A sequence number this far beyond what a member has sent is refused as absurd. */
 const MAX_SEQ_JUMP = 1_000_000
 
+/** A DATA frame to insert, with its encoded bytes when they are at hand (`GraphNode.frame`). */
+type KeptFrame = DataFrame & { readonly frame?: Uint8Array }
+
 export class PsyncSession {
   readonly control: PsyncControl
   private readonly members: readonly NodeId[]
@@ -224,8 +227,8 @@ export class PsyncSession {
     const missing = this.graph.missing(frame.deps)
     if (missing.length === 0) {
       // The payload is a view into the datagram: one copy, as the frame the log keeps.
-      const own = encodeDataWithPayload(frame.sender, frame.seq, frame.deps, frame.payload)
-      this.accept({ ...frame, payload: own.payload, frame: own.frame }, false)
+      const kept = encodeDataWithPayload(frame.sender, frame.seq, frame.deps, frame.payload)
+      this.accept({ ...frame, payload: kept.payload, frame: kept.frame }, false)
       return
     }
     // The payload is a view into the datagram; keep a copy while it waits.
@@ -247,8 +250,8 @@ export class PsyncSession {
   }
 
   /** Inserts a message whose deps are all present, delivers it, and releases what waited on it. */
-  private accept(first: DataFrame & { readonly frame?: Uint8Array }, restored: boolean): void {
-    const work: (DataFrame & { readonly frame?: Uint8Array })[] = [first]
+  private accept(first: KeptFrame, restored: boolean): void {
+    const work: KeptFrame[] = [first]
     for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
       const node = this.graph.insert(
         frame.sender,
