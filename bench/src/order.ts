@@ -11,13 +11,16 @@
  *   `maxDatagram` 65,507 (the loopback path's limit; see MAX_DATAGRAM), all submitting
  *   100-byte commands as fast as they can with a window of un-delivered own commands; the
  *   rate is the commands totally ordered per second at the slowest replica.
- *   `total3Mtu1400CmdsPerSecond` is the 3-replica run with the default `maxDatagram` 1,400. Storage is in memory — this measures
- *   the protocols and the network, not the disk — except `total3DurableCmdsPerSecond`, the
- *   same 3-replica run on LMDB (`lmdbStorage` in a temporary directory, synced every commit).
+ *   `total3Mtu1400CmdsPerSecond` is the 3-replica run with the default `maxDatagram` 1,400.
+ *   Storage is in memory — this measures the protocols and the network, not the disk —
+ *   except `total3DurableCmdsPerSecond`, the same 3-replica run on LMDB (`lmdbStorage` in a
+ *   temporary directory, synced every commit).
  * - Latency: 3 replicas each submitting at a fixed rate, half the measured 3-replica
  *   throughput in total; a command's latency runs from its submit at the origin to its
  *   delivery at the last replica, on one clock for all processes (`performance.timeOrigin +
- *   performance.now()`).
+ *   performance.now()`). The `curve` phase repeats it at 1, 10 and 25 % (`…_<n>pct` keys),
+ *   with a canary process (loop-canary.ts) that does nothing but report how late its own
+ *   event loop runs meanwhile (`idleProcessLoopLate…`): the machine's share of any tail.
  * - Semantic vs total (the shape of the SRDS 1989 comparison), over UDP (not the simulator):
  *   3 replicas, the share of commuting (class 0) commands going 0 → 100 %, the others spread
  *   over classes 1..3; response time p50/p99 at the submitter (submit → delivered there) for
@@ -29,12 +32,13 @@
  * The replica processes (order-node.ts) live for the whole run and get a fresh host on fresh
  * ports for every phase. Knobs for investigating (the defaults are the benchmark):
  * `ORDER_BENCH_ONLY=total3,latency` runs only some phases (`rtt`, `raw`, `total3`, `total5`,
- * `mtu1400`, `durable3`, `latency`, `curve`, `semantic`); `ORDER_BENCH_CPU_PROF=<dir>` writes a CPU profile of
- * each replica over each phase's measured window (`<phase>-<replica>.cpuprofile`);
- * `ORDER_BENCH_WINDOW=<n>` changes the throughput window; `ORDER_BENCH_MAX_DATAGRAM=<bytes>` the
- * replicas' `maxDatagram`; `ORDER_BENCH_NODE_ARGS='<flags>'` passes node flags to them; `ORDER_BENCH_LOAD=<cmds/s>` stands
- * in for the measured 3-replica throughput the latency phases derive their load from (and
- * skips measuring it unless `total3` is named); `ORDER_BENCH_TURN_TIMERS=<ms>` runs the
+ * `mtu1400`, `durable3`, `latency`, `curve`, `semantic`); `ORDER_BENCH_CPU_PROF=<dir>` writes
+ * a CPU profile of each replica over each phase's measured window
+ * (`<phase>-<replica>.cpuprofile`); `ORDER_BENCH_WINDOW=<n>` changes the throughput window;
+ * `ORDER_BENCH_MAX_DATAGRAM=<bytes>` the replicas' `maxDatagram`;
+ * `ORDER_BENCH_NODE_ARGS='<flags>'` passes node flags to them (e.g. `--trace-gc`);
+ * `ORDER_BENCH_LOAD=<cmds/s>` stands in for the measured 3-replica throughput the latency
+ * phases derive their load from (and skips measuring it unless `total3` is named); `ORDER_BENCH_TURN_TIMERS=<ms>` runs the
  * replicas on a clock whose timers of at most that delay fire at the end of the turn
  * (order-node.ts).
  */
@@ -45,6 +49,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { CanaryMessage, CanaryReport } from './loop-canary.js'
 import type { GoMessage, GoResult, ParentMessage, SetupMessage } from './order-node.js'
 import { freeUdpPorts } from './ports.js'
 import { rawUdpBaseline } from './raw-udp.js'
@@ -132,7 +137,11 @@ function nextMessage<T>(child: ChildProcess, timeoutMs: number): Promise<T> {
   })
 }
 
-function request<T>(child: ChildProcess, message: ParentMessage, timeoutMs = 30_000): Promise<T> {
+function request<T>(
+  child: ChildProcess,
+  message: ParentMessage | CanaryMessage,
+  timeoutMs = 30_000,
+): Promise<T> {
   const answer = nextMessage<T>(child, timeoutMs)
   child.send(message)
   return answer
@@ -438,14 +447,23 @@ export async function benchOrder(): Promise<Record<string, number>> {
     }
     if (want('curve')) {
       // The same measurement at lighter loads: where the latency comes from (the
-      // acknowledgement round at light load, CPU queueing as the 2 cores fill up).
+      // acknowledgement round at light load, CPU queueing as the 2 cores fill up). A canary
+      // process that does nothing reports how late its event loop runs meanwhile: what the
+      // machine alone adds to any process's latency.
+      const canary = spawn('./loop-canary.ts')
+      await nextMessage(canary, 60_000)
       for (const pct of CURVE_PERCENTS) {
+        await request(canary, { type: 'start' })
         const { l, t } = await latencyAt(pct / 100, `curve-${pct}`)
+        const lag = await request<CanaryReport>(canary, { type: 'report' })
         out[`total3LatencyP50Ms_${pct}pct`] = round(percentile(l.everywhere, 0.5))
         out[`total3LatencyP99Ms_${pct}pct`] = round(percentile(l.everywhere, 0.99))
         out[`total3LatencyCpuMicrosPerCmd_${pct}pct`] = t.cpuMicrosPerCmd
         out[`total3LatencyUndelivered_${pct}pct`] = l.missing
+        out[`idleProcessLoopLateP99Ms_${pct}pct`] = round(lag.p99, 2)
+        out[`idleProcessLoopLateMaxMs_${pct}pct`] = round(lag.max, 2)
       }
+      canary.send({ type: 'exit' } satisfies CanaryMessage)
     }
     if (want('semantic')) {
       // Two loads: a fixed light one, where replicas are idle between commands and waves wait
