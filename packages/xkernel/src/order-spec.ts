@@ -52,6 +52,11 @@
  * delivered after every command in its causal past), liveness once faults heal,
  * membership-list changes taking effect at the same point everywhere, and a checkpoint /
  * restore round trip that continues with the same deliveries.
+ *
+ * Not required: uniform delivery. A member later excluded with a cut may, before it learns
+ * of it, deliver (and acknowledge) its own last commands that the cut discards — sent just
+ * before a partition, so no one else has them. Agreement holds among the members that stay;
+ * the excluded member's history from that delivery on is its own, as a crashed member's is.
  */
 import { capability } from './capability.js'
 import { DecodeError } from './errors.js'
