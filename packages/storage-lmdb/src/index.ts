@@ -30,4 +30,4 @@ export {
   type LmdbStorageStats,
   LOCK_FILE,
   lmdbStorage,
-} from './lmdb-storage.js'
+} from './adapters/lmdb-storage.js'

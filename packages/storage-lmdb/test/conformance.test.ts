@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { storageSuite } from '@consul/testkit/storage'
 import type { StableStorage } from '@consul/xkernel'
+import type { LmdbStore } from '../src/adapters/lmdb-storage.js'
 import { type LmdbStorage, lmdbStorage } from '../src/index.js'
-import type { LmdbStore } from '../src/lmdb-storage.js'
 
 const pathOf = (s: StableStorage) => (s as LmdbStorage).path
 

@@ -6,7 +6,7 @@
  */
 import type { RootDatabase } from 'lmdb'
 import { describe, expect, it } from 'vitest'
-import { LmdbStore } from '../src/lmdb-storage.js'
+import { LmdbStore } from '../src/adapters/lmdb-storage.js'
 import { expectStorageError, text } from './helpers.js'
 
 function failingLmdb() {

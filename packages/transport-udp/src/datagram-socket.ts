@@ -1,6 +1,7 @@
 /**
  * What the transport needs from a UDP socket, so everything above the socket is plain code
- * that tests can drive with a fake (`socket.ts` is the only file that touches `node:dgram`).
+ * that tests can drive with a fake (`adapters/socket.ts` is the only file that touches
+ * `node:dgram`).
  */
 
 /** Called once per datagram `send`, when the socket no longer needs the bytes. */

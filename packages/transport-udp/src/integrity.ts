@@ -8,8 +8,8 @@
  * datagram, whatever the header's flags claim, so dropping the key from a datagram is not a
  * way around authentication.
  */
+import { checkMac, MAC_BYTES, type MacKey, macKey, writeMac } from './adapters/hmac.js'
 import { crc32c } from './crc32c.js'
-import { checkMac, MAC_BYTES, type MacKey, macKey, writeMac } from './hmac.js'
 
 export const CRC_BYTES = 4
 

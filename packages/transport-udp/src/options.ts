@@ -5,11 +5,11 @@
  */
 import type { Clock, Logger, NodeId } from '@consul/xkernel'
 import { hashString } from '@consul/xkernel'
+import { MAC_BYTES, MIN_KEY_BYTES } from './adapters/hmac.js'
 import { type IpFamily, type IpLiteral, isMulticast, parseIpLiteral } from './address.js'
 import { HEADER_BYTES, MAX_UDP_PAYLOAD } from './codec.js'
 import { UdpTransportError } from './errors.js'
 import { FRAGMENT_HEADER_BYTES } from './fragments.js'
-import { MAC_BYTES, MIN_KEY_BYTES } from './hmac.js'
 import type { ReassemblyLimits } from './reassembly.js'
 
 /** Where a member listens. `host` is an IP address literal, not a name. */

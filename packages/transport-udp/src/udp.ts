@@ -3,11 +3,11 @@
  * only asynchronous step is binding; a failure there closes whatever was opened and rejects
  * with a `UdpTransportError` naming the address.
  */
-import { randomBytes } from 'node:crypto'
 import { realClock } from '@consul/xkernel'
+import { randomFirstMessageId } from './adapters/first-message-id.js'
+import { deferToEndOfTurn, openMulticast, openSocket } from './adapters/socket.js'
 import type { DatagramSocket } from './datagram-socket.js'
 import { resolveOptions, type UdpOptions } from './options.js'
-import { deferToEndOfTurn, openMulticast, openSocket } from './socket.js'
 import { type UdpTransport, UdpTransportCore } from './transport.js'
 
 /**
@@ -43,6 +43,6 @@ export async function udp(options: UdpOptions): Promise<UdpTransport> {
     defer: deferToEndOfTurn,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     // Random, so a restarted sender does not reuse the ids of its previous run's messages.
-    firstMessageId: randomBytes(4).readUInt32BE(0),
+    firstMessageId: randomFirstMessageId(),
   })
 }

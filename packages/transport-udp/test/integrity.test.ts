@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { checkMac, MAC_BYTES, macKey, macOf } from '../src/hmac.js'
+import { checkMac, MAC_BYTES, macKey, macOf } from '../src/adapters/hmac.js'
 import { crcIntegrity, hmacIntegrity, integrityFor } from '../src/integrity.js'
 
 const hex = (data: Uint8Array) => Buffer.from(data).toString('hex')

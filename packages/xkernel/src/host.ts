@@ -9,6 +9,8 @@
  * name); the transport adds its own framing and integrity check around it. Datagrams that
  * are too short, for an unknown group, or from a non-member are counted and dropped.
  */
+import { realClock } from './adapters/real-clock.js'
+import { systemRandom } from './adapters/real-random.js'
 import type { Capability, CapabilityMap } from './capability.js'
 import { type Clock, ScopedClock } from './clock.js'
 import { Counters } from './counters.js'
@@ -28,8 +30,6 @@ import type {
   SessionEvents,
 } from './protocol.js'
 import { hashString, type Random } from './random.js'
-import { realClock } from './real-clock.js'
-import { systemRandom } from './real-random.js'
 import { type StableStorage, scopedStorage } from './storage.js'
 import type { NodeId, Transport } from './transport.js'
 

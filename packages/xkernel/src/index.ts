@@ -29,6 +29,9 @@
  * group.get(ECHO).say('hello')
  * ```
  */
+export { jsonLineSink } from './adapters/json-line-sink.js'
+export { realClock } from './adapters/real-clock.js'
+export { systemRandom } from './adapters/real-random.js'
 export {
   type CapabilitiesOf,
   type Capability,
@@ -68,7 +71,6 @@ export type {
 export { Listeners } from './listeners.js'
 export {
   createLogger,
-  jsonLineSink,
   type LogFields,
   type Logger,
   type LoggerOptions,
@@ -137,8 +139,6 @@ export {
   parseMessageId,
 } from './psync-control.js'
 export { hashString, type Random, seededRandom } from './random.js'
-export { realClock } from './real-clock.js'
-export { systemRandom } from './real-random.js'
 export { type CompositionCheck, Stack, stack, validateFactories } from './stack.js'
 export {
   compareKeys,

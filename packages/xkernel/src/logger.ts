@@ -4,6 +4,8 @@
  * simulator). Important transitions are logged with a reason (why a node was suspected, why
  * a view changed); malformed input is logged at debug level where it is counted.
  */
+import { jsonLineSink } from './adapters/json-line-sink.js'
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type LogThreshold = LogLevel | 'silent'
 
@@ -40,11 +42,6 @@ export interface LoggerOptions {
 }
 
 type Bindings = { host?: string; protocol?: string; group?: string }
-
-/** One JSON line per record on stderr. */
-export const jsonLineSink: LogSink = (record) => {
-  process.stderr.write(`${JSON.stringify(record)}\n`)
-}
 
 /** Collects records in an array (tests, the simulator's failure reports). */
 export function memorySink(): LogSink & { records: LogRecord[] } {

@@ -8,9 +8,13 @@ import { resolve } from 'node:path'
  *   consul-sim --scenario ./my-scenario.ts --seeds 1..500 --nodes 5
  *
  * TypeScript scenario modules are loaded through `tsx` when it is installed.
+ *
+ * The CLI is the simulator's one contact with the real world (argv, stdout, exit codes, the
+ * file system, wall time for `wall=`), so it lives under `src/adapters/`, the folder the
+ * determinism lint rule exempts; it is still built to `dist/cli.js` (the package's bin).
  */
 import { pathToFileURL } from 'node:url'
-import { formatResult, runScenario, type Scenario } from './scenario.js'
+import { formatResult, runScenario, type Scenario } from '../scenario.js'
 
 const usage = `usage: consul-sim --scenario <module> (--seed N | --seeds A..B) [--nodes K] [--json]
 

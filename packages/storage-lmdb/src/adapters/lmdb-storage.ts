@@ -1,7 +1,8 @@
 /**
  * `StableStorage` on LMDB: the adapter between the framework's storage contract and the
- * `lmdb` package (the one file of this package allowed to touch the file system and real
- * time; checksums, the pending-write overlay and key ranges live in files that are not).
+ * `lmdb` package. It lives under `src/adapters/`, the one folder of this package the
+ * determinism lint rule lets touch the file system, the process and real time; checksums, the
+ * pending-write overlay and key ranges live in files outside it that may not.
  *
  * How the contract is kept:
  * - Atomic batch: each `batch()` goes to LMDB as one `db.batch()` block, which LMDB commits
@@ -46,10 +47,10 @@ import {
   validateKey,
 } from '@consul/xkernel'
 import { open, type RangeOptions, type RootDatabase } from 'lmdb'
-import { byteBounds, inScanRange, type ScanRange, scanRange } from './key-range.js'
-import { META_CHECK_BYTES, metaPageProblem } from './meta-check.js'
-import { mergeScan, Overlay, type PendingEntry } from './overlay.js'
-import { encodeRecord, recordDamage, recordValue } from './record.js'
+import { byteBounds, inScanRange, type ScanRange, scanRange } from '../key-range.js'
+import { META_CHECK_BYTES, metaPageProblem } from '../meta-check.js'
+import { mergeScan, Overlay, type PendingEntry } from '../overlay.js'
+import { encodeRecord, recordDamage, recordValue } from '../record.js'
 
 /** The lock file `lmdbStorage` keeps in the directory while the store is open. */
 export const LOCK_FILE = 'consul-storage.lock'

@@ -1,6 +1,7 @@
 /**
  * The `node:dgram` adapter: the only file of this package that touches real sockets and the
- * event loop (the determinism lint rule exempts exactly this file). It binds, reports bind
+ * event loop (it lives under `src/adapters/`, the folder the determinism lint rule exempts;
+ * `first-message-id.ts` and `hmac.ts` beside it use `node:crypto`). It binds, reports bind
  * failures as `UdpTransportError`s that name the address, and hides `dgram` behind
  * `DatagramSocket`.
  *
@@ -9,15 +10,15 @@
  * handler (a socket without an `'error'` listener would crash the process).
  */
 import { createSocket, type Socket } from 'node:dgram'
-import type { IpFamily } from './address.js'
+import type { IpFamily } from '../address.js'
 import type {
   BoundAddress,
   DatagramHandler,
   DatagramSocket,
   Defer,
   SendDone,
-} from './datagram-socket.js'
-import { UdpTransportError } from './errors.js'
+} from '../datagram-socket.js'
+import { UdpTransportError } from '../errors.js'
 
 /** End of the current event-loop turn: after the I/O callbacks already pending. */
 export const deferToEndOfTurn: Defer = (callback) => {

@@ -1,10 +1,10 @@
 /**
  * The real clock: `performance.now()`, `setTimeout`, and `setImmediate` for a zero delay —
  * Node's `setTimeout(fn, 0)` waits at least 1 ms, which would put a millisecond on every
- * "at the end of this turn" (batch flushes, group commits, acknowledgements). This file is one
- * of the few the determinism lint rule allows to touch ambient time.
+ * "at the end of this turn" (batch flushes, group commits, acknowledgements). It lives under
+ * `src/adapters/`, the one folder the determinism lint rule lets touch ambient time.
  */
-import type { Clock, Timer } from './clock.js'
+import type { Clock, Timer } from '../clock.js'
 
 export function realClock(): Clock {
   return {
