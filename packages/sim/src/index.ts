@@ -1,10 +1,10 @@
 /**
  * @packageDocumentation
  * `@consul/sim` — deterministic simulation of whole Consul clusters: real protocol code on
- * virtual time, a seeded network with loss, duplication, reordering, delay, partitions and
- * clogging, crashes with unsynced writes lost (and optionally torn or corrupted records),
- * pauses and clock drift; a recorder, invariant-checker plumbing, swarm testing and the
- * `consul-sim` CLI. Same seed ⇒ same trace hash.
+ * virtual time, a seeded network with loss, duplication, reordering, corruption (dropped by
+ * the endpoint's integrity check), delay, partitions and clogging, crashes with unsynced
+ * writes lost (and optionally torn or corrupted records), pauses, clock drift and jumps;
+ * a recorder, invariant-checker plumbing, swarm testing and the `consul-sim` CLI. Same seed ⇒ same trace hash.
  *
  * @example
  * ```ts
@@ -46,6 +46,7 @@ export {
   type ScenarioResult,
 } from './scenario.js'
 export {
+  type DiskFaults,
   type DiskOptions,
   nodeIds,
   type RunOptions,

@@ -7,6 +7,17 @@
  *
  * Datagrams are copied per delivery, so every receiver owns its bytes (the Transport
  * contract) even when a send is duplicated.
+ *
+ * A link can also damage datagrams (`corrupt`): a few bits flipped, the datagram cut short,
+ * or both. The endpoint models what a real transport does about it (ours puts a CRC32C or an
+ * HMAC on every UDP datagram): the sending side computes a check over the bytes it sent, the
+ * check travels beside the datagram (not inside it, so protocols see the same bytes as
+ * before), and the receiving endpoint verifies the bytes that arrived, counting and dropping
+ * any that fail (`droppedCorrupt`). A damaged datagram never reaches a protocol handler.
+ *
+ * Invariant: every damaged copy fails its check. Damage is a cut (the length no longer
+ * matches) or 1–3 distinct flipped bits in a datagram of the sent length, and CRC32C has
+ * Hamming distance 4 for data below 2^31 bits: it detects every error of up to 3 bits.
  */
 import type { NodeId, Random, ReceiveHandler, Transport } from '@consul/xkernel'
 import { type Distribution, describeDistribution, dist, sample } from './distributions.js'
@@ -22,6 +33,12 @@ export interface LinkConfig {
   /** Probability that a datagram is held back by up to `reorderMs` extra (0..1). */
   readonly reorder: number
   readonly reorderMs: number
+  /**
+   * Probability that a datagram arrives damaged (0..1); the receiving endpoint's integrity
+   * check drops it (`droppedCorrupt`). Absent means 0, as in configurations and fault plans
+   * written before corruption existed.
+   */
+  readonly corrupt?: number
 }
 
 export const defaultLink: LinkConfig = Object.freeze({
@@ -30,10 +47,11 @@ export const defaultLink: LinkConfig = Object.freeze({
   duplicate: 0,
   reorder: 0,
   reorderMs: 10,
+  corrupt: 0,
 })
 
 export function validateLinkPatch(patch: Partial<LinkConfig>): void {
-  for (const key of ['loss', 'duplicate', 'reorder'] as const) {
+  for (const key of ['loss', 'duplicate', 'reorder', 'corrupt'] as const) {
     const v = patch[key]
     if (v !== undefined && !(v >= 0 && v <= 1)) {
       throw new RangeError(`link ${key} must be a probability in [0, 1], got ${v}`)
@@ -52,6 +70,7 @@ export function describeLink(link: LinkConfig): string {
   if (link.loss > 0) parts.push(`loss=${link.loss.toFixed(3)}`)
   if (link.duplicate > 0) parts.push(`dup=${link.duplicate.toFixed(3)}`)
   if (link.reorder > 0) parts.push(`reorder=${link.reorder.toFixed(3)}/${link.reorderMs}ms`)
+  if ((link.corrupt ?? 0) > 0) parts.push(`corrupt=${link.corrupt!.toFixed(3)}`)
   return parts.join(' ')
 }
 
@@ -76,24 +95,66 @@ export interface NetworkStats {
   droppedLoss: number
   droppedPartition: number
   droppedDown: number
+  /** Datagrams whose integrity check failed at the receiving endpoint (damaged on the link). */
+  droppedCorrupt: number
   duplicated: number
   reordered: number
+  /** Datagram copies the link damaged (a damaged copy to a node that is down counts here too). */
+  corrupted: number
   clogged: number
   bytes: number
+}
+
+/** What an endpoint counts; `stats()` returns a copy. */
+interface EndpointCounters {
+  sent: number
+  received: number
+  droppedCorrupt: number
+}
+
+/** The handler an endpoint registered, with the endpoint's counters. */
+interface Receiver {
+  readonly handler: ReceiveHandler
+  readonly counters: EndpointCounters
+}
+
+/** `length` of a delivery that carries no integrity check (its link cannot corrupt). */
+const UNCHECKED = -1
+
+/**
+ * CRC32C (Castagnoli, reflected polynomial 0x82F63B78), bytewise: the same function the UDP
+ * transport puts on its datagrams. `crc32c('123456789') === 0xE3069283`.
+ */
+const CRC32C_TABLE = (() => {
+  const table = new Int32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+    table[n] = c
+  }
+  return table
+})()
+
+export function crc32c(data: Uint8Array): number {
+  let c = -1
+  for (let i = 0; i < data.length; i++) c = (c >>> 8) ^ CRC32C_TABLE[(c ^ data[i]!) & 0xff]!
+  return ~c >>> 0
 }
 
 export class SimNetwork {
   private readonly links: Link[]
   private readonly index = new Map<NodeId, number>()
-  private readonly handlers: (ReceiveHandler | undefined)[]
+  private readonly receivers: (Receiver | undefined)[]
   readonly counters: NetworkStats = {
     sent: 0,
     delivered: 0,
     droppedLoss: 0,
     droppedPartition: 0,
     droppedDown: 0,
+    droppedCorrupt: 0,
     duplicated: 0,
     reordered: 0,
+    corrupted: 0,
     clogged: 0,
     bytes: 0,
   }
@@ -110,7 +171,7 @@ export class SimNetwork {
       this.index.set(id, i)
     })
     this.links = Array.from({ length: nodes.length * nodes.length }, () => new Link(config))
-    this.handlers = nodes.map(() => undefined)
+    this.receivers = nodes.map(() => undefined)
   }
 
   private indexOf(node: NodeId): number {
@@ -232,7 +293,7 @@ export class SimNetwork {
   endpoint(node: NodeId): Transport {
     const self = this.indexOf(node)
     const peers = this.nodes.filter((n) => n !== node)
-    const counters = { sent: 0, received: 0 }
+    const counters: EndpointCounters = { sent: 0, received: 0, droppedCorrupt: 0 }
     let closed = false
     return {
       self: node,
@@ -255,15 +316,12 @@ export class SimNetwork {
         }
       },
       onReceive: (handler) => {
-        this.handlers[self] = (from, data) => {
-          counters.received++
-          handler(from, data)
-        }
+        this.receivers[self] = { handler, counters }
       },
       stats: () => ({ ...counters }),
       close: async () => {
         closed = true
-        this.handlers[self] = undefined
+        this.receivers[self] = undefined
       },
     }
   }
@@ -292,6 +350,11 @@ export class SimNetwork {
       copies = 2
       c.duplicated++
     }
+    // The sender's integrity check, only on a link that can damage datagrams: on a clean
+    // link every check would pass, so the hot path skips it (and draws nothing more).
+    const corrupt = cfg.corrupt ?? 0
+    const length = corrupt > 0 ? data.length : UNCHECKED
+    const check = corrupt > 0 ? this.checksum(data) : 0
     for (let i = 0; i < copies; i++) {
       let arrival = this.host.now + sample(cfg.delay, random)
       if (cfg.reorder > 0 && random.next() < cfg.reorder) {
@@ -302,12 +365,40 @@ export class SimNetwork {
         arrival = link.clogUntil
         c.clogged++
       }
+      let bytes = data
+      if (corrupt > 0 && data.length > 0 && random.next() < corrupt) {
+        bytes = this.damage(data)
+        c.corrupted++
+      }
       // deliver() copies, so duplicates and broadcasts may share `data` until then.
-      this.host.scheduleForNode(arrival, to, () => this.deliver(from, to, data))
+      this.host.scheduleForNode(arrival, to, () => this.deliver(from, to, bytes, length, check))
     }
   }
 
-  private deliver(from: number, to: number, data: Uint8Array): void {
+  /** The integrity check value a sending endpoint computes (a method, so tests can watch it). */
+  private checksum(data: Uint8Array): number {
+    return crc32c(data)
+  }
+
+  /** A damaged copy of `data` (non-empty): 1–3 distinct bits flipped, cut short, or both. */
+  private damage(data: Uint8Array): Uint8Array {
+    const random = this.random
+    const kind = random.int(3) // 0: flip bits, 1: cut short, 2: cut short and flip bits
+    const bytes = kind === 0 ? data.slice() : data.slice(0, random.int(data.length))
+    if (kind !== 1 && bytes.length > 0) {
+      const count = 1 + random.int(3)
+      const flipped: number[] = []
+      while (flipped.length < count) {
+        const bit = random.int(bytes.length * 8)
+        if (flipped.includes(bit)) continue
+        flipped.push(bit)
+        bytes[bit >>> 3]! ^= 1 << (bit & 7)
+      }
+    }
+    return bytes
+  }
+
+  private deliver(from: number, to: number, data: Uint8Array, length: number, check: number): void {
     const c = this.counters
     if (this.link(from, to).blocked) {
       c.droppedPartition++
@@ -317,12 +408,18 @@ export class SimNetwork {
       c.droppedDown++
       return
     }
-    const handler = this.handlers[to]
-    if (handler === undefined) {
+    const receiver = this.receivers[to]
+    if (receiver === undefined) {
       c.droppedDown++
       return
     }
+    if (length !== UNCHECKED && (data.length !== length || this.checksum(data) !== check)) {
+      c.droppedCorrupt++
+      receiver.counters.droppedCorrupt++
+      return
+    }
     c.delivered++
-    handler(this.nodes[from]!, data.slice())
+    receiver.counters.received++
+    receiver.handler(this.nodes[from]!, data.slice())
   }
 }

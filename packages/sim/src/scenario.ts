@@ -97,7 +97,7 @@ export async function runScenario<Prov extends CapabilityMap>(
         ...swarmOptions,
         durationMs: scenario.durationMs,
       })
-      applyFaultPlan(sim as unknown as Simulation, plan)
+      applyFaultPlan(sim, plan)
       environment = describePlan(plan)
     }
     await scenario.workload?.(sim)

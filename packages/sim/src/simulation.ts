@@ -36,11 +36,15 @@ import { History, type HistoryRecord, type RecordKind } from './history.js'
 import { type LinkConfig, type NetworkHost, SimNetwork } from './network.js'
 import { TraceHash } from './trace-hash.js'
 
-export interface DiskOptions {
-  /** How long a `sync()` takes. Default U(0.1, 1) ms. */
-  readonly syncDelay?: Distribution
+/** Disk faults that can change during a run (`sim.setDiskFaults`). */
+export interface DiskFaults {
   /** Probability that a crash leaves a torn or bit-flipped record of the last unsynced batch. */
   readonly corruptOnCrash?: number
+}
+
+export interface DiskOptions extends DiskFaults {
+  /** How long a `sync()` takes. Default U(0.1, 1) ms. */
+  readonly syncDelay?: Distribution
 }
 
 export interface SimulationOptions<Prov extends CapabilityMap> {
@@ -132,6 +136,12 @@ export function nodeIds(nodes: number | readonly NodeId[]): NodeId[] {
   return ids
 }
 
+function checkCorruptOnCrash(value: number, prefix: string): number {
+  if (!(value >= 0 && value <= 1))
+    throw new RangeError(`${prefix}corruptOnCrash must be in [0, 1], got ${value}`)
+  return value
+}
+
 export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   readonly seed: number
   readonly nodes: readonly NodeId[]
@@ -149,6 +159,8 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   private readonly options: SimulationOptions<Prov>
   private readonly diskRandom: Random
   private readonly syncDelay: Distribution
+  /** Invariant: a probability in [0, 1]. */
+  private corruptOnCrash: number
   private currentTime = 0
   private eventCount = 0
   private settlePending = false
@@ -166,9 +178,7 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     this.random = seededRandom(options.seed)
     this.diskRandom = this.random.fork('disk')
     this.syncDelay = options.disk?.syncDelay ?? dist.uniform(0.1, 1)
-    const corrupt = options.disk?.corruptOnCrash ?? 0
-    if (!(corrupt >= 0 && corrupt <= 1))
-      throw new RangeError(`disk.corruptOnCrash must be in [0, 1], got ${corrupt}`)
+    this.corruptOnCrash = checkCorruptOnCrash(options.disk?.corruptOnCrash ?? 0, 'disk.')
     const sim = this
     const networkHost: NetworkHost = {
       get now() {
@@ -419,7 +429,7 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     node.up = false
     node.host?.crash()
     node.host = undefined
-    const corrupt = this.options.disk?.corruptOnCrash ?? 0
+    const corrupt = this.corruptOnCrash
     node.disk.crash(
       corrupt > 0 ? { corrupt: { probability: corrupt, random: this.diskRandom } } : {},
     )
@@ -487,6 +497,22 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     if (!(ms >= 0 && Number.isFinite(ms)))
       throw new RangeError(`a clock jump must be >= 0 ms, got ${ms}`)
     this.node(id).clockOffset += ms
+  }
+
+  // ---- disk faults ----------------------------------------------------------------------
+
+  /**
+   * Changes the disk faults of every node from now on (what `disk` set at construction);
+   * a field left out keeps its value. A fault plan uses it to draw disk corruption per run.
+   */
+  setDiskFaults(faults: DiskFaults): void {
+    if (faults.corruptOnCrash !== undefined)
+      this.corruptOnCrash = checkCorruptOnCrash(faults.corruptOnCrash, '')
+  }
+
+  /** The disk faults in force. */
+  diskFaults(): Required<DiskFaults> {
+    return { corruptOnCrash: this.corruptOnCrash }
   }
 
   // ---- running --------------------------------------------------------------------------

@@ -1,14 +1,20 @@
 /**
  * Swarm testing (after TigerBeetle's VOPR): the seed draws the whole fault environment —
- * link delay distribution, loss, duplication and reordering rates, clock drift, and a
- * schedule of partitions, clogs, pauses and crash/restart cycles — so a sweep over seeds
- * explores very different worlds, not one world with different dice.
+ * link delay distribution, loss, duplication, reordering and corruption rates, clock drift,
+ * clock jumps, how often a crash damages the disk, and a schedule of partitions, clogs,
+ * pauses and crash/restart cycles — so a sweep over seeds explores very different worlds,
+ * not one world with different dice.
  *
  * The schedule keeps a majority of nodes up (at most ⌊(n−1)/2⌋ crashed at once) and ends
  * with a quiet tail in which everything is healed and every node is up, so liveness can
  * be checked after the faults.
+ *
+ * Invariant: a seed keeps its world. Regression tests name seeds whose worlds found bugs, so
+ * a fault class added later draws from its own fork of the swarm's random (`fork` does not
+ * consume from the parent stream) and everything drawn before stays the same; with the new
+ * class switched off the plan is exactly the old one. Add new classes the same way.
  */
-import type { NodeId, Random } from '@consul/xkernel'
+import type { CapabilityMap, NodeId, Random } from '@consul/xkernel'
 import { type Distribution, dist } from './distributions.js'
 import { describeLink, type LinkConfig } from './network.js'
 import type { Simulation } from './simulation.js'
@@ -27,6 +33,14 @@ export interface SwarmOptions {
   readonly maxLoss?: number
   /** Highest duplication rate drawn (default 0.1). */
   readonly maxDuplicate?: number
+  /** Draw a link corruption rate (datagrams damaged in transit, dropped by the endpoint). */
+  readonly corruptDatagrams?: boolean
+  /** Highest corruption rate drawn (default 0.05). */
+  readonly maxCorrupt?: number
+  /** Draw 0–2 forward jumps of a node's clock (5–2000 ms) before the quiet tail. */
+  readonly clockJumps?: boolean
+  /** Draw how likely a crash leaves a damaged record on the disk (`diskCorruptOnCrash`). */
+  readonly diskCorruption?: boolean
 }
 
 export type FaultAction =
@@ -47,12 +61,20 @@ export type FaultAction =
       readonly ms: number
     }
   | { readonly at: number; readonly type: 'heal' }
+  /** `sim.jumpClock(node, ms)`: the node's clock leaps forward (NTP step, VM resume). */
+  | { readonly at: number; readonly type: 'jump'; readonly node: NodeId; readonly ms: number }
+  /** Heals everything and sets `link` (loss, duplication, reordering, corruption all 0). */
   | { readonly at: number; readonly type: 'calm'; readonly link: LinkConfig }
 
 export interface FaultPlan {
   readonly link: LinkConfig
   readonly driftPpm: Readonly<Record<NodeId, number>>
   readonly actions: readonly FaultAction[]
+  /**
+   * Probability that a crash leaves a damaged record of the last unsynced batch, set with
+   * `sim.setDiskFaults` for the whole run; absent: the simulation's own `disk` setting stays.
+   */
+  readonly diskCorruptOnCrash?: number
 }
 
 function pickDelay(random: Random): Distribution {
@@ -85,14 +107,21 @@ export function drawSwarm(
   const maxLoss = options.maxLoss ?? 0.3
   const maxDup = options.maxDuplicate ?? 0.1
   // Skew rates toward zero: many seeds should be nearly clean, some brutal.
-  const rate = (max: number) => (random.next() < 0.25 ? 0 : max * random.next() ** 2)
-  const link: LinkConfig = {
+  const skewed = (r: Random, max: number) => (r.next() < 0.25 ? 0 : max * r.next() ** 2)
+  const rate = (max: number) => skewed(random, max)
+  const drawnLink: LinkConfig = {
     delay: pickDelay(random),
     loss: rate(maxLoss),
     duplicate: rate(maxDup),
     reorder: rate(0.3),
     reorderMs: 1 + random.int(30),
   }
+  // Fault classes added after the first release: each from its own fork (see the header).
+  const corrupt =
+    options.corruptDatagrams === false
+      ? undefined
+      : skewed(random.fork('corruption'), options.maxCorrupt ?? 0.05)
+  const link: LinkConfig = corrupt === undefined ? drawnLink : { ...drawnLink, corrupt }
   const driftPpm: Record<NodeId, number> = {}
   for (const node of nodes) {
     driftPpm[node] = options.drift === false ? 0 : Math.round((random.next() * 2 - 1) * 2000)
@@ -159,18 +188,45 @@ export function drawSwarm(
       actions.push({ at: to, type: 'restart', node })
     }
   }
+  if (options.clockJumps !== false && faultEnd > 0) {
+    const jumps = random.fork('jumps')
+    const count = jumps.int(3)
+    for (let i = 0; i < count; i++) {
+      actions.push({
+        at: jumps.next() * faultEnd,
+        type: 'jump',
+        node: pickNode(jumps, nodes),
+        ms: 5 + jumps.next() * 1995,
+      })
+    }
+  }
   actions.push({
     at: faultEnd,
     type: 'calm',
-    link: { ...link, loss: 0, duplicate: 0, reorder: 0 },
+    link: {
+      ...link,
+      loss: 0,
+      duplicate: 0,
+      reorder: 0,
+      ...(corrupt === undefined ? {} : { corrupt: 0 }),
+    },
   })
+  // Stable: actions drawn by older code keep their relative order whatever is added.
   actions.sort((x, y) => x.at - y.at)
-  return { link, driftPpm, actions }
+  if (options.diskCorruption === false) return { link, driftPpm, actions }
+  const disk = random.fork('disk-corruption')
+  const diskCorruptOnCrash = disk.next() < 0.4 ? 0 : 0.2 + disk.next() * 0.8
+  return { link, driftPpm, actions, diskCorruptOnCrash }
 }
 
 /** Schedules the plan's actions on `sim` (call before running). */
-export function applyFaultPlan(sim: Simulation, plan: FaultPlan): void {
+export function applyFaultPlan<Prov extends CapabilityMap>(
+  sim: Simulation<Prov>,
+  plan: FaultPlan,
+): void {
   sim.network.configure(plan.link)
+  if (plan.diskCorruptOnCrash !== undefined)
+    sim.setDiskFaults({ corruptOnCrash: plan.diskCorruptOnCrash })
   for (const [node, ppm] of Object.entries(plan.driftPpm)) sim.drift(node, ppm)
   for (const action of plan.actions) {
     sim.at(action.at, async () => {
@@ -196,9 +252,13 @@ export function applyFaultPlan(sim: Simulation, plan: FaultPlan): void {
         case 'heal':
           sim.network.heal()
           return
+        case 'jump':
+          sim.jumpClock(action.node, action.ms)
+          return
         case 'calm':
           sim.network.heal()
-          sim.network.configure(action.link)
+          // Corruption off too, also for a plan drawn without it (the quiet tail is clean).
+          sim.network.configure({ corrupt: 0, ...action.link })
           return
       }
     })
@@ -214,5 +274,8 @@ export function describePlan(plan: FaultPlan): string {
   if (count('clog') > 0) parts.push(`clogs=${count('clog')}`)
   if (count('pause') > 0) parts.push(`pauses=${count('pause')}`)
   if (count('crash') > 0) parts.push(`crashes=${count('crash')}`)
+  if (count('jump') > 0) parts.push(`jumps=${count('jump')}`)
+  if ((plan.diskCorruptOnCrash ?? 0) > 0)
+    parts.push(`diskCorrupt=${plan.diskCorruptOnCrash!.toFixed(2)}`)
   return parts.join(' ')
 }

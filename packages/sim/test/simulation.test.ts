@@ -41,6 +41,22 @@ describe('determinism', () => {
     expect(hashes.size).toBe(100)
   })
 
+  it('same seed, same run with every fault class on, disk corruption included', async () => {
+    const everything = { ...floodScenario, faults: 'swarm' as const }
+    const seen = { corrupt: 0, jumps: 0, diskCorrupt: 0 }
+    for (let seed = 1; seed <= 40; seed++) {
+      const a = await runScenario(everything, { seed })
+      const b = await runScenario(everything, { seed })
+      expect([a.traceHash, a.events, a.error]).toEqual([b.traceHash, b.events, b.error])
+      if (a.environment.includes('corrupt=')) seen.corrupt++
+      if (a.environment.includes('jumps=')) seen.jumps++
+      if (a.environment.includes('diskCorrupt=')) seen.diskCorrupt++
+    }
+    expect(seen.corrupt).toBeGreaterThan(20)
+    expect(seen.jumps).toBeGreaterThan(20)
+    expect(seen.diskCorrupt).toBeGreaterThan(15)
+  })
+
   it('the flooding scenario passes no-creation and no-duplication on every seed', async () => {
     for (let seed = 100; seed < 130; seed++) {
       const result = await runScenario(floodScenario, { seed })
@@ -206,6 +222,21 @@ describe('host faults', () => {
 
   it('a crash with corruptOnCrash 1 leaves a record that reads as StorageCorruptedError', async () => {
     const sim = await floodSim(12, { disk: { corruptOnCrash: 1 } })
+    sim.at(1, () => void sim.host('n1').group('f')!.get(COUNTER).incrementUnsynced())
+    sim.at(2, () => sim.crash('n1'))
+    await sim.run({ until: 5 })
+    expect(() => sim.disk('n1').get('counter/f/value')).toThrow(StorageCorruptedError)
+  })
+
+  it('setDiskFaults changes disk corruption from now on, and rejects a non-probability', async () => {
+    const sim = await floodSim(12)
+    expect(sim.diskFaults()).toEqual({ corruptOnCrash: 0 })
+    expect(() => sim.setDiskFaults({ corruptOnCrash: 1.5 })).toThrow(RangeError)
+    expect(() => sim.setDiskFaults({ corruptOnCrash: Number.NaN })).toThrow(/corruptOnCrash/)
+    expect(sim.diskFaults()).toEqual({ corruptOnCrash: 0 })
+    sim.setDiskFaults({})
+    expect(sim.diskFaults()).toEqual({ corruptOnCrash: 0 })
+    sim.setDiskFaults({ corruptOnCrash: 1 })
     sim.at(1, () => void sim.host('n1').group('f')!.get(COUNTER).incrementUnsynced())
     sim.at(2, () => sim.crash('n1'))
     await sim.run({ until: 5 })
