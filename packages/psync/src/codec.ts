@@ -9,7 +9,10 @@
  *            "send me these messages, and what I lack of their past: I have every message
  *             of member p up to have[p]"
  *   RESTART  kind=3                                 "I restarted: tell me your leaves"
- *   LEAVES   kind=4 · n · (member · seq)×n          the answer to RESTART
+ *   LEAVES   kind=4 · n · (member · seq)×n · have×members
+ *            the answer to RESTART: the responder's leaves, and how far it holds every
+ *            member's messages (the restarted member's own included: what it sent before
+ *            the crash and may have lost from its log)
  *   ACK      kind=5 · have×members                  "I already have that": stops re-sends
  *                                                    to a member that has nothing to say
  *
@@ -49,6 +52,8 @@ export interface RequestFrame {
 export interface LeavesFrame {
   readonly kind: typeof KIND_LEAVES
   readonly refs: readonly Ref[]
+  /** have[p]: the responder holds every message of member p up to this seq. */
+  readonly have: readonly number[]
 }
 
 export interface RestartFrame {
@@ -145,17 +150,23 @@ export function wireMessage(node: FrameSource): MessageBuffer {
   return MessageBuffer.fromPayload(dataFrameOf(node))
 }
 
-export function encodeLeaves(refs: readonly Ref[]): Uint8Array {
-  writer.reset().u8(KIND_LEAVES).uvarint(refs.length)
-  for (const ref of refs) writer.uvarint(ref.member).uvarint(ref.seq)
-  return writer.view().slice()
-}
-
-export function encodeRequest(refs: readonly Ref[], have: readonly number[]): Uint8Array {
-  writer.reset().u8(KIND_REQUEST).uvarint(refs.length)
+function encodeRefsAndHave(
+  kind: typeof KIND_REQUEST | typeof KIND_LEAVES,
+  refs: readonly Ref[],
+  have: readonly number[],
+): Uint8Array {
+  writer.reset().u8(kind).uvarint(refs.length)
   for (const ref of refs) writer.uvarint(ref.member).uvarint(ref.seq)
   for (const seq of have) writer.uvarint(seq)
   return writer.view().slice()
+}
+
+export function encodeLeaves(refs: readonly Ref[], have: readonly number[]): Uint8Array {
+  return encodeRefsAndHave(KIND_LEAVES, refs, have)
+}
+
+export function encodeRequest(refs: readonly Ref[], have: readonly number[]): Uint8Array {
+  return encodeRefsAndHave(KIND_REQUEST, refs, have)
 }
 
 export function encodeAck(have: readonly number[]): Uint8Array {
@@ -214,10 +225,10 @@ export function decodeFrame(bytes: Uint8Array | MessageBuffer, members: number):
       const refs: Ref[] = []
       for (let i = 0; i < n; i++) refs.push(readRef(msg, members))
       const have: number[] = []
-      if (kind === KIND_REQUEST) for (let i = 0; i < members; i++) have.push(msg.popUvarint())
+      for (let i = 0; i < members; i++) have.push(msg.popUvarint())
       if (msg.length !== 0)
         throw new DecodeError('INVALID', 'trailing bytes after the reference list')
-      return kind === KIND_REQUEST ? { kind, refs, have } : { kind, refs }
+      return { kind, refs, have }
     }
     case KIND_ACK: {
       const have: number[] = []

@@ -193,7 +193,11 @@ export class ContextGraph {
     }
   }
 
-  /** Removes one member's messages above `cutSeq` (exclusion); they must have no successors. */
+  /**
+   * Removes one member's messages above `cutSeq` (exclusion); they must have no successors
+   * but each other. Their predecessors that no remaining message builds on become leaves
+   * again, so the next own message depends on them.
+   */
   discardAbove(member: number, cutSeq: number): GraphNode[] {
     const removed = [...this.bySender[member]!.values()].filter((n) => n.seq > cutSeq)
     for (const node of removed) this.remove(node)
@@ -201,6 +205,12 @@ export class ContextGraph {
     for (const node of this.bySender[member]!.values())
       if (last === undefined || node.seq > last.seq) last = node
     this.last[member] = last
+    for (const node of removed) {
+      for (const dep of node.deps) {
+        const d = this.get(dep.member, dep.seq)
+        if (d !== undefined && !this.hasSuccessor(d)) this.leafSet.add(d)
+      }
+    }
     return removed
   }
 
@@ -220,13 +230,49 @@ export class ContextGraph {
    * Prunes the messages of depth < `floor` that `isStable` accepts, oldest first per member,
    * stopping at a member's first message that stays (pruning keeps a per-member prefix).
    * Returns what was pruned.
+   *
+   * Invariant kept: every message left (and every dep in `alsoKept`, the held messages' deps)
+   * depends only on messages left or on its member's *highest* pruned message, whose vector
+   * and depth the watermarks keep — so a message inserted after pruning (rebuilt from the log
+   * after a restart, or released from the held set) gets the exact depth and vector it had
+   * everywhere else. A member's prefix is cut back to the dep a remaining message has on it.
    */
-  prune(floor: number, isStable: (node: GraphNode) => boolean): GraphNode[] {
-    const pruned: GraphNode[] = []
+  prune(
+    floor: number,
+    isStable: (node: GraphNode) => boolean,
+    alsoKept: Iterable<readonly Ref[]> = [],
+  ): GraphNode[] {
+    const chains: GraphNode[][] = []
+    const upTo = new Array<number>(this.memberCount).fill(0)
     for (let member = 0; member < this.memberCount; member++) {
       const chain = [...this.bySender[member]!.values()].sort((x, y) => x.seq - y.seq)
+      chains.push(chain)
+      upTo[member] = this.prunedSeq[member]!
       for (const node of chain) {
         if (node.depth >= floor || !isStable(node) || node === this.last[member]) break
+        upTo[member] = node.seq
+      }
+    }
+    // Cut prefixes back until no kept message depends on a pruned one below the highest.
+    const keptDeps = [...alsoKept]
+    for (let changed = true; changed; ) {
+      changed = false
+      const check = (deps: readonly Ref[]) => {
+        for (const dep of deps) {
+          if (dep.seq < upTo[dep.member]! && dep.seq >= this.prunedSeq[dep.member]!) {
+            upTo[dep.member] = dep.seq
+            changed = true
+          }
+        }
+      }
+      for (let member = 0; member < this.memberCount; member++)
+        for (const node of chains[member]!) if (node.seq > upTo[member]!) check(node.deps)
+      for (const deps of keptDeps) check(deps)
+    }
+    const pruned: GraphNode[] = []
+    for (let member = 0; member < this.memberCount; member++) {
+      for (const node of chains[member]!) {
+        if (node.seq > upTo[member]!) break
         this.remove(node)
         this.prunedSeq[member] = node.seq
         this.prunedVc[member] = [...node.vc]

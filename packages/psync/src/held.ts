@@ -42,6 +42,11 @@ export class HeldMessages {
     return this.waiting.has(key(member, seq))
   }
 
+  /** The held frame, if any. */
+  get(member: number, seq: number): DataFrame | undefined {
+    return this.waiting.get(key(member, seq))?.frame
+  }
+
   /** Holds `frame` until `missing` arrive; false when it does not fit the bounds. */
   add(frame: DataFrame, missing: readonly Ref[], now: number): boolean {
     const k = key(frame.sender, frame.seq)
@@ -116,6 +121,11 @@ export class HeldMessages {
       if (alive.length === 0) this.waiters.delete(mk)
       else this.waiters.set(mk, alive)
     }
+  }
+
+  /** The deps of every held message (what must stay exact when pruning). */
+  *heldDeps(): Iterable<readonly Ref[]> {
+    for (const w of this.waiting.values()) yield w.frame.deps
   }
 
   /** The held messages' own refs. */

@@ -30,7 +30,14 @@ export function psync(options: PsyncOptions = {}) {
   return defineProtocol({
     name: 'psync',
     provides: [PSYNC],
-    raises: ['trace.sent', 'trace.delivered', 'trace.stable', 'trace.wave', 'psync.retransmitting'],
+    raises: [
+      'trace.sent',
+      'trace.delivered',
+      'trace.stable',
+      'trace.wave',
+      'trace.view',
+      'psync.retransmitting',
+    ],
     create: () => {
       const sessions = new Set<PsyncSession>()
       return {

@@ -25,8 +25,11 @@ export interface PsyncOptions {
   /** Largest payload `send` accepts. Default 1 MiB. */
   readonly maxPayloadBytes?: number
   /**
-   * Without a checkpointing protocol: keep this many complete waves and prune stable
-   * messages below them. Default: no automatic pruning (`setPruneFloor` only).
+   * Keep this many complete waves and prune stable messages below them — but never above the
+   * floor checkpointing declared with `setPruneFloor`, once it has. Without checkpointing it
+   * bounds the log, and a member restarted after pruning cannot replay the pruned waves: its
+   * Order stops with `WAVE_GAP` (the price of a bounded log without checkpoints). Default: no
+   * automatic pruning (`setPruneFloor` only).
    */
   readonly retainWaves?: number
   /** How often pruning runs while the prune floor moves (ms). Default 100. */

@@ -5,13 +5,17 @@
  * (ask for what is missing; re-send own messages a peer has not acknowledged), stability,
  * waves, pruning, and the restart handshake.
  *
- * Invariants the simulator checks: causal delivery, no duplicate delivery, no creation,
- * atomic delivery among correct members, stability never claimed for a message a correct
- * member lacks, identical wave contents everywhere.
+ * Invariants the simulator checks: causal delivery, no duplicate delivery, no creation (an
+ * id never stands for two contents: a restarted member takes its next seq above its durable
+ * high-water mark), atomic delivery among correct members, stability never claimed for a
+ * message an agreed member lacks, identical wave contents everywhere and no wave skipped
+ * (a restart replays every wave above the prune floor; an exclusion cut counts the same
+ * messages everywhere).
  */
 import {
   type Counters,
   DecodeError,
+  digestBytes,
   type GroupNetwork,
   Listeners,
   MessageBuffer,
@@ -49,6 +53,10 @@ import { MissingTracker } from './retransmit.js'
 
 /** A sequence number this far beyond what a member has sent is refused as absurd. */
 const MAX_SEQ_JUMP = 1_000_000
+/** How often a ref that a restart handshake merely named is asked for before it is given up. */
+const NAMED_WANT_LIMIT = 8
+/** Most own messages re-sent at once to a peer that lacks them (it asks for the rest). */
+const RESEND_BATCH = 32
 
 /** A DATA frame to insert, with its encoded bytes when they are at hand (`GraphNode.frame`). */
 type KeptFrame = DataFrame & { readonly frame?: Uint8Array }
@@ -72,13 +80,33 @@ export class PsyncSession {
   private readonly resendBackoff: number[]
   private readonly resentAt: number[]
   private readonly ackedAt: number[]
+  /** When each member was last heard from (any frame). */
+  private readonly heardAt: number[]
+  /**
+   * A member excluded and then re-admitted counts again from this seq on; its messages in
+   * (cut, readmitFrom) are void for good.
+   */
+  private readonly readmitFrom: (number | undefined)[]
+  /**
+   * Own seqs at most `mySeq` that are neither in the graph nor pruned (lost from the log by
+   * corruption, or held for a lost predecessor): until they are back, nothing new is sent.
+   * Invariant: empty except after a restart that found a hole in the own chain.
+   */
+  private readonly ownMissing = new Set<number>()
+  /** The restored high-water mark could not be trusted: wait for a peer's word on own seqs. */
+  private ownSeqUncertain = false
+  private viewId = 0
   private mySeq = 0
   /** Highest own seq already on the wire (durable). */
   private transmittedSeq = 0
   /** When the latest own message went on the wire. */
   private transmittedAt = Number.NEGATIVE_INFINITY
   private nextWave = 0
-  private pruneFloor = 0
+  /**
+   * The floor checkpointing declared (`setPruneFloor`): nothing at or above it is pruned.
+   * Undefined until declared; with `retainWaves` alone, pruning keeps that many waves.
+   */
+  private declaredFloor: number | undefined
   private restarting = false
   private closed = false
   private retransmitTimer: Timer | undefined
@@ -97,6 +125,12 @@ export class PsyncSession {
   private readonly memberHandlers = new Listeners<[readonly NodeId[]]>(
     () => new PsyncError('INVALID_ARGUMENT', 'onMembersChanged takes a function'),
   )
+  private readonly stableHandlers = new Listeners<[NodeId, number]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onStable takes a function'),
+  )
+  private readonly durableHandlers = new Listeners<[number]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onDurable takes a function'),
+  )
   private readonly iteratorMode: boolean
   private readonly queue: PsyncMessage[] = []
   private readonly waiters: ((r: IteratorResult<PsyncMessage>) => void)[] = []
@@ -105,7 +139,8 @@ export class PsyncSession {
     private readonly ctx: SessionContext<Record<never, never>>,
     private readonly options: ResolvedOptions,
   ) {
-    this.members = ctx.group.members
+    // Wire indexes are positions in the list: canonical order, whatever the caller wrote.
+    this.members = [...ctx.group.members].sort()
     this.members.forEach((m, i) => {
       this.index.set(m, i)
     })
@@ -115,13 +150,22 @@ export class PsyncSession {
     this.held = new HeldMessages(options.maxHeld, options.maxHeldBytes)
     this.missing = new MissingTracker(options, this.self, ctx.random)
     this.counters = ctx.counters
-    this.log = new MessageLog(ctx.storage, ctx.clock, options.logEveryMs, ctx.counters, ctx.log)
+    this.log = new MessageLog(
+      ctx.storage,
+      ctx.clock,
+      options.logEveryMs,
+      ctx.counters,
+      ctx.log,
+      ctx.group.port,
+    )
     this.active = this.members.map(() => true)
     this.cut = this.members.map(() => undefined)
     this.stableSeq = this.members.map(() => 0)
     this.resendBackoff = this.members.map(() => options.resendAfterMs)
     this.resentAt = this.members.map(() => Number.NEGATIVE_INFINITY)
     this.ackedAt = this.members.map(() => 0)
+    this.heardAt = this.members.map(() => Number.NEGATIVE_INFINITY)
+    this.readmitFrom = this.members.map(() => undefined)
     const delivery =
       (ctx.group.options.psync as { delivery?: unknown } | undefined)?.delivery ?? options.delivery
     if (delivery !== 'callback' && delivery !== 'iterator') {
@@ -164,11 +208,12 @@ export class PsyncSession {
     try {
       frame = decodeFrame(msg, this.members.length)
     } catch (error) {
-      if (!(error instanceof DecodeError)) throw error
+      if (!DecodeError.isInstance(error)) throw error
       this.counters.inc('droppedMalformed')
       this.ctx.log.debug('malformed psync frame', { from, error: error.message })
       return
     }
+    this.heard(fromIndex)
     switch (frame.kind) {
       case KIND_DATA:
         this.counters.inc('received')
@@ -179,44 +224,99 @@ export class PsyncSession {
         return
       case KIND_RESTART:
         this.counters.inc('restartsAnswered')
-        this.net.send(from, MessageBuffer.fromPayload(encodeLeaves(this.graph.leafRefs())))
+        this.net.send(
+          from,
+          MessageBuffer.fromPayload(encodeLeaves(this.graph.leafRefs(), this.have())),
+        )
         return
       case KIND_LEAVES:
-        this.onLeaves(frame.refs, fromIndex)
+        this.onLeaves(frame.refs, frame.have, fromIndex)
         return
-      case KIND_ACK:
-        this.acknowledged(fromIndex, frame.have[this.self]!)
+      case KIND_ACK: {
+        const seq = frame.have[this.self]!
+        // A peer cannot hold an own message that never went on the wire: a lie or a bug, and
+        // believing it would stop re-sends to that peer for good.
+        if (seq > this.transmittedSeq) {
+          this.counters.inc('droppedAbsurdAck')
+          return
+        }
+        this.acknowledged(fromIndex, seq)
         return
+      }
     }
+  }
+
+  /**
+   * Any frame from `q` is evidence that the link works. After a silence (a partition, a
+   * pause) every backoff toward it restarts: repair converges in round trips, not in
+   * minutes of backoff that grew while nobody could answer.
+   */
+  private heard(q: number): void {
+    const now = this.ctx.clock.now()
+    const silent = now - this.heardAt[q]! > this.options.retransmitTimeoutMs
+    this.heardAt[q] = now
+    if (!silent) return
+    if (this.missing.size > 0) {
+      this.missing.peerHeard(q, now)
+      this.armRetransmit()
+    }
+    if (this.resendBackoff[q]! > this.options.resendAfterMs) {
+      this.resendBackoff[q] = this.options.resendAfterMs
+      this.resentAt[q] = Number.NEGATIVE_INFINITY
+      this.armResend()
+    }
+  }
+
+  /** The highest seq of member `p` known here (in the graph, or pruned). */
+  private knownSeq(p: number): number {
+    return Math.max(this.graph.last[p]?.seq ?? 0, this.graph.prunedSeq[p]!)
+  }
+
+  /** A sequence number of member `p` so far beyond anything known of it that it is absurd. */
+  private absurd(p: number, seq: number): boolean {
+    return seq > Math.max(this.knownSeq(p), p === this.self ? this.mySeq : 0) + MAX_SEQ_JUMP
+  }
+
+  /** A seq of member p that an exclusion made void: above its cut, below its re-admission. */
+  private isVoid(p: number, seq: number): boolean {
+    const cut = this.cut[p]
+    if (cut === undefined || seq <= cut) return false
+    const from = this.readmitFrom[p]
+    return from === undefined || seq < from
   }
 
   private refused(frame: DataFrame): string | undefined {
     const { sender, seq } = frame
-    const cut = this.cut[sender]
-    if (cut !== undefined && seq > cut) return 'droppedExcluded'
-    if (!this.active[sender] && cut === undefined) return 'droppedMasked'
-    const known = Math.max(this.graph.last[sender]?.seq ?? 0, this.graph.prunedSeq[sender]!)
-    if (seq > known + MAX_SEQ_JUMP) return 'droppedAbsurdSeq'
+    if (this.isVoid(sender, seq)) return 'droppedExcluded'
+    if (!this.active[sender] && this.cut[sender] === undefined) return 'droppedMasked'
+    if (this.absurd(sender, seq)) return 'droppedAbsurdSeq'
     for (const dep of frame.deps) {
-      const depKnown = Math.max(
-        this.graph.last[dep.member]?.seq ?? 0,
-        this.graph.prunedSeq[dep.member]!,
-      )
-      if (dep.seq > depKnown + MAX_SEQ_JUMP) return 'droppedAbsurdSeq'
+      if (this.absurd(dep.member, dep.seq)) return 'droppedAbsurdSeq'
+      // It builds on a message the group discarded: it can never be inserted the same way
+      // everywhere.
+      if (this.isVoid(dep.member, dep.seq)) return 'droppedVoidDep'
     }
     return undefined
   }
 
   private onData(frame: DataFrame, from: number): void {
     const { sender, seq } = frame
-    if (this.graph.has(sender, seq) || this.held.has(sender, seq)) {
+    if (this.graph.has(sender, seq)) {
       this.counters.inc('duplicates')
       // The sender re-sent its own message because we never spoke after it: tell it we have
       // it, or an idle group would re-send forever.
-      if (sender === from && this.graph.has(sender, seq)) {
+      if (sender === from) {
         this.counters.inc('acksSent')
         this.net.send(this.members[from]!, MessageBuffer.fromPayload(encodeAck(this.have())))
       }
+      return
+    }
+    const waiting = this.held.get(sender, seq)
+    if (waiting !== undefined) {
+      this.counters.inc('duplicates')
+      // Whoever sent it again has its predecessors: ask it for them now, whatever the backoff.
+      this.missing.prompt(this.graph.missing(waiting.deps), from, this.ctx.clock.now())
+      this.armRetransmit()
       return
     }
     const reason = this.refused(frame)
@@ -253,12 +353,14 @@ export class PsyncSession {
   private accept(first: KeptFrame, restored: boolean): void {
     const work: KeptFrame[] = [first]
     for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
+      // An own message of an earlier incarnation, fetched back from a peer, is a replay too.
+      const replay = restored || frame.sender === this.self
       const node = this.graph.insert(
         frame.sender,
         frame.seq,
         frame.deps,
         frame.payload,
-        restored,
+        replay,
         frame.frame,
       )
       // A frame from the log (restored, or held after a restore until its deps came) is
@@ -270,6 +372,7 @@ export class PsyncSession {
       } else if (restored) node.logged = true
       else this.log.append(node)
       this.missing.resolved(frame.sender, frame.seq)
+      if (frame.sender === this.self) this.ownRecovered(frame.seq)
       this.deliver(node)
       this.afterInsert(node)
       for (const ready of this.held.release(frame.sender, frame.seq)) work.push(ready)
@@ -309,11 +412,40 @@ export class PsyncSession {
     this.counters.inc('retransmitted', batch.length)
   }
 
-  private onLeaves(refs: readonly Ref[], from: number): void {
+  /**
+   * A peer's answer to our RESTART: its leaves (fetch what we lack of them) and how far it
+   * holds every member's messages. For our own messages that is the word a member whose
+   * high-water mark was unreadable waits for before it sends: nothing it sends may reuse a
+   * seq a peer holds. What a LEAVES frame names is bounded (absurd seqs drop the frame) and
+   * asked for a bounded number of times: a peer may name what no one has.
+   */
+  private onLeaves(refs: readonly Ref[], have: readonly number[], from: number): void {
     this.counters.inc('leavesReceived')
+    if (refs.some((r) => this.absurd(r.member, r.seq)) || have.some((s, p) => this.absurd(p, s))) {
+      this.counters.inc('droppedAbsurdSeq')
+      return
+    }
+    const now = this.ctx.clock.now()
+    const ownKnown = Math.max(
+      have[this.self]!,
+      ...refs.filter((r) => r.member === this.self).map((r) => r.seq),
+    )
+    if (ownKnown > this.mySeq) {
+      // Our log forgot own messages a peer holds: they are ours, and their ids are taken.
+      this.ctx.log.warn('a peer holds own messages the log lost; fetching them back', {
+        from: this.members[from],
+        seq: this.mySeq,
+        peerHas: ownKnown,
+      })
+      for (let s = this.mySeq + 1; s <= ownKnown; s++) this.ownMissing.add(s)
+      this.mySeq = ownKnown
+      this.transmittedSeq = Math.max(this.transmittedSeq, ownKnown)
+      this.wantOwnMissing(now)
+    }
+    this.ownSeqUncertain = false
     const wanted = this.graph.missing(refs).filter((r) => !this.held.has(r.member, r.seq))
     if (wanted.length > 0) {
-      this.missing.want(wanted, from, this.ctx.clock.now())
+      this.missing.want(wanted, from, now, NAMED_WANT_LIMIT)
       this.armRetransmit()
     }
     if (this.restarting) {
@@ -365,6 +497,7 @@ export class PsyncSession {
         layer: 'psync',
         id: message.id,
         from: message.sender,
+        digest: digestBytes(message.payload),
         deps: message.deps,
         depth: message.depth,
       })
@@ -415,8 +548,9 @@ export class PsyncSession {
         const k = this.knows(q, p)
         if (k < low) low = k
       }
-      if (low === Number.POSITIVE_INFINITY)
-        low = Math.max(this.graph.last[p]?.seq ?? 0, this.graph.prunedSeq[p]!)
+      if (low === Number.POSITIVE_INFINITY) low = this.knownSeq(p)
+      // An own message counts only once durable; an excluded member's only up to its cut.
+      if (p === this.self && low > this.transmittedSeq) low = this.transmittedSeq
       const before = this.stableSeq[p]!
       if (low <= before) continue
       this.stableSeq[p] = low
@@ -429,6 +563,7 @@ export class PsyncSession {
           })
         }
       }
+      if (this.stableHandlers.size > 0) this.stableHandlers.emit(this.members[p]!, low)
     }
   }
 
@@ -436,10 +571,20 @@ export class PsyncSession {
     return this.lastOf(p)?.depth ?? this.graph.prunedDepth[p]!
   }
 
+  /**
+   * Every member of the agreed list has sent a message of depth ≥ `depth`, and every member
+   * excluded with a cut has all its messages up to the cut here: those count, everywhere, so
+   * a wave that may hold one of them waits for it (it is in the causal past of the decision,
+   * so some member has it and retransmission brings it).
+   */
   private waveComplete(depth: number): boolean {
     let any = false
     for (let p = 0; p < this.members.length; p++) {
-      if (!this.active[p]) continue
+      if (!this.active[p]) {
+        const cut = this.cut[p]
+        if (cut !== undefined && cut > 0 && !this.graph.has(p, cut)) return false
+        continue
+      }
       any = true
       if (this.memberDepth(p) < depth) return false
     }
@@ -463,9 +608,6 @@ export class PsyncSession {
           wave,
           nodes.map((n) => this.view(n)),
         )
-    }
-    if (this.options.retainWaves !== undefined) {
-      this.pruneFloor = Math.max(this.pruneFloor, this.nextWave - this.options.retainWaves)
     }
     this.armPrune()
   }
@@ -494,6 +636,14 @@ export class PsyncSession {
         `payload of ${payload.length} bytes exceeds maxPayloadBytes (${this.options.maxPayloadBytes}); split it or raise the option`,
       )
     }
+    if (this.ownSeqUncertain || this.ownMissing.size > 0) {
+      throw new PsyncError(
+        'NOT_READY',
+        this.ownSeqUncertain
+          ? `conversation ${this.ctx.group.port} restarted without a readable high-water mark: it sends again once a peer has said how far its messages went`
+          : `conversation ${this.ctx.group.port} restarted with ${this.ownMissing.size} own message(s) missing from its log (e.g. seq ${Math.min(...this.ownMissing)}): it sends again once peers have returned them`,
+      )
+    }
     const seq = ++this.mySeq
     const deps = this.graph.leafRefs()
     const encoded = encodeDataWithPayload(this.self, seq, deps, payload)
@@ -505,6 +655,7 @@ export class PsyncSession {
         group: this.ctx.group.port,
         layer: 'psync',
         id: message.id,
+        digest: digestBytes(payload),
         deps: message.deps,
         depth: message.depth,
       })
@@ -522,6 +673,7 @@ export class PsyncSession {
     this.counters.inc('transmitted')
     this.net.broadcast(wireMessage(node))
     this.armResend()
+    if (this.durableHandlers.size > 0) this.durableHandlers.emit(this.transmittedSeq)
     // Durable and on the wire: now it counts for stability and waves.
     this.advanceStability()
     this.advanceWaves()
@@ -596,8 +748,9 @@ export class PsyncSession {
 
   /**
    * A peer that has not acknowledged our latest message (its last message does not have it
-   * in its past) gets that message again, with per-peer backoff; the peer then asks for
-   * anything older it lacks.
+   * in its past) gets again what it is known to lack — the own messages above what it
+   * acknowledged, the newest `RESEND_BATCH` of them — with per-peer backoff; the peer then
+   * asks for anything older it still lacks, in one request.
    */
   private resendUnacknowledged(): void {
     const last = this.graph.get(this.self, this.transmittedSeq)
@@ -610,18 +763,24 @@ export class PsyncSession {
     }
     let pending = false
     for (const q of this.candidates()) {
-      if (this.ackedAt[q]! >= last.seq) continue
+      const acked = this.ackedAt[q]!
+      if (acked >= last.seq) continue
       pending = true
       if (now - this.resentAt[q]! < this.resendBackoff[q]!) continue
       this.resentAt[q] = now
       this.resendBackoff[q] = Math.min(this.options.maxBackoffMs, this.resendBackoff[q]! * 2)
-      this.counters.inc('resent')
-      this.net.send(this.members[q]!, wireMessage(last))
+      const from = Math.max(acked, last.seq - RESEND_BATCH, this.graph.prunedSeq[this.self]!)
+      let count = 0
+      for (const node of this.graph.range(this.self, from, last.seq)) {
+        this.net.send(this.members[q]!, wireMessage(node))
+        count++
+      }
+      this.counters.inc('resent', count)
       this.ctx.events.emit('psync.retransmitting', {
         group: this.ctx.group.port,
         peer: this.members[q]!,
         direction: 'to',
-        count: 1,
+        count,
       })
     }
     if (pending) this.armResend()
@@ -644,20 +803,36 @@ export class PsyncSession {
 
   // ---- restart ----------------------------------------------------------------------------------
 
-  /** Rebuilds the graph from the log; returns how many messages it restored. */
+  /**
+   * Rebuilds the graph from the log; returns how many messages it restored. Every wave above
+   * the pruned prefix is completed (and reported) again, so an Order restored from a
+   * checkpoint at or above the prune floor replays exactly the waves after it. The next own
+   * seq comes from the durable high-water mark and every own message found (held ones too),
+   * never from what happened to be inserted: an id that went on the wire is never reused.
+   */
   private restore(): number {
-    const { watermarks, frames } = this.log.load(this.members.length)
-    if (watermarks === undefined && frames.length === 0) return 0
+    const n = this.members.length
+    const loaded = this.log.load(n, this.self)
+    const { watermarks, frames } = loaded
+    if (watermarks === undefined && frames.length === 0 && loaded.ownHighWater === 0) return 0
     if (watermarks !== undefined) {
-      const n = this.members.length
       for (let p = 0; p < n; p++) {
-        this.graph.prunedSeq[p] = watermarks.prunedSeq[p] ?? 0
-        this.graph.prunedDepth[p] = watermarks.prunedDepth[p] ?? -1
-        this.graph.prunedVc[p] = [...(watermarks.prunedVc[p] ?? new Array<number>(n).fill(0))]
+        this.graph.prunedSeq[p] = watermarks.prunedSeq[p]!
+        this.graph.prunedDepth[p] = watermarks.prunedDepth[p]!
+        this.graph.prunedVc[p] = [...watermarks.prunedVc[p]!]
       }
-      this.nextWave = watermarks.nextWave
-      this.pruneFloor = watermarks.nextWave
+      // Waves above every pruned message are intact in the log; below, some were pruned.
+      this.nextWave = Math.max(-1, ...watermarks.prunedDepth) + 1
+      if (watermarks.declared) this.declaredFloor = watermarks.floor
+      this.prunedFloor = Math.min(watermarks.floor, this.nextWave)
     }
+    // Everything own in the log is durable, and so is what the high-water mark covers: the
+    // replay below delivers own messages as durable (an Order counts them at once).
+    let ownMax = this.graph.prunedSeq[this.self]!
+    for (const frame of frames)
+      if (frame.sender === this.self && frame.seq > ownMax) ownMax = frame.seq
+    this.mySeq = Math.max(loaded.ownHighWater, ownMax)
+    this.transmittedSeq = this.mySeq
     // Re-insert in causal order: each frame waits for its deps, like a held message.
     const pending = new HeldMessages(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY)
     for (const frame of frames) {
@@ -666,7 +841,7 @@ export class PsyncSession {
       if (missing.length === 0) this.acceptRestored(frame, pending)
       else pending.add(frame, missing, 0)
     }
-    // Predecessors lost with unsynced writes: hold what needs them and fetch them.
+    // Predecessors lost from the log: hold what needs them and fetch them.
     const now = this.ctx.clock.now()
     for (const frame of frames) {
       if (pending.has(frame.sender, frame.seq))
@@ -675,9 +850,13 @@ export class PsyncSession {
     for (const ref of pending.wanted()) {
       if (!this.graph.has(ref.member, ref.seq)) this.missing.want([ref], ref.member, now)
     }
+    // Own seqs that went on the wire but are not back in the graph: the own chain has a hole
+    // (a record lost to corruption, or held for a lost predecessor). Peers return them.
+    for (let s = this.graph.prunedSeq[this.self]! + 1; s <= this.mySeq; s++)
+      if (!this.graph.has(this.self, s)) this.ownMissing.add(s)
+    this.ownSeqUncertain = !loaded.ownHighWaterCertain
+    this.wantOwnMissing(now)
     this.armRetransmit()
-    this.mySeq = Math.max(this.graph.last[this.self]?.seq ?? 0, this.graph.prunedSeq[this.self]!)
-    this.transmittedSeq = this.mySeq
     const restored = frames.length - pending.size
     // Everything the log held may already complete waves and make messages stable.
     this.advanceStability()
@@ -687,9 +866,32 @@ export class PsyncSession {
       messages: restored,
       held: pending.size,
       seq: this.mySeq,
+      wave: this.nextWave,
+      ownMissing: this.ownMissing.size,
+      ownSeqUncertain: this.ownSeqUncertain,
     })
+    if (this.ownMissing.size > 0 || this.ownSeqUncertain) {
+      this.ctx.log.warn('own history incomplete after the restart; sends wait for peers', {
+        missing: this.ownMissing.size,
+        uncertain: this.ownSeqUncertain,
+      })
+    }
     if (this.mySeq > 0) this.armResend()
     return Math.max(restored, 1)
+  }
+
+  /** Asks peers for every own message still missing (what is held is asked for already). */
+  private wantOwnMissing(now: number): void {
+    const refs: Ref[] = []
+    for (const seq of this.ownMissing)
+      if (!this.held.has(this.self, seq)) refs.push({ member: this.self, seq })
+    if (refs.length > 0) this.missing.want(refs, -1, now)
+  }
+
+  /** Own message `seq` is back in the graph. */
+  private ownRecovered(seq: number): void {
+    if (this.ownMissing.delete(seq) && this.ownMissing.size === 0)
+      this.ctx.log.info('own history complete again; sending resumes', { seq: this.mySeq })
   }
 
   private acceptRestored(first: DataFrame, pending: HeldMessages): void {
@@ -699,6 +901,7 @@ export class PsyncSession {
       node.logged = true
       const logKey = (frame as { logKey?: string }).logKey
       if (logKey !== undefined) node.logKey = logKey
+      if (frame.sender === this.self) this.ownRecovered(frame.seq)
       this.deliver(node)
       this.afterInsert(node)
       for (const ready of pending.release(frame.sender, frame.seq)) work.push(ready)
@@ -727,12 +930,19 @@ export class PsyncSession {
   }
 
   private prune(): void {
-    const floor = Math.min(this.pruneFloor, this.nextWave)
+    const floor = this.floor()
     if (floor <= 0) return
+    // A member excluded with a cut whose last counted message is not here yet: it may depend
+    // on anything, so nothing is pruned until it comes (it would get a wrong depth).
+    for (let p = 0; p < this.members.length; p++) {
+      const cut = this.cut[p]
+      if (cut !== undefined && cut > 0 && !this.graph.has(p, cut)) return
+    }
     this.prunedFloor = floor
     const pruned = this.graph.prune(
       floor,
       (node) => node.logged && node.seq <= this.stableSeq[node.sender]!,
+      this.held.heldDeps(),
     )
     if (pruned.length === 0) return
     this.counters.inc('pruned', pruned.length)
@@ -740,19 +950,45 @@ export class PsyncSession {
       prunedSeq: [...this.graph.prunedSeq],
       prunedDepth: [...this.graph.prunedDepth],
       prunedVc: this.graph.prunedVc.map((v) => [...v]),
-      nextWave: this.nextWave,
+      floor,
+      declared: this.declaredFloor !== undefined,
     })
+  }
+
+  /**
+   * Messages below this depth may be pruned (once stable): the floor checkpointing declared,
+   * lowered to keep `retainWaves` complete waves when that option is set — or, without a
+   * declared floor, `retainWaves` alone. Never above the first incomplete wave.
+   */
+  private floor(): number {
+    const retain = this.options.retainWaves
+    const kept = retain === undefined ? undefined : this.nextWave - retain
+    const floor =
+      kept === undefined
+        ? (this.declaredFloor ?? 0)
+        : this.declaredFloor === undefined
+          ? kept
+          : Math.min(kept, this.declaredFloor)
+    return Math.min(floor, this.nextWave)
   }
 
   private membersChanged(): void {
     const members = this.members.filter((_, i) => this.active[i])
+    if (this.ctx.events.has('trace.view')) {
+      this.ctx.events.emit('trace.view', {
+        group: this.ctx.group.port,
+        layer: 'psync',
+        view: members,
+        id: ++this.viewId,
+      })
+    }
     this.memberHandlers.emit(members)
   }
 
   /** Prunes every `pruneEveryMs` while the floor is above what was pruned last. */
   private armPrune(): void {
     if (this.pruneTimer !== undefined || this.closed) return
-    if (Math.min(this.pruneFloor, this.nextWave) <= this.prunedFloor) return
+    if (this.floor() <= this.prunedFloor) return
     this.pruneTimer = this.ctx.clock.setTimer(this.options.pruneEveryMs, () => {
       this.pruneTimer = undefined
       this.prune()
@@ -831,6 +1067,13 @@ export class PsyncSession {
         if (this.graph.isPruned(r.member, r.seq)) return true
         return this.graph.get(r.member, r.seq) !== undefined && r.seq <= this.stableSeq[r.member]!
       },
+      onStable: (handler) => this.stableHandlers.add(handler),
+      durable: (id) => {
+        const r = ref(id)
+        return r !== undefined && r.member === this.self && r.seq <= this.transmittedSeq
+      },
+      onDurable: (handler) => this.durableHandlers.add(handler),
+      waveFloor: () => Math.max(-1, ...this.graph.prunedDepth) + 1,
       leaves: () => this.graph.leaves().map((n) => this.view(n)),
       depth: (id) => node(id)?.depth,
       wave: (depth) => this.sortedWave(depth).map((n) => this.view(n)),
@@ -853,12 +1096,32 @@ export class PsyncSession {
         this.advanceWaves()
         this.membersChanged()
       },
-      maskIn: (name) => {
+      maskIn: (name, fromSeq) => {
         const p = this.member(name)
+        if (this.cut[p] !== undefined) {
+          if (
+            fromSeq === undefined ||
+            !Number.isSafeInteger(fromSeq) ||
+            fromSeq <= this.cut[p]! ||
+            this.readmitFrom[p] !== undefined
+          ) {
+            throw new PsyncError(
+              'INVALID_ARGUMENT',
+              fromSeq === undefined
+                ? `${name} was excluded with cut ${this.cut[p]}: maskIn needs the seq of its first message that counts again (agreed by Membership), e.g. maskIn('${name}', seq)`
+                : `maskIn('${name}', ${fromSeq}): the seq of its first message that counts again must be an integer above its cut ${this.cut[p]}, given once`,
+            )
+          }
+          this.readmitFrom[p] = fromSeq
+        } else if (fromSeq !== undefined) {
+          throw new PsyncError(
+            'INVALID_ARGUMENT',
+            `maskIn('${name}', ${fromSeq}): ${name} was not excluded; a masked member is re-admitted without a seq`,
+          )
+        }
         if (this.active[p]) return
         this.active[p] = true
-        this.cut[p] = undefined
-        this.ctx.log.info('member masked in', { member: name })
+        this.ctx.log.info('member masked in', { member: name, fromSeq })
         this.membersChanged()
       },
       exclude: (name, cutSeq) => {
@@ -871,6 +1134,24 @@ export class PsyncSession {
             `cut must be a sequence number >= 0, got ${cutSeq}`,
           )
         }
+        if (this.cut[p] !== undefined) {
+          throw new PsyncError(
+            'INVALID_ARGUMENT',
+            `${name} is already excluded (cut ${this.cut[p]}); an exclusion is decided once`,
+          )
+        }
+        // Messages above the cut that a complete wave here already counted: the decision
+        // contradicts an ordered delivery. Refuse it before changing anything.
+        const counted = [...this.graph.range(p, cutSeq, this.knownSeq(p))].filter(
+          (m) => m.depth < this.nextWave,
+        )
+        if (counted.length > 0) {
+          this.counters.inc('cutConflicts')
+          throw new PsyncError(
+            'CUT_CONFLICT',
+            `exclude('${name}', ${cutSeq}): ${this.idOf(p, counted[0]!.seq)} is above the cut but wave ${counted[0]!.depth} here is complete with it; Membership must cut at or above every message a member delivered in order`,
+          )
+        }
         this.active[p] = false
         this.cut[p] = cutSeq
         this.counters.inc('droppedExcluded', this.held.dropFrom(p, cutSeq))
@@ -880,6 +1161,11 @@ export class PsyncSession {
             member: name,
             count: discarded.length,
           })
+        // Its messages up to the cut count everywhere: fetch any not here yet.
+        if (cutSeq > 0 && !this.graph.has(p, cutSeq)) {
+          this.missing.want([{ member: p, seq: cutSeq }], -1, this.ctx.clock.now())
+          this.armRetransmit()
+        }
         this.ctx.log.info('member excluded', { member: name, cut: cutSeq })
         this.advanceStability()
         this.advanceWaves()
@@ -889,7 +1175,7 @@ export class PsyncSession {
         if (!Number.isSafeInteger(depth) || depth < 0) {
           throw new PsyncError('INVALID_ARGUMENT', `prune floor must be a depth >= 0, got ${depth}`)
         }
-        this.pruneFloor = Math.max(this.pruneFloor, depth)
+        this.declaredFloor = Math.max(this.declaredFloor ?? 0, depth)
         this.armPrune()
       },
     }

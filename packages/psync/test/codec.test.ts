@@ -99,7 +99,11 @@ describe('psync codec', () => {
           refs: r,
           have: h,
         })
-        expect(decodeFrame(encodeLeaves(r), MEMBERS)).toEqual({ kind: KIND_LEAVES, refs: r })
+        expect(decodeFrame(encodeLeaves(r, h), MEMBERS)).toEqual({
+          kind: KIND_LEAVES,
+          refs: r,
+          have: h,
+        })
         expect(decodeFrame(encodeAck(h), MEMBERS)).toEqual({ kind: KIND_ACK, have: h })
       }),
       { numRuns: 1000 },
@@ -155,7 +159,7 @@ describe('psync codec', () => {
     reject(encodeData(0, 9, many, new Uint8Array()), /6 deps for 5 members/)
     reject(new Uint8Array([KIND_DATA, 0, 0, 0]), /start at 1/)
     const tooMany = Array.from({ length: MAX_REFS + 1 }, () => ({ member: 0, seq: 1 }))
-    reject(encodeLeaves(tooMany), /exceed the limit/)
+    reject(encodeLeaves(tooMany, [0, 0, 0, 0, 0]), /exceed the limit/)
     reject(new Uint8Array([99]), /unknown psync frame kind 99/)
     reject(new Uint8Array([KIND_RESTART, 0]), /trailing bytes/)
   })

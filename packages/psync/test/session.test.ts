@@ -1,5 +1,5 @@
 import { dist, noCreation, noDuplication, Simulation } from '@consul/sim'
-import { hashString, MessageBuffer, PSYNC, type PsyncMessage, stack } from '@consul/xkernel'
+import { groupTag, MessageBuffer, PSYNC, type PsyncMessage, stack } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { psyncCheckers } from '../src/checkers.js'
 import { encodeData, encodeLeaves, encodeRequest, type Ref } from '../src/codec.js'
@@ -40,7 +40,7 @@ async function cluster(
 function inject(sim: Simulation, from: string, to: string, frame: Uint8Array) {
   sim.network
     .endpoint(from)
-    .send(to, MessageBuffer.fromPayload(frame).pushU32(hashString('g')).view())
+    .send(to, MessageBuffer.fromPayload(frame).pushU32(groupTag('g', sim.nodes)).view())
 }
 
 describe('delivery', () => {
@@ -203,7 +203,10 @@ describe('bad input', () => {
         Array.from({ length: 200 }, (_, i) => ({ member: i % 3, seq: 1 })),
         text('huge deps'),
       ),
-      encodeLeaves(Array.from({ length: 2000 }, () => ({ member: 0, seq: 1 }))),
+      encodeLeaves(
+        Array.from({ length: 2000 }, () => ({ member: 0, seq: 1 })),
+        [0, 0, 0],
+      ),
       encodeRequest([{ member: 0, seq: 1 }], [0]), // have vector too short
       new Uint8Array([1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80]), // overlong varint
     ]

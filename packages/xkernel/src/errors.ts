@@ -1,7 +1,26 @@
 /**
  * Errors thrown at the framework's API edge. Each carries a stable `code` so callers can
  * branch without parsing messages; the message says what to do about it.
+ *
+ * Two copies of `@consul/xkernel` can live in one process (an application and a plugin
+ * installed apart, or a scenario module loaded through tsx next to the built package), and
+ * `instanceof` fails across copies. So each class carries a `Symbol.for` marker, and a static
+ * `isInstance(value)` that checks the marker: use it wherever an error may come from another
+ * copy — storage adapters and decoders are shared across packages.
  */
+
+/** Marks `error` as one of `kind`'s, visible to every copy of the package. */
+function mark(error: Error, kind: string): void {
+  Object.defineProperty(error, Symbol.for(`@consul/xkernel/${kind}`), { value: true })
+}
+
+function isMarked(value: unknown, kind: string): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[Symbol.for(`@consul/xkernel/${kind}`)] === true
+  )
+}
 export type XKernelErrorCode =
   | 'MISSING_CAPABILITY'
   | 'DUPLICATE_CAPABILITY'
@@ -22,6 +41,12 @@ export class XKernelError extends Error {
     options?: { readonly cause?: unknown },
   ) {
     super(message, options)
+    mark(this, 'XKernelError')
+  }
+
+  /** `value` is an `XKernelError` from any copy of `@consul/xkernel`. */
+  static isInstance(value: unknown): value is XKernelError {
+    return isMarked(value, 'XKernelError')
   }
 }
 
@@ -38,6 +63,12 @@ export class DecodeError extends Error {
     message: string,
   ) {
     super(message)
+    mark(this, 'DecodeError')
+  }
+
+  /** `value` is a `DecodeError` from any copy of `@consul/xkernel`. */
+  static isInstance(value: unknown): value is DecodeError {
+    return isMarked(value, 'DecodeError')
   }
 }
 
@@ -51,6 +82,12 @@ export class StorageError extends Error {
     message: string,
   ) {
     super(message)
+    mark(this, 'StorageError')
+  }
+
+  /** `value` is a `StorageError` (or `StorageCorruptedError`) from any copy of `@consul/xkernel`. */
+  static isInstance(value: unknown): value is StorageError {
+    return isMarked(value, 'StorageError')
   }
 }
 
@@ -69,5 +106,11 @@ export class StorageCorruptedError extends StorageError {
       'CORRUPTED',
       `stored record ${JSON.stringify(key)} in ${location} is corrupted: ${detail}`,
     )
+    mark(this, 'StorageCorruptedError')
+  }
+
+  /** `value` is a `StorageCorruptedError` from any copy of `@consul/xkernel`. */
+  static override isInstance(value: unknown): value is StorageCorruptedError {
+    return isMarked(value, 'StorageCorruptedError')
   }
 }

@@ -64,8 +64,16 @@ export interface ConsulEvents {
     readonly direction: 'to' | 'from'
     readonly count: number
   }
-  /** This host installed a view of the group. */
-  'trace.view': { readonly group: string; readonly view: readonly NodeId[]; readonly id: number }
+  /**
+   * This host installed a view of the group (Membership), or — layer `psync` — changed the
+   * agreed list Psync counts for stability and waves (mask, unmask, exclusion).
+   */
+  'trace.view': {
+    readonly group: string
+    readonly view: readonly NodeId[]
+    readonly id: number
+    readonly layer?: string
+  }
 }
 
 export type EventName = keyof ConsulEvents

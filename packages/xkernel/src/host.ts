@@ -6,17 +6,19 @@
  * same storage re-creates the groups with `recoverGroups()`.
  *
  * Wire: every datagram the host sends starts with a 4-byte group tag (a hash of the port
- * name); the transport adds its own framing and integrity check around it. Datagrams that
- * are too short, for an unknown group, or from a non-member are counted and dropped.
+ * name and the member set, `groupTag`: hosts that disagree on either cannot talk); the
+ * transport adds its own framing and integrity check around it. Datagrams that are too
+ * short, for an unknown group, or from a non-member are counted and dropped.
  */
 import { realClock } from './adapters/real-clock.js'
 import { systemRandom } from './adapters/real-random.js'
 import type { Capability, CapabilityMap } from './capability.js'
 import { type Clock, ScopedClock } from './clock.js'
 import { Counters } from './counters.js'
-import { DecodeError, XKernelError } from './errors.js'
+import { DecodeError, StorageCorruptedError, XKernelError } from './errors.js'
 import { type ConsulEvents, EventBus, type EventName } from './events.js'
 import { createLogger, type Logger } from './logger.js'
+import { canonicalMembers, groupTag } from './members.js'
 import { memoryStorage } from './memory-storage.js'
 import { MessageBuffer } from './message-buffer.js'
 import type {
@@ -29,7 +31,7 @@ import type {
   SessionContext,
   SessionEvents,
 } from './protocol.js'
-import { hashString, type Random } from './random.js'
+import type { Random } from './random.js'
 import { type StableStorage, scopedStorage } from './storage.js'
 import type { NodeId, Transport } from './transport.js'
 
@@ -289,7 +291,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     try {
       handler(from, message)
     } catch (error) {
-      if (error instanceof DecodeError) {
+      if (DecodeError.isInstance(error)) {
         // A protocol that lets a decode error escape still must not crash the host.
         this.counters.inc('droppedMalformed')
         this.log.debug('malformed message', { group: group.port, from, error: error.message })
@@ -366,7 +368,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     if (this.byPort.has(spec.port)) {
       throw new XKernelError('GROUP_EXISTS', `group ${spec.port} is already open on ${this.self}`)
     }
-    const tag = hashString(spec.port)
+    const tag = groupTag(spec.port, spec.members)
     const clash = this.byTag.get(tag)
     if (clash !== undefined) {
       throw new XKernelError(
@@ -376,7 +378,8 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     }
     const info: GroupInfo = Object.freeze({
       port: spec.port,
-      members: Object.freeze([...spec.members]),
+      // A set: every host lists the members in the same order, whatever order it was given.
+      members: Object.freeze(canonicalMembers(spec.members)),
       self: this.self,
       options: Object.freeze({ ...(spec.options ?? {}) }),
       restoring,
@@ -556,22 +559,40 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     return [...this.byPort.values()]
   }
 
+  /**
+   * The groups this host's storage remembers. A record that cannot be read — unparsable, or
+   * failing its checksum (a write torn by a crash: the record of a group opened just before
+   * it) — is counted, logged and skipped, never thrown: the application opens its configured
+   * groups again, as it does for one never recorded.
+   */
   storedGroups(): GroupSpec[] {
     const specs: GroupSpec[] = []
-    for (const { key, value } of this.storage.scan({ prefix: GROUP_KEY_PREFIX })) {
+    let start: string | undefined
+    for (;;) {
       try {
-        const parsed = JSON.parse(decoder.decode(value)) as { port?: unknown; members?: unknown }
-        if (typeof parsed.port === 'string' && Array.isArray(parsed.members)) {
-          specs.push({ port: parsed.port, members: parsed.members as NodeId[] })
-          continue
+        for (const { key, value } of this.storage.scan({
+          prefix: GROUP_KEY_PREFIX,
+          ...(start === undefined ? {} : { start }),
+        })) {
+          start = `${key}\u0000`
+          const spec = parseGroupRecord(value)
+          if (spec !== undefined) specs.push(spec)
+          else {
+            this.counters.inc('unreadableGroupRecords')
+            this.log.warn('unreadable group record in storage', { key })
+          }
         }
-      } catch {
-        // fall through: counted and logged below
+        return specs
+      } catch (error) {
+        if (!StorageCorruptedError.isInstance(error)) throw error
+        this.counters.inc('unreadableGroupRecords')
+        this.log.warn('corrupted group record in storage skipped', {
+          key: error.key,
+          detail: error.message,
+        })
+        start = `${error.key}\u0000`
       }
-      this.counters.inc('unreadableGroupRecords')
-      this.log.warn('unreadable group record in storage', { key })
     }
-    return specs
   }
 
   async recoverGroups(
@@ -714,4 +735,21 @@ export function startHost<Prov extends CapabilityMap>(
   services: HostServices,
 ): Host<Prov> {
   return new HostImpl<Prov>(factories, services)
+}
+
+/** A group record (`{ port, members }` as JSON), or `undefined` when it is not one. */
+function parseGroupRecord(value: Uint8Array): GroupSpec | undefined {
+  try {
+    const parsed = JSON.parse(decoder.decode(value)) as { port?: unknown; members?: unknown }
+    if (
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      typeof parsed.port === 'string' &&
+      Array.isArray(parsed.members)
+    )
+      return { port: parsed.port, members: parsed.members as NodeId[] }
+  } catch {
+    // not JSON
+  }
+  return undefined
 }

@@ -80,6 +80,7 @@ export {
   type LogThreshold,
   memorySink,
 } from './logger.js'
+export { canonicalMembers, groupTag } from './members.js'
 export {
   type CrashOptions,
   MemoryStorage,
@@ -138,7 +139,7 @@ export {
   type PsyncMessage,
   parseMessageId,
 } from './psync-control.js'
-export { hashString, type Random, seededRandom } from './random.js'
+export { digestBytes, hashString, type Random, seededRandom } from './random.js'
 export { type CompositionCheck, Stack, stack, validateFactories } from './stack.js'
 export {
   compareKeys,

@@ -48,7 +48,11 @@ export interface PsyncControl {
   /**
    * Sends `payload` to the conversation in the context of the current leaves. The message is
    * delivered locally at once; it goes on the wire once it is durable in the local log (a
-   * restarted member must never forget a message it sent).
+   * restarted member must never forget a message it sent), which `onDurable` reports.
+   *
+   * Throws `PsyncError('NOT_READY')` in one rare window: after a restart whose log lost some of
+   * this member's own messages (a corrupted record), until they are fetched back from peers —
+   * a new message must build on every earlier own message, and must never reuse an id.
    */
   send(payload: Uint8Array): PsyncMessage
   /** Calls `handler` for every message in causal order (own ones included). */
@@ -64,8 +68,30 @@ export interface PsyncControl {
   get(id: MessageId): PsyncMessage | undefined
   /** `a` is in the causal past of `b` (both known, or `a` pruned). */
   precedes(a: MessageId, b: MessageId): boolean
-  /** Every member of the agreed list other than its sender has sent a message with it in its past. */
+  /**
+   * Every member of the agreed list other than its sender has sent a message with it in its
+   * past (so each of them holds it durably: a member logs what it received before anything it
+   * sends after it). An own message counts only once it is durable and on the wire.
+   */
   stable(id: MessageId): boolean
+  /**
+   * Calls `handler(sender, seq)` whenever the stable prefix of `sender`'s messages grows: every
+   * message of `sender` with a sequence number ≤ `seq` is now stable. What the `'safe'`
+   * delivery level of an Order waits for.
+   */
+  onStable(handler: (sender: NodeId, seq: number) => void): () => void
+  /**
+   * Own message `id` is durable in the local log (and so on the wire, or about to be resent):
+   * a crash can no longer take it away. False for other members' messages.
+   */
+  durable(id: MessageId): boolean
+  /**
+   * Calls `handler(seq)` whenever own messages become durable: every own message with a
+   * sequence number ≤ `seq` is now in the local log and on the wire. An Order may count an own
+   * message toward any decision that others rely on (stability, a clock horizon, an early
+   * delivery) only once it is durable: before that, a crash takes it away.
+   */
+  onDurable(handler: (seq: number) => void): () => void
   /** Messages with no successor yet. */
   leaves(): readonly PsyncMessage[]
   depth(id: MessageId): number | undefined
@@ -79,15 +105,35 @@ export interface PsyncControl {
   onMembersChanged(handler: (members: readonly NodeId[]) => void): () => void
   /** Stops counting `member` for stability and wave completion, and drops its new messages. */
   maskOut(member: NodeId): void
-  /** Undoes `maskOut` (or re-admits an excluded member, from its next message on). */
-  maskIn(member: NodeId): void
   /**
-   * Excludes `member` with a cut: its messages with `seq ≤ cutSeq` count, later ones are
-   * discarded (held ones dropped, new ones refused). Agreed changes only (Membership).
+   * Undoes `maskOut`. For a member excluded with a cut, `fromSeq` is required: the sequence
+   * number of its first message that counts again (agreed by Membership, the same everywhere);
+   * its messages with `cut < seq < fromSeq` stay void for good — never delivered (again), and a
+   * message that depends on one of them is refused.
+   */
+  maskIn(member: NodeId, fromSeq?: number): void
+  /**
+   * Excludes `member` with a cut: its messages with `seq ≤ cutSeq` count, everywhere — a wave
+   * waits for those not yet here — and later ones are void (held ones dropped, new ones
+   * refused, ones already here removed). Agreed changes only (Membership), at the same logical
+   * point everywhere. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
+   * above the cut is already part of a completed wave here: the decision contradicts what this
+   * member has delivered in order.
    */
   exclude(member: NodeId, cutSeq: number): void
-  /** Messages below this depth may be pruned once stable (set by checkpointing). */
+  /**
+   * Messages below this depth may be pruned once stable: what checkpointing declares once a
+   * checkpoint at wave `depth` is durable. Nothing at or above the declared floor is pruned,
+   * whatever `retainWaves` says. Only ever raised (a lower value is ignored).
+   */
   setPruneFloor(depth: number): void
+  /**
+   * The lowest wave Psync can still report complete: messages of a lower depth may have been
+   * pruned (0 while nothing was). After a restart Psync reports waves from here on, so an
+   * Order restored from a checkpoint below it — or from none — cannot replay what it missed
+   * and must stop (the Order specification's never-skip-a-wave rule).
+   */
+  waveFloor(): number
 }
 
 export const PSYNC = capability<'psync', PsyncControl>('psync')

@@ -42,6 +42,19 @@ export function hashString(text: string, seed = 0x811c9dc5): number {
   return h >>> 0
 }
 
+/**
+ * 32-bit FNV-1a of bytes, as 8 hex digits: the content digest protocols put on `trace.*`
+ * records so checkers can tell two messages that share an id apart. Not cryptographic.
+ */
+export function digestBytes(bytes: Uint8Array): string {
+  let h = 0x811c9dc5
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i]!
+    h = Math.imul(h, 0x01000193)
+  }
+  return (h >>> 0).toString(16).padStart(8, '0')
+}
+
 class Xoshiro128 implements Random {
   private a: number
   private b: number

@@ -4,6 +4,7 @@ import {
   capability,
   createLogger,
   defineProtocol,
+  groupTag,
   hashString,
   type LogRecord,
   MemoryStorage,
@@ -201,8 +202,12 @@ function world(delivery: Delivery = 'sync', universe: readonly NodeId[] = ['a', 
 }
 
 /** Bytes as the host puts them on the wire: the group tag, then the protocol's message. */
-function datagram(port: string, body: readonly number[]): Uint8Array {
-  return MessageBuffer.fromPayload(Uint8Array.from(body)).pushU32(hashString(port)).toBytes()
+function datagram(
+  port: string,
+  body: readonly number[],
+  members: readonly string[] = ['a', 'b'],
+): Uint8Array {
+  return MessageBuffer.fromPayload(Uint8Array.from(body)).pushU32(groupTag(port, members)).toBytes()
 }
 
 async function rejection(promise: Promise<unknown>): Promise<XKernelError> {
@@ -377,6 +382,44 @@ describe('routing', () => {
     expect(inbound()).toBe(1)
     expect(group.get(COUNTER).value).toBe(4)
     expect(b.host.stats().xkernel).not.toHaveProperty('droppedShort')
+  })
+
+  it('member lists are sets: any order gives the same canonical list; a different set cannot talk', async () => {
+    const { start } = world()
+    const [a, b, c] = await Promise.all([start('a'), start('b'), start('c')])
+    const ga = await a.host.open({ port: 'g', members: ['c', 'a', 'b'] })
+    const gb = await b.host.open({ port: 'g', members: ['b', 'c', 'a'] })
+    // c believes the group is only a and c: its datagrams carry another tag.
+    const gc = await c.host.open({ port: 'g', members: ['c', 'a'] })
+    expect(ga.members).toEqual(['a', 'b', 'c'])
+    expect(gb.members).toEqual(['a', 'b', 'c'])
+    expect(a.host.storedGroups()).toEqual([{ port: 'g', members: ['a', 'b', 'c'] }])
+    expect(groupTag('g', ['c', 'a', 'b'])).toBe(groupTag('g', ['a', 'b', 'c']))
+    expect(groupTag('g', ['a', 'c'])).not.toBe(groupTag('g', ['a', 'b', 'c']))
+    ga.get(COUNTER).increment(5)
+    gc.get(COUNTER).increment(7)
+    await flushMicrotasks()
+    expect(gb.get(COUNTER).value).toBe(5)
+    expect(ga.get(COUNTER).value).toBe(5)
+    expect(gc.get(COUNTER).value).toBe(7)
+    expect(a.host.stats().xkernel).toMatchObject({ droppedUnknownGroup: 1 })
+  })
+
+  it('skips a group record that fails its checksum (torn by a crash) instead of failing recovery', async () => {
+    const { start } = world()
+    const storage = new MemoryStorage({ name: 'disk-a' })
+    const a = await start('a', { storage })
+    await a.host.open({ port: 'kept', members: ['a', 'b'] })
+    await storage.sync()
+    await a.host.open({ port: 'torn', members: ['a', 'b'] })
+    // The crash tears the record written last (the unsynced one).
+    a.host.crash()
+    storage.crash({ corrupt: { probability: 1, random: seededRandom(1) } })
+    const again = await start('a', { storage })
+    expect(again.host.storedGroups()).toEqual([{ port: 'kept', members: ['a', 'b'] }])
+    expect((await again.host.recoverGroups()).map((g) => g.port)).toEqual(['kept'])
+    expect(again.host.stats().xkernel).toMatchObject({ unreadableGroupRecords: 2 })
+    expect(again.logs.some((r) => r.msg === 'corrupted group record in storage skipped')).toBe(true)
   })
 
   it('counts datagrams for a group where no protocol claimed the network', async () => {

@@ -532,7 +532,7 @@ function prepareDirectory(path: string, create: boolean): void {
       )
     }
   } catch (error) {
-    if (error instanceof StorageError) throw error
+    if (StorageError.isInstance(error)) throw error
     if (errno(error) !== 'ENOENT' && errno(error) !== 'ENOTDIR') {
       throw ioError(
         path,
