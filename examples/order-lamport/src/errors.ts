@@ -4,6 +4,8 @@ export type LamportOrderErrorCode =
   | 'CLOSED'
   | 'BAD_CHECKPOINT'
   | 'RESTORE_TOO_LATE'
+  /** Psync reported a wave above the expected one: the Order stopped (see the spec). */
+  | 'WAVE_GAP'
 
 export class LamportOrderError extends Error {
   override readonly name = 'LamportOrderError'

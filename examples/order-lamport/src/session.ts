@@ -11,6 +11,15 @@
  * group falls silent. Batching and that rule are `@consul/xkernel`'s `CommandBatcher` and
  * `Acknowledger`.
  *
+ * Durability (the Order specification's rule): an own message counts toward stability only
+ * once Psync reports it durable. Psync delivers it at once, but until it is in the log a crash
+ * takes it away — and a command delivered and acknowledged on the strength of it would vanish
+ * while the restarted member sends something else under its id. So the own horizon moves
+ * with `psync.onDurable`, not with the local delivery.
+ *
+ * Never skipping a wave: the waves Psync reports are checked with `WaveSequence`; a gap (its
+ * log pruned above the restored checkpoint) stops the Order with `WAVE_GAP`.
+ *
  * Membership: stability is judged against `psync.members()` only — the agreed list — so an
  * excluded member stops blocking delivery at the same logical point everywhere, and a
  * suspected one keeps blocking until Membership agrees. Psync has no "list changed" event:
@@ -34,6 +43,7 @@ import {
   recordOrderDelivery,
   type SessionContext,
   type Timer,
+  WaveSequence,
 } from '@consul/xkernel'
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.js'
 import { LamportOrderError } from './errors.js'
@@ -51,6 +61,13 @@ export class LamportOrderSession {
   private readonly clock = new LamportClock()
   private readonly stability = new StabilityTracker()
   private readonly holdBack = new HoldBackQueue()
+  /** Own stamps delivered but not yet durable, in seq order: they move our horizon later. */
+  private readonly ownNotDurable: { readonly seq: number; readonly timestamp: number }[] = []
+  private readonly waves = new WaveSequence()
+  private stopped = false
+  private floorChecked = false
+  /** The highest stamp this member has sent (in this incarnation, or replayed from its log). */
+  private sentStamp = 0
   /** Depth of the last Psync message (any channel) from each member: its next is deeper. */
   private readonly lastDepth = new Map<NodeId, number>()
   private readonly batcher: CommandBatcher
@@ -92,7 +109,7 @@ export class LamportOrderSession {
             this.clock.next(),
             batch.map((c) => c.command),
           ),
-        ).id,
+        ),
       // Deliver what the send made deliverable, now that the batch's ids are awaited.
       afterSend: () => this.drain(),
     })
@@ -101,9 +118,10 @@ export class LamportOrderSession {
     // blocks: our horizon is at or below it.
     this.acks = new Acknowledger(ctx, {
       ackDelayMs: options.ackDelayMs,
+      // Judged by what we sent, durable or not: a stamp on its way to the log still answers.
       owes: () =>
         this.owed !== undefined &&
-        compareStamps(this.owed, this.stability.horizon(this.ctx.self)) >= 0,
+        compareStamps(this.owed, { timestamp: this.sentStamp + 1, sender: this.ctx.self }) >= 0,
       flush: () => this.batcher.flush(),
       sendAck: () => {
         this.send(encodeStampedBatch(this.clock.next(), []))
@@ -114,11 +132,15 @@ export class LamportOrderSession {
     this.psync.onDeliver((m) => this.onMessage(m))
     // Waves are not used for ordering, but Psync completes stalled waves right after an
     // agreed exclusion: a cue to look at members() again before the next message arrives.
-    this.psync.onWave(() => this.drain())
+    this.psync.onWave((wave) => this.onWave(wave))
+    this.psync.onDurable((seq) => this.ownDurable(seq))
+    this.psync.onStable((sender, seq) => {
+      if (sender === ctx.self) this.batcher.stableUpTo(seq)
+    })
     this.control = {
       specificationVersion: 'v1',
       semantics: 'total',
-      submit: (command) => this.batcher.submit(command),
+      submit: (command, options) => this.batcher.submit(command, options),
       onDeliver: (handler) => this.handlers.add(handler),
       position: () => ({ wave: this.wave(), delivered: this.delivered }),
       // The delivered set is always a prefix of the key order and the checkpoint records
@@ -149,7 +171,17 @@ export class LamportOrderSession {
   // ---- receive and deliver --------------------------------------------------------------------
 
   private onMessage(message: PsyncMessage): void {
-    if (this.closed) return
+    if (this.closed || this.stopped) return
+    if (message.restored && !this.floorChecked) {
+      // The replay after a restart starts above Psync's pruned prefix: commands below it are
+      // gone unless the restored checkpoint covers them. Check before delivering any.
+      this.floorChecked = true
+      const floor = this.psync.waveFloor()
+      if (floor > this.waves.next) {
+        this.stop(floor)
+        return
+      }
+    }
     const depth = this.lastDepth.get(message.sender)
     if (depth === undefined || message.depth > depth)
       this.lastDepth.set(message.sender, message.depth)
@@ -157,7 +189,7 @@ export class LamportOrderSession {
     try {
       batch = decodeStampedBatch(message.payload)
     } catch (error) {
-      if (!(error instanceof DecodeError)) throw error
+      if (!DecodeError.isInstance(error)) throw error
       // Every replica sees the same bytes and drops the same message: still agreement.
       this.counters.inc('droppedMalformed')
       this.ctx.log.warn('malformed order message dropped', {
@@ -170,9 +202,48 @@ export class LamportOrderSession {
     this.acks.schedule()
   }
 
+  /** Never skip a wave: a gap stops the Order (the waves themselves order nothing here). */
+  private onWave(wave: number): void {
+    if (this.stopped) return
+    if (this.waves.see(wave) === 'gap') this.stop(wave)
+    else this.drain()
+  }
+
+  /** A gap before `wave`: stop for good, loudly, before delivering anything from past it. */
+  private stop(wave: number): void {
+    this.stopped = true
+    const error = new LamportOrderError(
+      'WAVE_GAP',
+      this.waves.gapMessage(this.ctx.group.port, wave),
+    )
+    this.counters.inc('waveGaps')
+    this.ctx.log.error('order stopped: a gap in the wave sequence', {
+      expected: this.waves.next,
+      reported: wave,
+    })
+    this.batcher.fail(error)
+    this.acks.close()
+  }
+
+  /** Own messages up to `seq` are durable: their stamps now count for our horizon. */
+  private ownDurable(seq: number): void {
+    let moved = false
+    while (this.ownNotDurable.length > 0 && this.ownNotDurable[0]!.seq <= seq) {
+      const { timestamp } = this.ownNotDurable.shift()!
+      this.stability.observe(this.ctx.self, timestamp)
+      moved = true
+    }
+    if (moved) this.drain()
+  }
+
   private ingest(message: PsyncMessage, batch: StampedBatch): void {
     this.clock.witness(batch.timestamp)
-    if (!this.stability.observe(message.sender, batch.timestamp)) {
+    if (message.sender === this.ctx.self && batch.timestamp > this.sentStamp)
+      this.sentStamp = batch.timestamp
+    if (message.sender === this.ctx.self && !message.restored && !this.psync.durable(message.id)) {
+      // Counts once durable (`ownDurable`); own stamps increase by construction.
+      this.ownNotDurable.push({ seq: message.seq, timestamp: batch.timestamp })
+    } else if (!this.stability.observe(message.sender, batch.timestamp)) {
       this.counters.inc('droppedOutOfOrder')
       this.ctx.log.warn('order message dropped: its timestamp does not exceed its sender’s last', {
         id: message.id,
@@ -216,6 +287,7 @@ export class LamportOrderSession {
 
   /** Delivers every stable held message, in key order. */
   private drain(): void {
+    if (this.stopped) return
     if (this.draining || this.sending || this.closed) {
       this.drainAgain = true
       return
@@ -338,6 +410,7 @@ export class LamportOrderSession {
     this.restoredUpTo = state.last
     this.delivered = state.delivered
     this.waveFloor = state.wave
+    this.waves.restoreTo(state.wave)
     this.clock.advanceTo(state.clock)
     const covered = state.last
     if (covered === undefined) return

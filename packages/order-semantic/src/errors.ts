@@ -5,6 +5,8 @@ export type OrderErrorCode =
   | 'CLOSED'
   | 'NOT_AT_WAVE_BOUNDARY'
   | 'BAD_CHECKPOINT'
+  /** Psync reported a wave above the expected one: the Order stopped (see the spec). */
+  | 'WAVE_GAP'
 
 export class OrderError extends Error {
   override readonly name = 'OrderError'

@@ -13,6 +13,10 @@
  * causal past proves it went out (so it was durable); until then its commands wait (or go
  * at wave completion, which Psync counts only with durable own messages).
  *
+ * Waves are never skipped: Psync reporting a wave above the expected one (its log pruned
+ * above the restored checkpoint) stops the Order with `OrderError('WAVE_GAP')`. Submits
+ * resolve at their level: `'agreed'` on delivery here, `'safe'` (default) once also stable.
+ *
  * Acknowledgements and batching are order-total's (`@consul/xkernel`'s `Acknowledger` and
  * `CommandBatcher`): after receiving a command, a member with nothing to send sends an empty
  * acknowledgement after `ackDelayMs` (only for command-bearing messages, so acknowledgements
@@ -39,6 +43,7 @@ import {
   type QueuedCommand,
   recordOrderDelivery,
   type SessionContext,
+  waveGapMessage,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
 import { classRank, type ResolvedOptions } from './options.js'
@@ -64,6 +69,8 @@ export class SemanticOrderSession {
   private deliveredHere = 0
   private pumping = false
   private closed = false
+  /** The Order stopped at a gap in the wave sequence. */
+  private stopped = false
 
   constructor(
     private readonly ctx: SessionContext<{ psync: PsyncControl }>,
@@ -79,7 +86,7 @@ export class SemanticOrderSession {
       send: (batch) => {
         this.sending = batch
         try {
-          return this.send(encodeCommandBatch(batch.map((c) => c.command))).id
+          return this.send(encodeCommandBatch(batch.map((c) => c.command)))
         } finally {
           this.sending = undefined
         }
@@ -93,10 +100,13 @@ export class SemanticOrderSession {
     // Registered at open, so the replay of Psync's log (in its start) is seen too.
     this.psync.onDeliver((m) => this.onMessage(m))
     this.psync.onWave((wave, messages) => this.onWave(wave, messages))
+    this.psync.onStable((sender, seq) => {
+      if (sender === ctx.self) this.batcher.stableUpTo(seq)
+    })
     this.control = {
       specificationVersion: 'v1',
       semantics: 'semantic',
-      submit: (command) => this.batcher.submit(command),
+      submit: (command, options) => this.batcher.submit(command, options),
       onDeliver: (handler) => this.handlers.add(handler),
       position: () => ({ wave: this.waves.wave, delivered: this.delivered }),
       atWaveBoundary: () => this.waves.ahead === 0,
@@ -149,7 +159,7 @@ export class SemanticOrderSession {
     try {
       raw = decodeCommandBatch(message.payload)
     } catch (error) {
-      if (!(error instanceof DecodeError)) throw error
+      if (!DecodeError.isInstance(error)) throw error
       this.counters.inc('droppedMalformed')
       this.ctx.log.warn('malformed command batch skipped', { id: message.id, error: error.message })
       return
@@ -225,12 +235,21 @@ export class SemanticOrderSession {
         { id: c.id, from: c.message.sender, wave: c.message.depth },
       )
     }
-    for (const gap of this.waves.skipped.splice(0)) {
-      this.counters.inc('wavesSkipped', gap.to - gap.from)
-      this.ctx.log.error(
-        'Psync completed a wave without reporting the ones before it; they are skipped (its log was pruned above the restored checkpoint?)',
-        { from: gap.from, to: gap.to },
+    const gap = this.waves.gap
+    if (gap !== undefined && !this.stopped) {
+      // Never skip a wave: stop, loudly (the Order specification's rule).
+      this.stopped = true
+      this.counters.inc('waveGaps')
+      const error = new OrderError(
+        'WAVE_GAP',
+        waveGapMessage(this.ctx.group.port, gap.expected, gap.reported),
       )
+      this.ctx.log.error('order stopped: a gap in the wave sequence', {
+        expected: gap.expected,
+        reported: gap.reported,
+      })
+      this.batcher.fail(error)
+      this.acks.close()
     }
   }
 

@@ -82,8 +82,12 @@ export class WaveQueue {
   private deliveredNow = 0
   /** Early-delivered commands whose message was missing from the completed wave. */
   readonly lost: WaveCommand[] = []
-  /** Waves never reported complete before a later one was (skipped, `[from, to)`). */
-  readonly skipped: { from: number; to: number }[] = []
+  /**
+   * Set when Psync reported a wave complete before the current one: the waves between can
+   * never be delivered any more (its log was pruned above the restored checkpoint). The
+   * queue then delivers nothing more — the session stops the Order.
+   */
+  gap: { readonly expected: number; readonly reported: number } | undefined
 
   /** The first wave not completely delivered. */
   get wave(): number {
@@ -143,18 +147,17 @@ export class WaveQueue {
    * can go now. Call it again after each delivery: a handler may have changed the state.
    */
   next(): NextCommand | undefined {
+    if (this.gap !== undefined) return undefined
     for (;;) {
       const wave = this.current
       if (this.completion === undefined) {
         const ids = this.completed.get(wave)
         if (ids === undefined && this.completed.size > 0) {
           // Psync reports waves in order, so a later wave reported before this one means
-          // this one never will be (Psync's log was pruned above the restored checkpoint):
-          // nothing of the gap can be delivered any more.
-          const later = Math.min(...this.completed.keys())
-          this.skipped.push({ from: wave, to: later })
-          this.skipTo(later)
-          continue
+          // this one never will be: nothing of the gap can be delivered any more, and
+          // delivering past it would break agreement.
+          this.gap = { expected: wave, reported: Math.min(...this.completed.keys()) }
+          return undefined
         }
         if (ids !== undefined) this.completion = this.orderOf(wave, ids)
       }

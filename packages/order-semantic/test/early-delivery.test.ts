@@ -67,15 +67,22 @@ describe('early delivery', () => {
     expect(deliveries.filter((d) => d.name === 'x')).toHaveLength(3)
   })
 
-  it('delivers rank-0 commands while a member is cut off, and resolves the own submit once another member has it', async () => {
+  it("delivers rank-0 commands while a member is cut off; an 'agreed' submit resolves once another member has it, a 'safe' one once all have", async () => {
     const { sim, order, conversation, delivered } = await cluster()
     sim.network.isolate('n3')
     let resolved: OrderedCommand | undefined
+    let safe: OrderedCommand | undefined
     sim.at(10, () => {
       void order('n1')
-        .submit(command(0, 'a'))
+        .submit(command(0, 'a'), { level: 'agreed' })
         .then((c) => {
           resolved = c
+        })
+      // Same turn, same message; only the level differs.
+      void order('n1')
+        .submit(command(0, 'b'))
+        .then((c) => {
+          safe = c
         })
     })
     await sim.run({ until: 100 })
@@ -83,20 +90,24 @@ describe('early delivery', () => {
     const wave = conversation('n1').depth(resolved!.message)!
     expect(conversation('n1').waveComplete(wave)).toBe(false)
     expect(conversation('n2').waveComplete(wave)).toBe(false)
-    // … yet n1 and n2 have delivered it, and n1's submit resolved.
-    expect(delivered('n1')).toEqual(['a'])
-    expect(delivered('n2')).toEqual(['a'])
+    // … yet n1 and n2 have delivered it, and n1's 'agreed' submit resolved; the 'safe' one
+    // waits for n3.
+    expect(delivered('n1')).toEqual(['a', 'b'])
+    expect(delivered('n2')).toEqual(['a', 'b'])
     expect(delivered('n3')).toEqual([])
     expect(resolved?.sender).toBe('n1')
+    expect(safe).toBeUndefined()
     // Delivered ahead of the wave: not a wave boundary, no checkpoint now.
     expect(order('n2').atWaveBoundary()).toBe(false)
-    expect(order('n2').position()).toEqual({ wave, delivered: 1 })
+    expect(order('n2').position()).toEqual({ wave, delivered: 2 })
     expect(() => order('n2').checkpoint()).toThrow(OrderError)
     expect(() => order('n2').checkpoint()).toThrow(/wave boundary/)
     sim.at(110, () => sim.network.heal())
     await sim.run({ until: 600 })
+    expect(safe?.sender).toBe('n1')
+    expect(conversation('n1').stable(safe!.message)).toBe(true)
     for (const node of sim.nodes) {
-      expect(delivered(node), node).toEqual(['a'])
+      expect(delivered(node), node).toEqual(['a', 'b'])
       expect(order(node).atWaveBoundary(), node).toBe(true)
       expect(order(node).position().wave, node).toBeGreaterThan(wave)
     }

@@ -126,13 +126,17 @@ describe('WaveQueue: the delivery rule', () => {
     expect(drain(q)).toEqual(['a:2/0!'])
   })
 
-  it('skips a gap Psync will never report, and says so', () => {
+  it('never skips a gap Psync will never report: it stops there, and says so', () => {
     const q = new WaveQueue()
     add(q, 'a', 1, 0, [1])
     q.complete(4, ['b:9'])
+    add(q, 'b', 9, 4, [0])
     expect(drain(q)).toEqual([])
-    expect(q.skipped).toEqual([{ from: 0, to: 4 }])
-    expect(q.wave).toBe(5)
+    expect(q.gap).toEqual({ expected: 0, reported: 4 })
+    expect(q.wave).toBe(0)
+    // Nothing is delivered after the gap, ever, even once wave 0 would complete.
+    q.complete(0, ['a:1'])
+    expect(drain(q)).toEqual([])
   })
 
   it('compares keys by rank, sender, seq, then index', () => {

@@ -5,6 +5,11 @@
  * sender id, gives every replica the same sequence (with Psync's atomic delivery: an atomic
  * broadcast). Completion is judged against the agreed list only; suspicion never changes it.
  *
+ * Waves are never skipped (`WaveSequence`): a wave above the expected one — Psync's log was
+ * pruned above the restored checkpoint — stops the Order with `OrderError('WAVE_GAP')`
+ * instead of delivering a sequence that differs from every other replica's. Submits resolve
+ * at their level: `'agreed'` on delivery here, `'safe'` (default) once also stable.
+ *
  * Latency: every member must pass each wave, so after receiving a command a member with
  * nothing to send sends an empty acknowledgement after `ackDelayMs` — only for
  * command-bearing messages, so acknowledgements never ping-pong. Under load, commands
@@ -27,6 +32,7 @@ import {
   type PsyncMessage,
   recordOrderTrace,
   type SessionContext,
+  WaveSequence,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
@@ -41,9 +47,11 @@ export class TotalOrderSession {
   private readonly handlers = new Listeners<[OrderedCommand]>(
     () => new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
   )
-  private nextWave = 0
+  private readonly waves = new WaveSequence()
   private delivered = 0
   private inWave = false
+  /** Set when the Order stopped (a gap in the wave sequence): nothing is delivered after it. */
+  private stopped: OrderError | undefined
 
   constructor(
     private readonly ctx: SessionContext<{ psync: PsyncControl }>,
@@ -54,7 +62,7 @@ export class TotalOrderSession {
       maxBatch: options.maxBatch,
       maxBatchBytes: options.maxBatchBytes,
       error: (code, message) => new OrderError(code, message),
-      send: (batch) => this.send(encodeCommandBatch(batch.map((c) => c.command))).id,
+      send: (batch) => this.send(encodeCommandBatch(batch.map((c) => c.command))),
     })
     this.acks = new Acknowledger(ctx, {
       ackDelayMs: options.ackDelayMs,
@@ -64,12 +72,15 @@ export class TotalOrderSession {
     // Registered at open, so the replay of Psync's log (in its start) is seen too.
     this.psync.onDeliver((m) => this.onMessage(m))
     this.psync.onWave((wave, messages) => this.onWave(wave, messages))
+    this.psync.onStable((sender, seq) => {
+      if (sender === ctx.self) this.batcher.stableUpTo(seq)
+    })
     this.control = {
       specificationVersion: 'v1',
       semantics: 'total',
-      submit: (command) => this.batcher.submit(command),
+      submit: (command, options) => this.batcher.submit(command, options),
       onDeliver: (handler) => this.handlers.add(handler),
-      position: () => ({ wave: this.nextWave, delivered: this.delivered }),
+      position: () => ({ wave: this.waves.next, delivered: this.delivered }),
       atWaveBoundary: () => !this.inWave,
       checkpoint: () => this.checkpoint(),
       restore: (bytes) => this.restore(bytes),
@@ -92,7 +103,13 @@ export class TotalOrderSession {
   }
 
   private onWave(wave: number, messages: readonly PsyncMessage[]): void {
-    if (wave < this.nextWave) return // covered by a restored checkpoint
+    if (this.stopped !== undefined) return
+    const verdict = this.waves.see(wave)
+    if (verdict === 'covered') return // covered by a restored checkpoint
+    if (verdict === 'gap') {
+      this.stop(wave)
+      return
+    }
     this.inWave = true
     try {
       for (const message of messages) {
@@ -100,7 +117,7 @@ export class TotalOrderSession {
         try {
           commands = decodeCommandBatch(message.payload)
         } catch (error) {
-          if (!(error instanceof DecodeError)) throw error
+          if (!DecodeError.isInstance(error)) throw error
           this.ctx.counters.inc('droppedMalformed')
           this.ctx.log.warn('malformed command batch skipped', {
             id: message.id,
@@ -113,7 +130,19 @@ export class TotalOrderSession {
     } finally {
       this.inWave = false
     }
-    this.nextWave = wave + 1
+  }
+
+  /** A gap before `wave`: stop for good, loudly (see `WaveSequence`). */
+  private stop(wave: number): void {
+    const error = new OrderError('WAVE_GAP', this.waves.gapMessage(this.ctx.group.port, wave))
+    this.stopped = error
+    this.ctx.counters.inc('waveGaps')
+    this.ctx.log.error('order stopped: a gap in the wave sequence', {
+      expected: this.waves.next,
+      reported: wave,
+    })
+    this.batcher.fail(error)
+    this.acks.close()
   }
 
   /** Delivers one message's commands; the per-message work is done once, not per command. */
@@ -142,7 +171,7 @@ export class TotalOrderSession {
     }
     const text = JSON.stringify({
       v: CHECKPOINT_VERSION,
-      wave: this.nextWave,
+      wave: this.waves.next,
       delivered: this.delivered,
     })
     return new TextEncoder().encode(text)
@@ -165,7 +194,7 @@ export class TotalOrderSession {
         `unsupported order-total checkpoint ${JSON.stringify(state)}`,
       )
     }
-    this.nextWave = state.wave as number
+    this.waves.restoreTo(state.wave as number)
     this.delivered = state.delivered as number
   }
 

@@ -91,6 +91,7 @@ export {
 export { DEFAULT_HEADROOM, HeaderWriter, MessageBuffer } from './message-buffer.js'
 export {
   commandId,
+  type DeliveryLevel,
   decodeCommandBatch,
   encodeCommandBatch,
   ORDER,
@@ -98,6 +99,7 @@ export {
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
+  type SubmitOptions,
 } from './order-spec.js'
 export {
   Acknowledger,
@@ -116,6 +118,9 @@ export {
   recordOrderDelivery,
   recordOrderTrace,
   resolveOrderOptions,
+  WaveSequence,
+  type WaveVerdict,
+  waveGapMessage,
 } from './order-support.js'
 export {
   type AnyProtocolFactory,

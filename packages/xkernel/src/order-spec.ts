@@ -19,13 +19,35 @@
  *   `members()` and the waves Psync completes against the agreed list (Membership calls
  *   `psync.exclude(p, cut)` at the same logical point everywhere). It must never act on
  *   suspicion alone.
- * - Restart: after a crash Psync re-delivers its log (`restored: true`) and completes waves
- *   again; an Order restored from a checkpoint skips what the checkpoint covers.
+ * - Restart: after a crash Psync re-delivers its log (`restored: true`) and completes again
+ *   every wave above its prune floor; an Order restored from a checkpoint skips what the
+ *   checkpoint covers. **Waves are never skipped**: an Order that is shown a wave above the
+ *   one it expects (its log was pruned above its checkpoint, or it restarted without one
+ *   after pruning) cannot deliver what it missed, so it stops — every later `submit` rejects
+ *   with an error coded `'WAVE_GAP'` naming the waves, a `waveGaps` counter and an error log —
+ *   instead of delivering a sequence that differs from the others'. (`WaveSequence` in the
+ *   building blocks.)
+ * - Durability: Psync delivers an own message at once but puts it on the wire only once it is
+ *   durable (`psync.durable(id)`, `psync.onDurable`). **An Order may count an own message
+ *   toward anything another replica relies on — stability, a clock horizon, an early
+ *   delivery, an acknowledgement — only once Psync reports it durable**: before that a crash
+ *   takes it away, and the restarted member sends other content under its id. (Waves already
+ *   count own messages only once durable.)
  *
  * ## What an Order gives
  *
- * - `submit(command)`: multicasts a command; resolves with its `OrderedCommand` once it is
- *   delivered here in order (rejects with an `OrderError`-like error if the Order closes first).
+ * - `submit(command, { level })`: multicasts a command and resolves with its `OrderedCommand`
+ *   (rejects with an `OrderError`-like error if the Order closes or stops first). Two levels,
+ *   as Spread's AGREED and SAFE services:
+ *   - `'agreed'`: resolves once the command is delivered here in order. Delivery is agreed but
+ *     **not uniform**: a member about to be excluded (cut off by a partition) may deliver its
+ *     own last commands — sent just before the cut, so nobody else has them — and the agreed
+ *     cut then discards them. A crash does not take an agreed command away (it was durable
+ *     before it was delivered); an exclusion may.
+ *   - `'safe'` (the default): resolves once the command is delivered here in order **and** its
+ *     Psync message is stable — every member of the agreed list holds it durably — so it
+ *     reaches every replica of every later view: what anything that answers a client uses.
+ *   An unknown level rejects with `INVALID_ARGUMENT`.
  * - `onDeliver(handler)`: every command, own ones included, in the Order's order. Each is
  *   delivered exactly once per incarnation (after `restore`, only those after the checkpoint).
  * - `position()`: how far delivery has gone — `wave`, a Psync depth (every command carried by a
@@ -41,22 +63,26 @@
  * ## Building blocks
  *
  * Orders may use `CommandBatcher` (submit queue, one Psync message per event-loop turn,
- * promises resolved on delivery), `Acknowledger` (the empty-acknowledgement rule that lets
- * waves complete when a member has nothing to send) and `resolveOrderOptions` (`ackDelayMs`,
- * `maxBatch`, `maxBatchBytes`) from `./order-support.ts`, and `encodeCommandBatch` /
- * `decodeCommandBatch` below for the framing; all three shipped Orders do.
+ * promises settled per delivery level: on delivery, or on delivery and stability),
+ * `Acknowledger` (the empty-acknowledgement rule that lets waves complete when a member has
+ * nothing to send), `WaveSequence` (the never-skip-a-wave rule) and `resolveOrderOptions`
+ * (`ackDelayMs`, `maxBatch`, `maxBatchBytes`) from `./order-support.ts`, and
+ * `encodeCommandBatch` / `decodeCommandBatch` below for the framing; all three shipped Orders
+ * do.
  *
  * ## Guarantees every v1 Order keeps (checked by `@consul/testkit/order`)
  *
  * Agreement (per `semantics`), no duplication, no creation, causal order (a command is
- * delivered after every command in its causal past), liveness once faults heal,
- * membership-list changes taking effect at the same point everywhere, and a checkpoint /
- * restore round trip that continues with the same deliveries.
+ * delivered after every command in its causal past), liveness once faults heal, validity
+ * (every `'safe'` acknowledgement reaches every replica of the final view; every `'agreed'`
+ * one too unless its submitter was excluded), durability (a crash takes no acknowledged
+ * command away), membership-list changes taking effect at the same point everywhere, equal
+ * delivered sets at every wave boundary, a checkpoint / restore round trip that continues
+ * with the same deliveries, and all of it with Psync pruning its log.
  *
- * Not required: uniform delivery. A member later excluded with a cut may, before it learns
- * of it, deliver (and acknowledge) its own last commands that the cut discards — sent just
- * before a partition, so no one else has them. Agreement holds among the members that stay;
- * the excluded member's history from that delivery on is its own, as a crashed member's is.
+ * Not required: uniform `'agreed'` delivery (above). Agreement holds among the members that
+ * stay; an excluded member's history from its first delivery of a command the cut discarded
+ * on is its own, as a crashed member's is.
  */
 import { capability } from './capability.js'
 import { DecodeError } from './errors.js'
@@ -88,10 +114,18 @@ export interface OrderedCommand {
   readonly restored: boolean
 }
 
+/** When `submit` resolves: see the specification above. */
+export type DeliveryLevel = 'agreed' | 'safe'
+
+export interface SubmitOptions {
+  /** `'safe'` (default): delivered here and stable; `'agreed'`: delivered here. */
+  readonly level?: DeliveryLevel
+}
+
 export interface OrderControl {
   readonly specificationVersion: 'v1'
   readonly semantics: 'total' | 'semantic'
-  submit(command: Uint8Array): Promise<OrderedCommand>
+  submit(command: Uint8Array, options?: SubmitOptions): Promise<OrderedCommand>
   onDeliver(handler: (command: OrderedCommand) => void): () => void
   position(): OrderPosition
   /** True when no command of a later wave has been delivered past the current position. */

@@ -5,9 +5,13 @@
  *
  * - `CommandBatcher`: `submit()` queues commands; those submitted in one event-loop turn go
  *   out in one Psync message (at most `maxBatch` commands / `maxBatchBytes` bytes, sent early
- *   when full), and each submit resolves once the Order delivers its command here.
+ *   when full), and each submit resolves at its delivery level: `'agreed'` once the Order
+ *   delivers its command here, `'safe'` (the default) once it is delivered here and its
+ *   message is stable (`stableUpTo`, fed from `psync.onStable`).
  * - `Acknowledger`: a member that received a command and has sent nothing since sends an
  *   empty acknowledgement `ackDelayMs` later, so the command's wave (or clock) can advance.
+ * - `WaveSequence`: the never-skip-a-wave rule — tells a covered wave from the expected one
+ *   and from a gap, after which the Order must stop.
  * - `resolveOrderOptions`: defaults and validation of the options above.
  *
  * They own no ordering decision and no wire format: the Order frames its messages in the
@@ -15,7 +19,13 @@
  */
 import type { Clock, Timer } from './clock.js'
 import type { Counters } from './counters.js'
-import { commandId, type OrderedCommand, type OrderPosition } from './order-spec.js'
+import {
+  commandId,
+  type DeliveryLevel,
+  type OrderedCommand,
+  type OrderPosition,
+  type SubmitOptions,
+} from './order-spec.js'
 import type { SessionEvents } from './protocol.js'
 import type { MessageId, PsyncMessage } from './psync-control.js'
 
@@ -131,11 +141,14 @@ export type CommandBatcherOptions<T> = {
   /** Builds the Order's errors (`INVALID_ARGUMENT` and `CLOSED` rejections of `submit`). */
   readonly error: OrderErrorFactory
   /**
-   * Sends one batch (in the Order's framing, through `psync.send`) and returns the id of the
-   * message that carries it; command `i` gets the id `commandId(message, i)`. If it throws,
-   * the batch's submits reject with that error.
+   * Sends one batch (in the Order's framing, through `psync.send`) and returns the message
+   * that carries it (a `PsyncMessage`, or its id and seq); command `i` gets the id
+   * `commandId(message, i)`. If it throws, the batch's submits reject with that error.
    */
-  readonly send: (batch: readonly QueuedCommand<T>[]) => MessageId
+  readonly send: (batch: readonly QueuedCommand<T>[]) => {
+    readonly id: MessageId
+    readonly seq: number
+  }
   /** Runs after each batch went out and its commands are tracked. */
   readonly afterSend?: () => void
 } & (undefined extends T
@@ -153,15 +166,22 @@ export type CommandBatcherOptions<T> = {
     })
 
 interface Pending<T> extends QueuedCommand<T> {
+  readonly level: DeliveryLevel
   readonly resolve: (command: OrderedCommand) => void
   readonly reject: (error: Error) => void
+  /** Delivered here, waiting for stability (`'safe'`). */
+  delivered?: OrderedCommand
 }
 
 /** One sent batch whose deliveries are awaited: its submits' settlers, by command index. */
 interface SentBatch<T> {
+  readonly message: MessageId
+  readonly seq: number
   readonly pending: (Pending<T> | undefined)[]
   /** How many of `pending` are still awaited. */
   left: number
+  /** Its message is stable: a delivery settles a `'safe'` submit at once. */
+  stable: boolean
 }
 
 /**
@@ -200,9 +220,15 @@ export class CommandBatcher<T = undefined> {
   private queuedBytes = 0
   /** Sent batches still awaited, by the id of the Psync message that carried them. */
   private readonly waiting = new Map<MessageId, SentBatch<T>>()
+  /** Every sent batch still awaited, in seq order (stability comes in seq order). */
+  private readonly bySeq: SentBatch<T>[] = []
+  private bySeqHead = 0
+  /** Own messages up to this seq are stable. */
+  private stableSeq = 0
   private waitingCommands = 0
   private timer: Timer | undefined
   private closed = false
+  private failure: Error | undefined
   private slab = new Uint8Array(0)
   private slabAt = 0
 
@@ -221,10 +247,20 @@ export class CommandBatcher<T = undefined> {
     return this.waitingCommands
   }
 
-  submit(command: Uint8Array): Promise<OrderedCommand> {
+  submit(command: Uint8Array, options?: SubmitOptions): Promise<OrderedCommand> {
     const { error, maxBatch, maxBatchBytes } = this.options
     if (!(command instanceof Uint8Array))
       return Promise.reject(error('INVALID_ARGUMENT', 'submit() takes the command as a Uint8Array'))
+    const level = levelOf(options)
+    if (level === undefined) {
+      return Promise.reject(
+        error(
+          'INVALID_ARGUMENT',
+          `submit(command, options): options must be { level?: 'agreed' | 'safe' }, got ${describe(options)}`,
+        ),
+      )
+    }
+    if (this.failure !== undefined) return Promise.reject(this.failure)
     if (this.closed)
       return Promise.reject(error('CLOSED', `group ${this.ctx.group.port} is closed`))
     if (command.length > maxBatchBytes) {
@@ -246,7 +282,7 @@ export class CommandBatcher<T = undefined> {
     }
     return new Promise<OrderedCommand>((resolve, reject) => {
       if (this.queuedBytes + copy.length > maxBatchBytes) this.flush()
-      this.queue.push({ command: copy, tag, resolve, reject })
+      this.queue.push({ command: copy, tag, level, resolve, reject })
       this.queuedBytes += copy.length
       this.ctx.counters.inc('submitted')
       if (this.queue.length >= maxBatch) this.flush()
@@ -280,8 +316,11 @@ export class CommandBatcher<T = undefined> {
     this.queue = []
     this.queuedBytes = 0
     let message: MessageId
+    let seq: number
     try {
-      message = this.options.send(batch)
+      const sent = this.options.send(batch)
+      message = sent.id
+      seq = sent.seq
     } catch (problem) {
       // e.g. a batch over Psync's maxPayloadBytes: the submitters hear of it.
       for (const p of batch)
@@ -289,7 +328,15 @@ export class CommandBatcher<T = undefined> {
       return true
     }
     this.ctx.counters.inc('batches')
-    this.waiting.set(message, { pending: batch, left: batch.length })
+    const sent: SentBatch<T> = {
+      message,
+      seq,
+      pending: batch,
+      left: batch.length,
+      stable: seq <= this.stableSeq,
+    }
+    this.waiting.set(message, sent)
+    this.bySeq.push(sent)
     this.waitingCommands += batch.length
     const { events, group } = this.ctx
     if (events.has('trace.sent')) {
@@ -301,9 +348,11 @@ export class CommandBatcher<T = undefined> {
   }
 
   /**
-   * Stops awaiting command `id` and returns what resolves its submit (`undefined` if it is
-   * not an own command awaited here). For an Order that settles the submit after running
-   * its delivery handlers, or before; `delivered` does both steps at once.
+   * The Order delivered command `id` here: returns what settles its submit — call it after
+   * the delivery handlers, or before — or `undefined` if it is not an own command awaited
+   * here. A `'safe'` submit whose message is not stable yet settles later, in `stableUpTo`
+   * (the returned function then only records the delivery). `delivered` does both steps at
+   * once.
    */
   take(id: string): ((command: OrderedCommand) => void) | undefined {
     const slash = id.lastIndexOf('/')
@@ -311,7 +360,7 @@ export class CommandBatcher<T = undefined> {
     return this.takeFrom(id.slice(0, slash), id)
   }
 
-  /** The Order delivered `command` here: resolves its submit, if it is an awaited own one. */
+  /** The Order delivered `command` here: settles its submit, if it is an awaited own one. */
   delivered(command: OrderedCommand): void {
     this.takeFrom(command.message, command.id)?.(command)
   }
@@ -324,7 +373,33 @@ export class CommandBatcher<T = undefined> {
   deliveredAt(message: MessageId, index: number, command: OrderedCommand): void {
     const sent = this.waiting.get(message)
     if (sent === undefined) return
-    this.settle(sent, message, index)?.(command)
+    this.settle(sent, index)?.(command)
+  }
+
+  /**
+   * Own messages up to `seq` are stable (`psync.onStable` for this member): settles every
+   * `'safe'` submit of theirs already delivered here; later deliveries settle at once.
+   */
+  stableUpTo(seq: number): void {
+    if (seq <= this.stableSeq) return
+    this.stableSeq = seq
+    while (this.bySeqHead < this.bySeq.length) {
+      const sent = this.bySeq[this.bySeqHead]!
+      if (sent.seq > seq) break
+      this.bySeqHead++
+      sent.stable = true
+      for (let i = 0; i < sent.pending.length; i++) {
+        const p = sent.pending[i]
+        if (p?.delivered === undefined) continue
+        const command = p.delivered
+        this.forget(sent, i)
+        p.resolve(command)
+      }
+    }
+    if (this.bySeqHead > 1024 && this.bySeqHead * 2 > this.bySeq.length) {
+      this.bySeq.splice(0, this.bySeqHead)
+      this.bySeqHead = 0
+    }
   }
 
   private takeFrom(
@@ -333,20 +408,45 @@ export class CommandBatcher<T = undefined> {
   ): ((command: OrderedCommand) => void) | undefined {
     const sent = this.waiting.get(message)
     if (sent === undefined) return undefined
-    return this.settle(sent, message, commandIndex(id, message))
+    return this.settle(sent, commandIndex(id, message))
   }
 
   private settle(
     sent: SentBatch<T>,
-    message: MessageId,
     index: number,
   ): ((command: OrderedCommand) => void) | undefined {
     const pending = index < 0 ? undefined : sent.pending[index]
-    if (pending === undefined) return undefined
+    if (pending === undefined || pending.delivered !== undefined) return undefined
+    if (pending.level === 'safe' && !sent.stable) {
+      // Delivered here; settles once its message is stable (or now, if it became so since).
+      return (command) => {
+        if (sent.pending[index] !== pending) return
+        if (!sent.stable) {
+          pending.delivered = command
+          return
+        }
+        this.forget(sent, index)
+        pending.resolve(command)
+      }
+    }
+    this.forget(sent, index)
+    return pending.resolve
+  }
+
+  private forget(sent: SentBatch<T>, index: number): void {
     sent.pending[index] = undefined
     this.waitingCommands--
-    if (--sent.left === 0) this.waiting.delete(message)
-    return pending.resolve
+    if (--sent.left === 0) this.waiting.delete(sent.message)
+  }
+
+  /**
+   * The Order stopped (e.g. a gap in the wave sequence): rejects every queued and awaited
+   * submit with `error`, and every later one. Idempotent.
+   */
+  fail(error: Error): void {
+    if (this.failure !== undefined) return
+    this.failure = error
+    this.rejectAll(error)
   }
 
   /**
@@ -358,16 +458,44 @@ export class CommandBatcher<T = undefined> {
     this.closed = true
     this.timer?.cancel()
     this.timer = undefined
-    const error = this.options.error(
-      'CLOSED',
-      `group ${this.ctx.group.port} closed before the command was delivered`,
+    this.rejectAll(
+      this.options.error(
+        'CLOSED',
+        `group ${this.ctx.group.port} closed before the command was delivered`,
+      ),
     )
-    for (const p of this.queue) p.reject(error)
-    for (const sent of this.waiting.values()) for (const p of sent.pending) p?.reject(error)
+  }
+
+  private rejectAll(error: Error): void {
+    this.timer?.cancel()
+    this.timer = undefined
+    const queued = this.queue
+    const sent = [...this.waiting.values()]
     this.queue = []
     this.queuedBytes = 0
     this.waiting.clear()
+    this.bySeq.length = 0
+    this.bySeqHead = 0
     this.waitingCommands = 0
+    for (const p of queued) p.reject(error)
+    for (const batch of sent) for (const p of batch.pending) p?.reject(error)
+  }
+}
+
+/** The level `options` asks for, or `undefined` when they are not valid submit options. */
+function levelOf(options: SubmitOptions | undefined): DeliveryLevel | undefined {
+  if (options === undefined) return 'safe'
+  if (typeof options !== 'object' || options === null) return undefined
+  const level = (options as { level?: unknown }).level
+  if (level === undefined) return 'safe'
+  return level === 'safe' || level === 'agreed' ? level : undefined
+}
+
+function describe(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
   }
 }
 
@@ -405,7 +533,10 @@ export interface AcknowledgerOptions {
  * The Order calls `received()` after a command-bearing message from another member (never
  * for an acknowledgement), and `sent()` after each of its own sends, batches and
  * acknowledgements alike. When the timer fires and an acknowledgement is still owed, queued
- * commands go instead (`flush`), otherwise `sendAck()` runs and `acks` is counted.
+ * commands go instead (`flush`), otherwise `sendAck()` runs and `acks` is counted. A send
+ * that throws (Psync refuses to send for a moment, e.g. `NOT_READY` right after a restart) is
+ * counted (`ackFailures`) and tried again later: it runs from a timer, where a throw would
+ * end the process.
  */
 export class Acknowledger {
   private needed = false
@@ -436,14 +567,28 @@ export class Acknowledger {
   /** Arms the timer if an acknowledgement is owed and it is not already armed. */
   schedule(): void {
     if (this.timer !== undefined || this.closed || !this.owed) return
-    this.timer = this.ctx.clock.setTimer(this.options.ackDelayMs, () => {
+    this.timer = this.ctx.clock.setTimer(this.retryMs ?? this.options.ackDelayMs, () => {
       this.timer = undefined
       if (this.closed || !this.owed) return
-      if (this.options.flush?.() === true) return
-      this.options.sendAck()
+      try {
+        if (this.options.flush?.() === true) {
+          this.retryMs = undefined
+          return
+        }
+        this.options.sendAck()
+      } catch {
+        this.ctx.counters.inc('ackFailures')
+        this.retryMs = Math.min(1_000, Math.max(1, (this.retryMs ?? this.options.ackDelayMs) * 2))
+        this.schedule()
+        return
+      }
+      this.retryMs = undefined
       this.ctx.counters.inc('acks')
     })
   }
+
+  /** Set while sends fail: the next try waits this long (doubling up to a second). */
+  private retryMs: number | undefined
 
   /** The Order sent something: that acknowledges everything received so far. */
   sent(): void {
@@ -456,6 +601,63 @@ export class Acknowledger {
     this.timer?.cancel()
     this.timer = undefined
   }
+}
+
+// ---- the wave sequence ----------------------------------------------------------------------
+
+/** What a wave Psync reports is, to an Order expecting `next`. */
+export type WaveVerdict =
+  /** Below `next`: a restored checkpoint covers it; skip it. */
+  | 'covered'
+  /** The wave expected; `next` moves past it. */
+  | 'next'
+  /** Above `next`: waves were skipped (pruned from the log above the checkpoint). */
+  | 'gap'
+
+/**
+ * The never-skip-a-wave rule of the Order specification. Psync reports complete waves in
+ * order, from its prune floor after a restart; an Order expects them from its restored
+ * checkpoint's wave (or 0). A wave above the expected one means Psync can no longer show it
+ * what lies between — its log was pruned above the checkpoint, or it restarted without one
+ * after pruning — and delivering on would give a sequence that differs from every other
+ * replica's. The Order must then stop (`OrderStopped` describes the error to raise).
+ *
+ * Invariant: `next` only grows, by one per `'next'` wave, or by `restoreTo`.
+ */
+export class WaveSequence {
+  private expected: number
+
+  constructor(next = 0) {
+    this.expected = next
+  }
+
+  /** The first wave not yet passed. */
+  get next(): number {
+    return this.expected
+  }
+
+  /** A restored checkpoint covers every wave below `wave`. */
+  restoreTo(wave: number): void {
+    if (wave > this.expected) this.expected = wave
+  }
+
+  /** Judges `wave` (and moves past it when it is the next one). */
+  see(wave: number): WaveVerdict {
+    if (wave < this.expected) return 'covered'
+    if (wave > this.expected) return 'gap'
+    this.expected++
+    return 'next'
+  }
+
+  /** The message of the error an Order stops with at a gap before `wave`. */
+  gapMessage(group: string, wave: number): string {
+    return waveGapMessage(group, this.expected, wave)
+  }
+}
+
+/** What the error of an Order that stopped at a gap says (for Orders that track waves themselves). */
+export function waveGapMessage(group: string, expected: number, reported: number): string {
+  return `group ${group}: Psync reported wave ${reported} but this Order expects wave ${expected} — waves ${expected}..${reported - 1} are gone from the log (pruned above the restored checkpoint, or a restart without one after pruning). The Order has stopped rather than deliver a different order; restore this replica from a checkpoint at or above wave ${reported} (state transfer) and open the group again`
 }
 
 /** The `OrderedCommand` for the `index`-th command carried by `message`. */

@@ -10,6 +10,7 @@ import {
   type OrderedCommand,
   type QueuedCommand,
   resolveOrderOptions,
+  WaveSequence,
 } from '../src/index.js'
 import { ManualClock } from './fakes.js'
 
@@ -39,7 +40,7 @@ function ordered(message: string, index: number, command = bytes()): OrderedComm
 
 function setup<T = undefined>(
   options: Partial<Omit<CommandBatcherOptions<T>, 'send' | 'error'>> = {},
-  send?: (batch: readonly QueuedCommand<T>[]) => string,
+  send?: (batch: readonly QueuedCommand<T>[]) => { id: string; seq: number },
 ) {
   const clock = new ManualClock()
   const counters = new Counters()
@@ -54,7 +55,8 @@ function setup<T = undefined>(
       send ??
       ((batch) => {
         sent.push(batch)
-        return `a:${++seq}`
+        seq++
+        return { id: `a:${seq}`, seq }
       }),
     ...options,
   } as CommandBatcherOptions<T>)
@@ -150,10 +152,10 @@ describe('CommandBatcher', () => {
     expect(clock.pending).toBe(0)
   })
 
-  it('resolves a submit when its command is delivered, and only then', async () => {
+  it("'agreed': resolves a submit when its command is delivered, and only then", async () => {
     const { clock, batcher } = setup()
-    const first = settle(batcher.submit(bytes(1)))
-    const second = settle(batcher.submit(bytes(2)))
+    const first = settle(batcher.submit(bytes(1), { level: 'agreed' }))
+    const second = settle(batcher.submit(bytes(2), { level: 'agreed' }))
     clock.advance(0)
     batcher.delivered(ordered('b:1', 0)) // someone else's command: nothing to resolve
     const delivered = ordered('a:1', 1)
@@ -166,7 +168,7 @@ describe('CommandBatcher', () => {
 
   it('take() hands out the resolver once, for Orders that settle after their handlers', async () => {
     const { clock, batcher } = setup()
-    const result = settle(batcher.submit(bytes(1)))
+    const result = settle(batcher.submit(bytes(1), { level: 'agreed' }))
     clock.advance(0)
     const resolve = batcher.take(commandId('a:1', 0))
     expect(batcher.take(commandId('a:1', 0))).toBeUndefined()
@@ -178,7 +180,7 @@ describe('CommandBatcher', () => {
 
   it('deliveredAt() settles by message and index; each command once, others untouched', async () => {
     const { clock, batcher } = setup()
-    const results = [0, 1, 2].map((i) => settle(batcher.submit(bytes(i))))
+    const results = [0, 1, 2].map((i) => settle(batcher.submit(bytes(i), { level: 'agreed' })))
     clock.advance(0)
     const second = ordered('a:1', 1)
     batcher.deliveredAt('a:1', 1, second)
@@ -193,6 +195,75 @@ describe('CommandBatcher', () => {
     await tick()
     expect(results.map((r) => r.value?.id)).toEqual(['a:1/0', 'a:1/1', 'a:1/2'])
     expect(batcher.awaiting).toBe(0)
+  })
+
+  it("'safe' (the default): resolves once delivered here and its message is stable, in either order", async () => {
+    const { clock, batcher } = setup()
+    const early = settle(batcher.submit(bytes(1))) // a:1/0
+    clock.advance(0)
+    const late = settle(batcher.submit(bytes(2))) // a:2/0
+    clock.advance(0)
+    const third = settle(batcher.submit(bytes(3))) // a:3/0
+    clock.advance(0)
+    // a:1 delivered first, stable later.
+    batcher.deliveredAt('a:1', 0, ordered('a:1', 0))
+    await tick()
+    expect(early).toEqual({})
+    batcher.stableUpTo(1)
+    await tick()
+    expect(early.value?.id).toBe('a:1/0')
+    // a:2 and a:3 stable first (one call covers both), delivered later.
+    batcher.stableUpTo(3)
+    await tick()
+    expect(late).toEqual({})
+    batcher.delivered(ordered('a:2', 0))
+    const resolve = batcher.take(commandId('a:3', 0))
+    await tick()
+    expect(late.value?.id).toBe('a:2/0')
+    expect(third).toEqual({})
+    resolve?.(ordered('a:3', 0))
+    await tick()
+    expect(third.value?.id).toBe('a:3/0')
+    expect(batcher.awaiting).toBe(0)
+    batcher.stableUpTo(2) // backwards: nothing happens
+  })
+
+  it("'safe': a take() that stability overtakes before its settler runs still resolves", async () => {
+    const { clock, batcher } = setup()
+    const result = settle(batcher.submit(bytes(1)))
+    clock.advance(0)
+    const resolve = batcher.take(commandId('a:1', 0))
+    batcher.stableUpTo(1) // e.g. a delivery handler made it stable
+    resolve?.(ordered('a:1', 0))
+    await tick()
+    expect(result.value?.id).toBe('a:1/0')
+    expect(batcher.awaiting).toBe(0)
+  })
+
+  it('rejects submit options that are not { level: agreed | safe }', async () => {
+    const { batcher } = setup()
+    for (const options of [{ level: 'uniform' }, 'safe', null, { level: 3 }]) {
+      await expect(batcher.submit(bytes(1), options as never)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/options must be \{ level\?: 'agreed' \| 'safe' \}/),
+      })
+    }
+    expect(batcher.queued).toBe(0)
+  })
+
+  it('fail() rejects queued and awaited submits with its error, and every later one', async () => {
+    const { clock, batcher } = setup()
+    const awaited = settle(batcher.submit(bytes(1)))
+    clock.advance(0)
+    const queued = settle(batcher.submit(bytes(2), { level: 'agreed' }))
+    const stop = new TestError('WAVE_GAP', 'stopped')
+    batcher.fail(stop)
+    await tick()
+    expect(awaited.error).toBe(stop)
+    expect(queued.error).toBe(stop)
+    await expect(batcher.submit(bytes(3))).rejects.toBe(stop)
+    expect(batcher.awaiting).toBe(0)
+    expect(clock.pending).toBe(0)
   })
 
   it('take() ignores ids that are not <message>/<index> of an awaited batch', () => {
@@ -275,7 +346,7 @@ describe('CommandBatcher', () => {
       afterSend: () => batcher.delivered(ordered('a:1', 0)),
     })
     batcher = setupResult.batcher
-    const result = settle(batcher.submit(bytes(1)))
+    const result = settle(batcher.submit(bytes(1), { level: 'agreed' }))
     setupResult.clock.advance(0)
     await tick()
     expect(result.value?.id).toBe('a:1/0')
@@ -361,6 +432,36 @@ describe('Acknowledger', () => {
     )
     return { clock, counters, acks, ack }
   }
+
+  it('a send that throws (Psync not ready) is counted and tried again, with a growing delay', () => {
+    const clock = new ManualClock()
+    const counters = new Counters()
+    let failing = 2
+    const acks: number[] = []
+    const ack: Acknowledger = new Acknowledger(
+      { clock, counters },
+      {
+        ackDelayMs: 5,
+        sendAck: () => {
+          if (failing > 0) {
+            failing--
+            throw new Error('NOT_READY')
+          }
+          acks.push(clock.now())
+          ack.sent()
+        },
+      },
+    )
+    ack.received()
+    clock.advance(5) // fails
+    clock.advance(10) // fails again (retried after 10)
+    expect(counters.get('ackFailures')).toBe(2)
+    expect(acks).toEqual([])
+    clock.advance(20)
+    expect(acks).toEqual([35])
+    expect(counters.get('acks')).toBe(1)
+    expect(clock.pending).toBe(0)
+  })
 
   it('acknowledges a received command ackDelayMs later, once', () => {
     const { clock, counters, acks, ack } = acknowledger()
@@ -463,7 +564,8 @@ describe('Acknowledger', () => {
         send: (batch) => {
           sent.push(`batch of ${batch.length}`)
           ack.sent()
-          return `a:${++seq}`
+          seq++
+          return { id: `a:${seq}`, seq }
         },
       },
     )
@@ -486,6 +588,26 @@ describe('Acknowledger', () => {
     clock.advance(1)
     expect(sent).toEqual(['batch of 1', 'ack'])
     expect(counters.snapshot()).toEqual({ acks: 1, batches: 1, submitted: 1 })
+  })
+})
+
+describe('WaveSequence', () => {
+  it('passes the expected wave, skips covered ones, and reports a gap without moving', () => {
+    const waves = new WaveSequence()
+    expect(waves.see(0)).toBe('next')
+    expect(waves.see(1)).toBe('next')
+    expect(waves.see(0)).toBe('covered')
+    expect(waves.see(3)).toBe('gap')
+    expect(waves.next).toBe(2)
+    expect(waves.gapMessage('g', 3)).toMatch(
+      /reported wave 3 but this Order expects wave 2 — waves 2\.\.2/,
+    )
+    waves.restoreTo(10)
+    expect(waves.see(9)).toBe('covered')
+    expect(waves.see(10)).toBe('next')
+    waves.restoreTo(4) // never backwards
+    expect(waves.next).toBe(11)
+    expect(new WaveSequence(5).see(5)).toBe('next')
   })
 })
 
