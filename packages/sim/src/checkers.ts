@@ -42,28 +42,69 @@ export function runCheckers(
   return out
 }
 
-/** Every delivered message id was sent (recorded `trace.sent`) by its claimed sender. */
+/**
+ * Every delivered message id was sent (recorded `trace.sent`) by its claimed sender — with
+ * the same content, where the records carry a digest — and no id ever stands for two
+ * contents that both escaped their sender. (An own message that was never on the wire may
+ * be sent again under its id by the sender's next incarnation: the one that escapes is the
+ * one delivered by another node, or by an incarnation of the sender that did not crash.)
+ */
 export const noCreation: Checker = {
   name: 'no-creation',
   check(history) {
-    const sent = new Map<string, NodeId>()
-    for (const r of history.sent()) sent.set(`${r.group}\u0000${r.id}`, r.node)
+    const sent = new Map<string, { node: NodeId; digests: Set<string> }>()
+    for (const r of history.sent()) {
+      const key = `${r.group}\u0000${r.id}`
+      let entry = sent.get(key)
+      if (entry === undefined) sent.set(key, (entry = { node: r.node, digests: new Set() }))
+      if (r.digest !== undefined) entry.digests.add(r.digest)
+    }
+    const crashed = new Set(history.of('crash').map((r) => `${r.node}\u0000${r.incarnation}`))
+    const escaped = new Map<string, { digest: string; node: NodeId }>()
     const out: Violation[] = []
     for (const r of history.delivered()) {
-      const sender = sent.get(`${r.group}\u0000${r.id}`)
-      if (sender === undefined) {
+      const key = `${r.group}\u0000${r.id}`
+      const entry = sent.get(key)
+      if (entry === undefined) {
         out.push({
           checker: 'no-creation',
           node: r.node,
           time: r.time,
           message: `${r.node} delivered ${r.id} in ${r.group}, which nobody sent`,
         })
-      } else if (r.from !== undefined && r.from !== sender) {
+        continue
+      }
+      if (r.from !== undefined && r.from !== entry.node) {
         out.push({
           checker: 'no-creation',
           node: r.node,
           time: r.time,
-          message: `${r.node} delivered ${r.id} as from ${r.from}, but ${sender} sent it`,
+          message: `${r.node} delivered ${r.id} as from ${r.from}, but ${entry.node} sent it`,
+        })
+        continue
+      }
+      if (r.digest === undefined || entry.digests.size === 0) continue
+      if (!entry.digests.has(r.digest)) {
+        out.push({
+          checker: 'no-creation',
+          node: r.node,
+          time: r.time,
+          message: `${r.node} delivered ${r.id} in ${r.group} with content ${r.digest} that its sender never sent under that id`,
+        })
+        continue
+      }
+      // The sender's own delivery in an incarnation that later crashed may be of a version
+      // that never went out; anyone else's delivery is of one that did.
+      const own = r.node === entry.node
+      if (own && crashed.has(`${r.node}\u0000${r.incarnation}`)) continue
+      const seen = escaped.get(key)
+      if (seen === undefined) escaped.set(key, { digest: r.digest, node: r.node })
+      else if (seen.digest !== r.digest) {
+        out.push({
+          checker: 'no-creation',
+          node: r.node,
+          time: r.time,
+          message: `${r.id} in ${r.group} stands for two contents: ${seen.node} delivered ${seen.digest}, ${r.node} delivered ${r.digest} (a reused id)`,
         })
       }
     }

@@ -383,7 +383,15 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     )
     host.events.on(
       'trace.view',
-      (v) => record({ ...base(), kind: 'view', group: v.group, view: v.view, viewId: v.id }),
+      (v) =>
+        record({
+          ...base(),
+          kind: 'view',
+          group: v.group,
+          view: v.view,
+          viewId: v.id,
+          ...(v.layer === undefined ? {} : { layer: v.layer }),
+        }),
       'sim',
     )
     host.events.on(

@@ -1,6 +1,13 @@
 import { StorageCorruptedError } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
-import { dist, noCreation, noDuplication, runScenario, Simulation } from '../src/index.js'
+import {
+  dist,
+  type HistoryRecord,
+  noCreation,
+  noDuplication,
+  runScenario,
+  Simulation,
+} from '../src/index.js'
 import { COUNTER, FLOOD, floodStack } from './fixtures/flood.js'
 import floodScenario from './fixtures/flood-scenario.js'
 
@@ -348,6 +355,94 @@ describe('checkers', () => {
       id: 'a',
     })
     expect(fresh.check([noDuplication])).toEqual([])
+  })
+
+  it('no-creation compares content: a reused id that escaped twice, or content never sent, is flagged', () => {
+    const sim = new Simulation({ seed: 1, nodes: 3, stack: floodStack() })
+    const rec = (r: Omit<HistoryRecord, 'group'>) => sim.history.add({ group: 'g', ...r })
+    // n1 sent n1:1 as A, crashed, and its next incarnation sent other content under n1:1.
+    rec({ time: 1, node: 'n1', incarnation: 0, kind: 'sent', id: 'n1:1', digest: 'A' })
+    rec({
+      time: 1,
+      node: 'n1',
+      incarnation: 0,
+      kind: 'delivered',
+      id: 'n1:1',
+      from: 'n1',
+      digest: 'A',
+    })
+    rec({
+      time: 2,
+      node: 'n2',
+      incarnation: 0,
+      kind: 'delivered',
+      id: 'n1:1',
+      from: 'n1',
+      digest: 'A',
+    })
+    rec({ time: 3, node: 'n1', incarnation: 0, kind: 'crash' })
+    rec({ time: 4, node: 'n1', incarnation: 1, kind: 'sent', id: 'n1:1', digest: 'B' })
+    rec({
+      time: 5,
+      node: 'n3',
+      incarnation: 0,
+      kind: 'delivered',
+      id: 'n1:1',
+      from: 'n1',
+      digest: 'B',
+    })
+    // Content nobody sent under that id.
+    rec({ time: 6, node: 'n3', incarnation: 0, kind: 'sent', id: 'n3:1', digest: 'C' })
+    rec({
+      time: 7,
+      node: 'n2',
+      incarnation: 0,
+      kind: 'delivered',
+      id: 'n3:1',
+      from: 'n3',
+      digest: 'X',
+    })
+    const messages = sim.check([noCreation]).map((v) => v.message)
+    expect(messages).toEqual([
+      'n1:1 in g stands for two contents: n2 delivered A, n3 delivered B (a reused id)',
+      'n2 delivered n3:1 in g with content X that its sender never sent under that id',
+    ])
+  })
+
+  it('no-creation allows a message that never left a crashed sender to be sent again under its id', () => {
+    const sim = new Simulation({ seed: 1, nodes: 2, stack: floodStack() })
+    const rec = (r: Omit<HistoryRecord, 'group'>) => sim.history.add({ group: 'g', ...r })
+    rec({ time: 1, node: 'n1', incarnation: 0, kind: 'sent', id: 'n1:1', digest: 'A' })
+    rec({
+      time: 1,
+      node: 'n1',
+      incarnation: 0,
+      kind: 'delivered',
+      id: 'n1:1',
+      from: 'n1',
+      digest: 'A',
+    })
+    rec({ time: 2, node: 'n1', incarnation: 0, kind: 'crash' })
+    rec({ time: 3, node: 'n1', incarnation: 1, kind: 'sent', id: 'n1:1', digest: 'B' })
+    rec({
+      time: 3,
+      node: 'n1',
+      incarnation: 1,
+      kind: 'delivered',
+      id: 'n1:1',
+      from: 'n1',
+      digest: 'B',
+    })
+    rec({
+      time: 4,
+      node: 'n2',
+      incarnation: 0,
+      kind: 'delivered',
+      id: 'n1:1',
+      from: 'n1',
+      digest: 'B',
+    })
+    expect(sim.check([noCreation])).toEqual([])
   })
 
   it('a checker that throws is reported, not fatal', () => {
