@@ -1,5 +1,4 @@
-import { psync } from '@consul/psync'
 import { orderSuite } from '@consul/testkit/order'
-import { totalOrder } from '../src/index.js'
+import { setup } from './fixtures/setup.js'
 
-orderSuite({ name: 'order-total', psync, order: () => totalOrder() })
+orderSuite(setup)

@@ -29,10 +29,11 @@
  *   building blocks.)
  * - Durability: Psync delivers an own message at once but puts it on the wire only once it is
  *   durable (`psync.durable(id)`, `psync.onDurable`). **An Order may count an own message
- *   toward anything another replica relies on — stability, a clock horizon, an early
- *   delivery, an acknowledgement — only once Psync reports it durable**: before that a crash
- *   takes it away, and the restarted member sends other content under its id. (Waves already
- *   count own messages only once durable.)
+ *   toward anything — delivering its commands here, acknowledging them, stability, a clock
+ *   horizon — only once Psync reports it durable**: before that a crash takes it away (the
+ *   restarted member sends other content under its id), and a checkpoint taken meanwhile
+ *   would keep commands the group never sees. (Waves already count own messages only once
+ *   durable.)
  *
  * ## What an Order gives
  *

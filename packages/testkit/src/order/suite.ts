@@ -1,0 +1,128 @@
+/**
+ * The vitest side of the Order conformance suite: `orderSuite(setup)` declares one test per
+ * aspect (each over many seeds, with Psync pruning its log), and `orderSuiteTeeth(setup)`
+ * shows the suite rejecting each of the broken Orders in `broken.ts`.
+ */
+import { Simulation } from '@consul/sim'
+import { ORDER, type OrderedCommand, stack } from '@consul/xkernel'
+import { describe, expect, it } from 'vitest'
+import { BROKEN_ORDER_FAULTS, brokenOrder, EXPECTED_CHECK, referenceOrder } from './broken.js'
+import { defaultCommand, type OrderSetup, type Pruning, type ScenarioKind } from './harness.js'
+import { runOrderScenario } from './run.js'
+
+/** Seeds the membership test always runs: each once found an excluded member's own history. */
+const MEMBERSHIP_REGRESSION_SEEDS = [13, 112]
+
+/** Both pruning modes, alternating by seed. */
+export const pruningFor = (seed: number): Pruning => (seed % 2 === 0 ? 'checkpoints' : 'retain')
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i)
+
+async function expectClean(setup: OrderSetup, kind: ScenarioKind, seeds: readonly number[]) {
+  for (const seed of seeds) {
+    const run = await runOrderScenario(setup, kind, pruningFor(seed), seed)
+    expect(
+      run.problems,
+      `${kind} seed ${seed}, pruning ${run.pruning} (${run.environment})`,
+    ).toEqual([])
+  }
+}
+
+export function orderSuite(setup: OrderSetup): void {
+  const seeds = setup.seeds ?? 10
+  const share = (divisor: number, min = 3) => Math.max(min, Math.ceil(seeds / divisor))
+  describe(`Order conformance: ${setup.name}`, () => {
+    it('implements specification v1; submit resolves with the own command at both levels, and rejects a bad level', async () => {
+      const sim = new Simulation({
+        seed: 1,
+        nodes: 3,
+        stack: stack()
+          .use(setup.psync({ logEveryMs: 1 }))
+          .use(setup.order()),
+      })
+      await sim.start()
+      await sim.openAll({ port: 'api' })
+      const order = sim.host('n1').group('api')!.get(ORDER)
+      expect(order.specificationVersion).toBe('v1')
+      expect(['total', 'semantic']).toContain(order.semantics)
+      if (setup.conflicts === undefined) expect(order.semantics).toBe('total')
+      const command = (setup.command ?? defaultCommand)(sim.random, 'n1', 1)
+      const resolved: OrderedCommand[] = []
+      void order.submit(command).then((c) => void resolved.push(c))
+      void order.submit(command, { level: 'agreed' }).then((c) => void resolved.push(c))
+      await expect(order.submit('nope' as unknown as Uint8Array)).rejects.toThrow()
+      await expect(order.submit(command, { level: 'uniform' as 'safe' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      })
+      await sim.run({ until: 500 })
+      expect(resolved).toHaveLength(2)
+      for (const c of resolved) {
+        expect(c.sender).toBe('n1')
+        expect(Buffer.from(c.command).equals(Buffer.from(command))).toBe(true)
+      }
+      expect(order.position().delivered).toBeGreaterThanOrEqual(2)
+    })
+
+    it(`agreement, no duplication, no creation, causal order, validity and liveness under loss, partitions, pauses, corruption and clock jumps, with pruning (${seeds} seeds, 3 and 5 replicas)`, async () => {
+      await expectClean(setup, 'calm', range(1, seeds))
+    })
+
+    it(`the same with crashes, restarts and torn writes (${share(2)} seeds)`, async () => {
+      await expectClean(setup, 'crash', range(100, share(2)))
+    })
+
+    it(`a crash right after a replica delivered its own command takes no acknowledged command away (${share(2)} seeds)`, async () => {
+      await expectClean(setup, 'durability', range(200, share(2)))
+    })
+
+    it('an agreed exclusion takes effect at the same point everywhere; every safe acknowledgement survives it', async () => {
+      await expectClean(setup, 'membership', [
+        ...new Set([...range(1, share(4)), ...MEMBERSHIP_REGRESSION_SEEDS]),
+      ])
+    })
+
+    it('a replica restored from a checkpoint continues with exactly the commands after it, with the log pruned below the checkpoint everywhere', async () => {
+      await expectClean(setup, 'checkpoint', range(1, share(4)))
+    })
+
+    it('a replica restarted after pruning without a checkpoint that covers it stops (WAVE_GAP) instead of delivering a different sequence', async () => {
+      await expectClean(setup, 'gap', [1, 2])
+    })
+  })
+}
+
+/**
+ * The suite has teeth: the reference Order passes, and every broken Order is rejected by the
+ * check meant for its fault. `setup.psync` as for `orderSuite`.
+ */
+export function orderSuiteTeeth(setup: Pick<OrderSetup, 'psync'>): void {
+  describe('Order conformance suite rejects broken Orders', () => {
+    it('the reference Order passes', async () => {
+      const reference: OrderSetup = { name: 'reference', psync: setup.psync, order: referenceOrder }
+      for (const kind of ['calm', 'crash', 'membership', 'gap'] as const)
+        expect((await runOrderScenario(reference, kind, pruningFor(3), 3)).problems, kind).toEqual(
+          [],
+        )
+    })
+    for (const fault of BROKEN_ORDER_FAULTS) {
+      it(`rejects ${fault} (${EXPECTED_CHECK[fault]})`, async () => {
+        const broken: OrderSetup = {
+          name: fault,
+          psync: setup.psync,
+          order: () => brokenOrder(fault),
+          ...(fault === 'early-boundary' ? { conflicts: () => false } : {}),
+        }
+        const kind: ScenarioKind = fault === 'unsafe-ack' ? 'membership' : 'calm'
+        const found = new Set<string>()
+        for (const seed of [1, 2, 3]) {
+          const run = await runOrderScenario(broken, kind, pruningFor(seed), seed)
+          for (const p of run.problems) found.add(p.slice(1, p.indexOf(']')))
+          if (found.has(EXPECTED_CHECK[fault])) break
+        }
+        // Rejected for its fault, not because the run itself broke.
+        expect([...found]).not.toContain('run')
+        expect([...found]).toContain(EXPECTED_CHECK[fault])
+      })
+    }
+  })
+}
