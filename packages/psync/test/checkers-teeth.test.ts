@@ -11,6 +11,7 @@ import {
   type ConsulEvents,
   type EventName,
   PSYNC,
+  type PsyncControl,
   type SessionEvents,
   stack,
 } from '@consul/xkernel'
@@ -57,8 +58,10 @@ const all: readonly Checker[] = [
 ]
 
 /** Three members send one message per wave for 20 waves, then fall quiet. */
-async function run(fault: Fault, tamper?: (sim: Simulation) => Promise<void>) {
-  const sim = new Simulation({
+type Caps = { psync: PsyncControl }
+
+async function run(fault: Fault, tamper?: (sim: Simulation<Caps>) => Promise<void>) {
+  const sim = new Simulation<Caps>({
     seed: 7,
     nodes: 3,
     stack: stack().use(brokenPsync(fault)),
@@ -77,7 +80,7 @@ async function run(fault: Fault, tamper?: (sim: Simulation) => Promise<void>) {
 }
 
 /** The checkers that flag the run, by name. */
-function flagged(sim: Simulation): string[] {
+function flagged(sim: Simulation<Caps>): string[] {
   return [...new Set(sim.check(all).map((v) => v.checker))].sort()
 }
 
