@@ -15,6 +15,7 @@ const benches: Record<string, Bench> = {
   storage: async () => (await import('./src/storage.js')).benchStorage(),
   psync: async () => (await import('./src/psync.js')).benchPsync(),
   order: async () => (await import('./src/order.js')).benchOrder(),
+  repair: async () => (await import('./src/repair.js')).benchRepair(),
 }
 
 const here = dirname(fileURLToPath(import.meta.url))

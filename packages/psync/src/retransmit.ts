@@ -2,7 +2,8 @@
  * What to ask for, and whom. A missing predecessor is first asked of the member that sent us
  * the message needing it (it had it when it sent), after a short delay that lets ordinary
  * reordering resolve itself; if it is still missing after the timeout, a random other
- * member is asked, with exponential backoff up to a ceiling. Requests to one member are
+ * member is asked, a few times at the timeout, then with exponential backoff up to a ceiling
+ * (`backoff.ts`). Requests to one member are
  * batched into one frame.
  *
  * Repair must converge in a few round trips once the network heals, even under heavy loss:
@@ -16,6 +17,7 @@
  * for `limit` times; every tracked ref has a due time.
  */
 import type { Random } from '@consul/xkernel'
+import { retryDelay } from './backoff.js'
 import type { Ref } from './codec.js'
 
 interface Want {
@@ -141,9 +143,10 @@ export class MissingTracker {
         }
         target = others[this.random.int(others.length)]!
       }
-      const backoff = Math.min(
+      const backoff = retryDelay(
+        w.attempts,
+        this.timings.retransmitTimeoutMs,
         this.timings.maxBackoffMs,
-        this.timings.retransmitTimeoutMs * 2 ** Math.min(w.attempts, 20),
       )
       w.attempts++
       w.askedAt = now

@@ -28,6 +28,7 @@ import {
   type SessionContext,
   type Timer,
 } from '@consul/xkernel'
+import { retryDelay } from './backoff.js'
 import {
   type DataFrame,
   decodeFrame,
@@ -77,7 +78,8 @@ export class PsyncSession {
   /** Exclusion cut per member (messages above it are refused); undefined when not excluded. */
   private readonly cut: (number | undefined)[]
   private readonly stableSeq: number[]
-  private readonly resendBackoff: number[]
+  /** Re-sends to each member since it last acknowledged (or was heard after a silence). */
+  private readonly resendAttempts: number[]
   private readonly resentAt: number[]
   private readonly ackedAt: number[]
   /** When each member was last heard from (any frame). */
@@ -161,7 +163,7 @@ export class PsyncSession {
     this.active = this.members.map(() => true)
     this.cut = this.members.map(() => undefined)
     this.stableSeq = this.members.map(() => 0)
-    this.resendBackoff = this.members.map(() => options.resendAfterMs)
+    this.resendAttempts = this.members.map(() => 0)
     this.resentAt = this.members.map(() => Number.NEGATIVE_INFINITY)
     this.ackedAt = this.members.map(() => 0)
     this.heardAt = this.members.map(() => Number.NEGATIVE_INFINITY)
@@ -260,8 +262,8 @@ export class PsyncSession {
       this.missing.peerHeard(q, now)
       this.armRetransmit()
     }
-    if (this.resendBackoff[q]! > this.options.resendAfterMs) {
-      this.resendBackoff[q] = this.options.resendAfterMs
+    if (this.resendAttempts[q]! > 0) {
+      this.resendAttempts[q] = 0
       this.resentAt[q] = Number.NEGATIVE_INFINITY
       this.armResend()
     }
@@ -534,7 +536,7 @@ export class PsyncSession {
   private acknowledged(q: number, seq: number): void {
     if (seq > this.ackedAt[q]!) {
       this.ackedAt[q] = seq
-      this.resendBackoff[q] = this.options.resendAfterMs
+      this.resendAttempts[q] = 0
     }
   }
 
@@ -766,9 +768,14 @@ export class PsyncSession {
       const acked = this.ackedAt[q]!
       if (acked >= last.seq) continue
       pending = true
-      if (now - this.resentAt[q]! < this.resendBackoff[q]!) continue
+      const wait = retryDelay(
+        this.resendAttempts[q]!,
+        this.options.resendAfterMs,
+        this.options.maxBackoffMs,
+      )
+      if (now - this.resentAt[q]! < wait) continue
       this.resentAt[q] = now
-      this.resendBackoff[q] = Math.min(this.options.maxBackoffMs, this.resendBackoff[q]! * 2)
+      this.resendAttempts[q]!++
       const from = Math.max(acked, last.seq - RESEND_BATCH, this.graph.prunedSeq[this.self]!)
       let count = 0
       for (const node of this.graph.range(this.self, from, last.seq)) {

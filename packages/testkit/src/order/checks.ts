@@ -30,6 +30,7 @@ export type CheckName = (typeof CHECKS)[number]
 
 const key = (c: Uint8Array) => Buffer.from(c).toString('base64')
 const senderOfCommand = (id: string) => id.slice(0, id.lastIndexOf(':'))
+const senderOfMessage = (message: string) => message.slice(0, message.lastIndexOf(':'))
 const messageSeq = (message: string) => Number(message.slice(message.lastIndexOf(':') + 1))
 
 /** What each incarnation's history is, for the checks. */
@@ -310,10 +311,21 @@ function checkCausal(
   history: History,
   report: (check: CheckName, message: string) => void,
 ): void {
-  const deps = new Map<string, readonly string[]>()
-  for (const r of history.records)
-    if (r.kind === 'delivered' && r.layer === 'psync' && r.id !== undefined && !deps.has(r.id))
-      deps.set(r.id, r.deps ?? [])
+  // The deps of each message as each incarnation saw it (its own psync deliveries), and as
+  // the versions that escaped their sender did: an own message that died with a crash before
+  // it went out may be sent again under its id, with other deps.
+  const crashed = new Set(history.of('crash').map((r) => `${r.node}/${r.incarnation}`))
+  const seenBy = new Map<string, Map<string, readonly string[]>>()
+  const escaped = new Map<string, readonly string[]>()
+  for (const r of history.records) {
+    if (r.kind !== 'delivered' || r.layer !== 'psync' || r.id === undefined) continue
+    const inc = `${r.node}/${r.incarnation}`
+    let mine = seenBy.get(inc)
+    if (mine === undefined) seenBy.set(inc, (mine = new Map()))
+    mine.set(r.id, r.deps ?? [])
+    const vanished = r.node === senderOfMessage(r.id) && crashed.has(inc)
+    if (!vanished && !escaped.has(r.id)) escaped.set(r.id, r.deps ?? [])
+  }
   const commandsIn = new Map<string, number>()
   for (const inc of world.incarnations.values())
     for (const d of inc.deliveries) {
@@ -321,6 +333,8 @@ function checkCausal(
       if (index + 1 > (commandsIn.get(d.message) ?? 0)) commandsIn.set(d.message, index + 1)
     }
   for (const v of views.values()) {
+    const own = seenBy.get(v.inc.key)
+    const depsOf = (m: string) => own?.get(m) ?? escaped.get(m) ?? []
     const deliveredIn = new Map<string, number>()
     const bump = (id: string) => {
       const message = id.slice(0, id.lastIndexOf('/'))
@@ -341,7 +355,7 @@ function checkCausal(
         if ((deliveredIn.get(top) ?? 0) < (commandsIn.get(top) ?? 0)) return false
         if (!visiting.has(top)) {
           visiting.add(top)
-          for (const d of deps.get(top) ?? []) if (!done.has(d)) stack.push(d)
+          for (const d of depsOf(top)) if (!done.has(d)) stack.push(d)
           continue
         }
         stack.pop()
@@ -350,7 +364,7 @@ function checkCausal(
       return true
     }
     for (const d of v.deliveries) {
-      const early = (deps.get(d.message) ?? []).find((dep) => !complete(dep))
+      const early = depsOf(d.message).find((dep) => !complete(dep))
       if (early !== undefined)
         report(
           'causal order',
