@@ -20,8 +20,17 @@ import type { Random } from '@consul/xkernel'
 import { retryDelay } from './backoff.js'
 import type { Ref } from './codec.js'
 
+/**
+ * Why a ref is wanted, which says how long: `held` — a held message needs it (dropped with
+ * the last such message); `named` — a restart handshake's answer named it (asked at most
+ * `limit` times: it may not exist); `own` — an own message lost from the log (until it is
+ * back); `cut` — an excluded member's last counted message (until it is here).
+ */
+export type WantKind = 'held' | 'named' | 'own' | 'cut'
+
 interface Want {
   readonly ref: Ref
+  readonly kind: WantKind
   /** Whom to ask next; -1: anyone. */
   target: number
   attempts: number
@@ -60,15 +69,22 @@ export class MissingTracker {
   }
 
   /**
-   * Starts tracking `refs`, to be asked of member `hint` first. `limit` bounds how often each
-   * is asked for (for what a peer merely named, which may not exist).
+   * Starts tracking `refs`, to be asked of member `hint` first (-1: anyone). `limit` bounds how
+   * often each is asked for (for what a peer merely named, which may not exist).
    */
-  want(refs: readonly Ref[], hint: number, now: number, limit?: number): void {
+  want(
+    refs: readonly Ref[],
+    hint: number,
+    now: number,
+    kind: WantKind = 'held',
+    limit?: number,
+  ): void {
     for (const ref of refs) {
       const k = key(ref.member, ref.seq)
       if (!this.wants.has(k)) {
         this.wants.set(k, {
           ref,
+          kind,
           target: hint,
           attempts: 0,
           dueAt: now + this.timings.nackDelayMs,
@@ -83,19 +99,25 @@ export class MissingTracker {
     this.wants.delete(key(member, seq))
   }
 
-  /** Keeps only the refs `stillWanted` accepts (held messages may have been dropped). */
-  retain(stillWanted: (ref: Ref) => boolean): void {
-    for (const [k, w] of this.wants) if (!stillWanted(w.ref)) this.wants.delete(k)
+  /** Keeps only the wants `stillWanted` accepts (held messages may have been dropped). */
+  retain(stillWanted: (ref: Ref, kind: WantKind) => boolean): void {
+    for (const [k, w] of this.wants) if (!stillWanted(w.ref, w.kind)) this.wants.delete(k)
   }
 
-  /** `peer` has the predecessors of `refs` for sure: ask it now (at most once per nack delay). */
-  prompt(refs: readonly Ref[], peer: number, now: number): void {
+  /**
+   * `peer` has the predecessors of `refs` for sure: ask it now (at most once per nack delay).
+   * Returns the earliest due time it set, if any (so the caller re-arms without a scan).
+   */
+  prompt(refs: readonly Ref[], peer: number, now: number): number | undefined {
+    let earliest: number | undefined
     for (const ref of refs) {
       const w = this.wants.get(key(ref.member, ref.seq))
       if (w === undefined || now - w.askedAt < this.timings.nackDelayMs) continue
       w.target = peer
       w.dueAt = Math.min(w.dueAt, now)
+      if (earliest === undefined || w.dueAt < earliest) earliest = w.dueAt
     }
+    return earliest
   }
 
   /** `peer` was heard again after a silence: restart every backoff, asking it next. */

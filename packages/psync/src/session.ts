@@ -54,6 +54,11 @@ import { MissingTracker } from './retransmit.js'
 
 /** A sequence number this far beyond what a member has sent is refused as absurd. */
 const MAX_SEQ_JUMP = 1_000_000
+/**
+ * A peer claiming more own messages than this beyond what the log remembers is not believed:
+ * a lost record is a handful of messages, not a range a malformed or hostile frame names.
+ */
+const MAX_OWN_LOSS = 4_096
 /** How often a ref that a restart handshake merely named is asked for before it is given up. */
 const NAMED_WANT_LIMIT = 8
 /** Most own messages re-sent at once to a peer that lacks them (it asks for the rest). */
@@ -84,11 +89,6 @@ export class PsyncSession {
   private readonly ackedAt: number[]
   /** When each member was last heard from (any frame). */
   private readonly heardAt: number[]
-  /**
-   * A member excluded and then re-admitted counts again from this seq on; its messages in
-   * (cut, readmitFrom) are void for good.
-   */
-  private readonly readmitFrom: (number | undefined)[]
   /**
    * Own seqs at most `mySeq` that are neither in the graph nor pruned (lost from the log by
    * corruption, or held for a lost predecessor): until they are back, nothing new is sent.
@@ -167,7 +167,6 @@ export class PsyncSession {
     this.resentAt = this.members.map(() => Number.NEGATIVE_INFINITY)
     this.ackedAt = this.members.map(() => 0)
     this.heardAt = this.members.map(() => Number.NEGATIVE_INFINITY)
-    this.readmitFrom = this.members.map(() => undefined)
     const delivery =
       (ctx.group.options.psync as { delivery?: unknown } | undefined)?.delivery ?? options.delivery
     if (delivery !== 'callback' && delivery !== 'iterator') {
@@ -279,12 +278,10 @@ export class PsyncSession {
     return seq > Math.max(this.knownSeq(p), p === this.self ? this.mySeq : 0) + MAX_SEQ_JUMP
   }
 
-  /** A seq of member p that an exclusion made void: above its cut, below its re-admission. */
+  /** A seq of member p that an exclusion made void: above its cut (for good). */
   private isVoid(p: number, seq: number): boolean {
     const cut = this.cut[p]
-    if (cut === undefined || seq <= cut) return false
-    const from = this.readmitFrom[p]
-    return from === undefined || seq < from
+    return cut !== undefined && seq > cut
   }
 
   private refused(frame: DataFrame): string | undefined {
@@ -317,8 +314,8 @@ export class PsyncSession {
     if (waiting !== undefined) {
       this.counters.inc('duplicates')
       // Whoever sent it again has its predecessors: ask it for them now, whatever the backoff.
-      this.missing.prompt(this.graph.missing(waiting.deps), from, this.ctx.clock.now())
-      this.armRetransmit()
+      const due = this.missing.prompt(this.graph.missing(waiting.deps), from, this.ctx.clock.now())
+      if (due !== undefined && due < this.retransmitAt) this.armRetransmit()
       return
     }
     const reason = this.refused(frame)
@@ -423,15 +420,22 @@ export class PsyncSession {
    */
   private onLeaves(refs: readonly Ref[], have: readonly number[], from: number): void {
     this.counters.inc('leavesReceived')
-    if (refs.some((r) => this.absurd(r.member, r.seq)) || have.some((s, p) => this.absurd(p, s))) {
+    // An answer to our RESTART only: unasked, it could make us fetch (or wait for) anything.
+    if (!this.restarting) {
+      this.counters.inc('leavesUnsolicited')
+      return
+    }
+    let ownKnown = have[this.self]!
+    for (const r of refs) if (r.member === this.self && r.seq > ownKnown) ownKnown = r.seq
+    if (
+      refs.some((r) => this.absurd(r.member, r.seq)) ||
+      have.some((s, p) => this.absurd(p, s)) ||
+      ownKnown > this.mySeq + MAX_OWN_LOSS
+    ) {
       this.counters.inc('droppedAbsurdSeq')
       return
     }
     const now = this.ctx.clock.now()
-    const ownKnown = Math.max(
-      have[this.self]!,
-      ...refs.filter((r) => r.member === this.self).map((r) => r.seq),
-    )
     if (ownKnown > this.mySeq) {
       // Our log forgot own messages a peer holds: they are ours, and their ids are taken.
       this.ctx.log.warn('a peer holds own messages the log lost; fetching them back', {
@@ -447,7 +451,7 @@ export class PsyncSession {
     this.ownSeqUncertain = false
     const wanted = this.graph.missing(refs).filter((r) => !this.held.has(r.member, r.seq))
     if (wanted.length > 0) {
-      this.missing.want(wanted, from, now, NAMED_WANT_LIMIT)
+      this.missing.want(wanted, from, now, 'named', NAMED_WANT_LIMIT)
       this.armRetransmit()
     }
     if (this.restarting) {
@@ -643,7 +647,7 @@ export class PsyncSession {
         'NOT_READY',
         this.ownSeqUncertain
           ? `conversation ${this.ctx.group.port} restarted without a readable high-water mark: it sends again once a peer has said how far its messages went`
-          : `conversation ${this.ctx.group.port} restarted with ${this.ownMissing.size} own message(s) missing from its log (e.g. seq ${Math.min(...this.ownMissing)}): it sends again once peers have returned them`,
+          : `conversation ${this.ctx.group.port} restarted with ${this.ownMissing.size} own message(s) missing from its log (e.g. seq ${this.ownMissing.values().next().value}): it sends again once peers have returned them`,
       )
     }
     const seq = ++this.mySeq
@@ -707,7 +711,18 @@ export class PsyncSession {
   private askForMissing(): void {
     // Stop asking for what no held message needs any more (expired, excluded).
     const wanted = new Set(this.held.wanted().map((r) => `${r.member}:${r.seq}`))
-    this.missing.retain((r) => wanted.has(`${r.member}:${r.seq}`) || this.restartWants(r))
+    this.missing.retain((r, kind) => {
+      if (this.isVoid(r.member, r.seq)) return false
+      switch (kind) {
+        case 'held':
+          return wanted.has(`${r.member}:${r.seq}`)
+        case 'own':
+          return this.ownMissing.has(r.seq)
+        case 'cut':
+        case 'named':
+          return !this.graph.has(r.member, r.seq)
+      }
+    })
     const requests = this.missing.due(this.ctx.clock.now(), this.candidates())
     for (const [target, refs] of requests) {
       for (let i = 0; i < refs.length; i += 512) {
@@ -733,11 +748,6 @@ export class PsyncSession {
     return this.members.map((_, p) =>
       Math.max(this.graph.last[p]?.seq ?? 0, this.graph.prunedSeq[p]!),
     )
-  }
-
-  /** A ref a LEAVES answer named is wanted for itself, not for a held message. */
-  private restartWants(ref: Ref): boolean {
-    return !this.graph.has(ref.member, ref.seq)
   }
 
   private armResend(): void {
@@ -840,10 +850,19 @@ export class PsyncSession {
       if (frame.sender === this.self && frame.seq > ownMax) ownMax = frame.seq
     this.mySeq = Math.max(loaded.ownHighWater, ownMax)
     this.transmittedSeq = this.mySeq
-    // Re-insert in causal order: each frame waits for its deps, like a held message.
+    // Re-insert in causal order: each frame waits for its deps, like a held message. An
+    // exclusion re-applied before the start (the protocol above restores its decisions first)
+    // voids the same messages as before the crash: they are not rebuilt.
     const pending = new HeldMessages(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY)
     for (const frame of frames) {
       if (this.graph.has(frame.sender, frame.seq)) continue
+      if (
+        this.isVoid(frame.sender, frame.seq) ||
+        frame.deps.some((d) => this.isVoid(d.member, d.seq))
+      ) {
+        this.counters.inc('droppedExcluded')
+        continue
+      }
       const missing = this.graph.missing(frame.deps)
       if (missing.length === 0) this.acceptRestored(frame, pending)
       else pending.add(frame, missing, 0)
@@ -892,7 +911,7 @@ export class PsyncSession {
     const refs: Ref[] = []
     for (const seq of this.ownMissing)
       if (!this.held.has(this.self, seq)) refs.push({ member: this.self, seq })
-    if (refs.length > 0) this.missing.want(refs, -1, now)
+    if (refs.length > 0) this.missing.want(refs, -1, now, 'own')
   }
 
   /** Own message `seq` is back in the graph. */
@@ -1103,32 +1122,19 @@ export class PsyncSession {
         this.advanceWaves()
         this.membersChanged()
       },
-      maskIn: (name, fromSeq) => {
+      maskIn: (name) => {
         const p = this.member(name)
         if (this.cut[p] !== undefined) {
-          if (
-            fromSeq === undefined ||
-            !Number.isSafeInteger(fromSeq) ||
-            fromSeq <= this.cut[p]! ||
-            this.readmitFrom[p] !== undefined
-          ) {
-            throw new PsyncError(
-              'INVALID_ARGUMENT',
-              fromSeq === undefined
-                ? `${name} was excluded with cut ${this.cut[p]}: maskIn needs the seq of its first message that counts again (agreed by Membership), e.g. maskIn('${name}', seq)`
-                : `maskIn('${name}', ${fromSeq}): the seq of its first message that counts again must be an integer above its cut ${this.cut[p]}, given once`,
-            )
-          }
-          this.readmitFrom[p] = fromSeq
-        } else if (fromSeq !== undefined) {
+          // Re-admission would need the excluded member to rewind its own chain to the cut and
+          // an agreed wave to count it from: Recovery's job (a new incarnation), not a mask.
           throw new PsyncError(
             'INVALID_ARGUMENT',
-            `maskIn('${name}', ${fromSeq}): ${name} was not excluded; a masked member is re-admitted without a seq`,
+            `${name} was excluded with cut ${this.cut[p]}: an excluded member rejoins through Recovery as a new incarnation; maskIn only undoes maskOut`,
           )
         }
         if (this.active[p]) return
         this.active[p] = true
-        this.ctx.log.info('member masked in', { member: name, fromSeq })
+        this.ctx.log.info('member masked in', { member: name })
         this.membersChanged()
       },
       exclude: (name, cutSeq) => {
@@ -1170,7 +1176,7 @@ export class PsyncSession {
           })
         // Its messages up to the cut count everywhere: fetch any not here yet.
         if (cutSeq > 0 && !this.graph.has(p, cutSeq)) {
-          this.missing.want([{ member: p, seq: cutSeq }], -1, this.ctx.clock.now())
+          this.missing.want([{ member: p, seq: cutSeq }], -1, this.ctx.clock.now(), 'cut')
           this.armRetransmit()
         }
         this.ctx.log.info('member excluded', { member: name, cut: cutSeq })

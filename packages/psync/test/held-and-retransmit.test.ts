@@ -123,7 +123,7 @@ describe('MissingTracker', () => {
 
   it('wants with a limit are given up after that many tries and counted', () => {
     const tracker = new MissingTracker(timings, 0, seededRandom(5))
-    tracker.want([{ member: 2, seq: 7 }], 1, 0, 3)
+    tracker.want([{ member: 2, seq: 7 }], 1, 0, 'named', 3)
     let asked = 0
     for (let now = 2; tracker.size > 0; now = tracker.nextDueAt()!)
       asked += tracker.due(now, [1, 2]).size

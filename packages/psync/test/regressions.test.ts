@@ -17,7 +17,7 @@ import {
 } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { psyncCheckers } from '../src/checkers.js'
-import { decodeFrame, encodeAck, encodeLeaves, KIND_DATA } from '../src/codec.js'
+import { decodeFrame, encodeAck, encodeData, encodeLeaves, KIND_DATA } from '../src/codec.js'
 import { type PsyncOptions, psync } from '../src/index.js'
 import { measureRepair } from './fixtures/repair.js'
 
@@ -253,14 +253,80 @@ describe('bug 4: exclusion keeps its promise', () => {
     await sim.run({ until: 20 })
     expect(latest('n1').delivered.map(str)).toEqual(['counted', 'beyond'])
     conv('n1').exclude('n3', 1)
-    expect(() => conv('n1').maskIn('n3')).toThrow(/first message that counts/)
-    conv('n1').maskIn('n3', 3)
-    // n3 knows nothing of it and keeps talking: its later messages build on n3:2.
+    // Re-admission is Recovery's (a new incarnation): a mask cannot bring the void back.
+    expect(() => conv('n1').maskIn('n3')).toThrow(/rejoins through Recovery/)
+    // n3 knows nothing of it and keeps talking (its later messages build on n3:2) and
+    // re-sending n3:2, which n1 never acknowledged.
     sim.at(25, () => void conv('n3').send(text('later')))
     await sim.run({ for: 2_000 })
     const atN1 = latest('n1').delivered.map(str)
     expect(atN1.filter((s) => s === 'beyond')).toHaveLength(1)
     expect(atN1).not.toContain('later')
+    expect(sim.host('n1').stats().psync!.droppedExcluded).toBeGreaterThan(0)
+  })
+
+  it('an exclusion re-applied after a restart (before the start, or on replay) rebuilds the same waves', async () => {
+    for (const when of ['before start', 'on replay'] as const) {
+      const seen: Seen[] = []
+      let sim: Simulation<ProbeCaps> | undefined
+      const MARK = 0x4d
+      sim = new Simulation<ProbeCaps>({
+        seed: 3,
+        nodes: 3,
+        stack: stack()
+          .use(psync({ logEveryMs: 1 }))
+          .use(probe(seen, (node) => sim?.incarnation(node) ?? 0)),
+        network: { delay: dist.constant(1) },
+        // What Membership will do on restart: re-apply its decision.
+        onRestart: async (host) => {
+          await host.recoverGroups(undefined, {
+            beforeStart: (g) => {
+              const c = g.get(PSYNC)
+              if (when === 'before start') c.exclude('n3', 1)
+              else
+                c.onDeliver((m) => {
+                  if (m.payload[0] === MARK) c.exclude('n3', 1)
+                })
+            },
+          })
+        },
+      })
+      await sim.start()
+      await sim.openAll({ port: 'g' })
+      const conv = (n: string) => sim!.host(n).group('g')!.get(PSYNC)
+      sim.at(1, () => void conv('n3').send(text('counted')))
+      // n3:2 reaches n1 only; then n3 is cut off, and n2 — which never had n3:2 — sends the
+      // message that decides the exclusion with cut 1 (n3's messages in its past).
+      sim.at(4, () => sim!.network.block('n3', 'n2'))
+      sim.at(5, () => void conv('n3').send(text('beyond')))
+      sim.at(9, () => sim!.network.isolate('n3'))
+      sim.at(10, () => void conv('n2').send(Uint8Array.of(MARK)))
+      for (const n of ['n1', 'n2'])
+        sim.at(0, () => {
+          conv(n).onDeliver((m) => {
+            if (m.payload[0] === MARK) conv(n).exclude('n3', 1)
+          })
+        })
+      for (let i = 0; i < 10; i++)
+        sim.at(20 + i * 5, () => {
+          for (const n of ['n1', 'n2']) conv(n).send(text(`${n}.${i}`))
+        })
+      await sim.run({ until: 100 })
+      sim.crash('n1')
+      await sim.restart('n1')
+      await sim.run({ for: 300 })
+      const before = seen.find((s) => s.node === 'n1' && s.incarnation === 0)!
+      const after = seen.filter((s) => s.node === 'n1').at(-1)!
+      expect(before.delivered.map(str), when).toContain('beyond') // delivered, then voided
+      expect(after.incarnation, when).toBe(1)
+      // Replayed on replay (and voided at the same point again), never rebuilt before start.
+      if (when === 'before start') expect(after.delivered.map(str)).not.toContain('beyond')
+      expect(
+        sim.check(psyncCheckers.filter((c) => c.name === 'psync-wave-agreement')),
+        when,
+      ).toEqual([])
+      expect(after.waves.length, when).toBeGreaterThan(5)
+    }
   })
 
   it('a wave waits for the excluded member’s messages up to its cut', async () => {
@@ -287,16 +353,61 @@ describe('bug 4: exclusion keeps its promise', () => {
 })
 
 describe('bug 5: unbounded or fatal inputs', () => {
-  it('LEAVES naming absurd sequence numbers are dropped and leave nothing to fetch', async () => {
+  it('LEAVES are heeded only as an answer to a restart, and absurd ones are dropped', async () => {
     const { sim, conv } = await cluster()
     sim.at(1, () => void conv('n2').send(text('hello')))
     await sim.run({ until: 20 })
+    // Unasked: ignored, whatever it names (a huge own have would block sends for good).
+    inject(sim, 'n2', 'n1', encodeLeaves([{ member: 2, seq: 5 }], [900_000, 1, 0]))
+    await sim.run({ for: 100 })
+    expect(sim.host('n1').stats().psync!.leavesUnsolicited).toBe(1)
+    expect(sim.host('n1').stats().psync!.missingNow).toBe(0)
+    expect(() => conv('n1').send(text('still sending'))).not.toThrow()
+    await sim.run({ for: 50 }) // durable and on the wire: its seq is taken
+    // Restarting, its RESTART reaching no one: absurd answers are dropped and nothing is
+    // wanted because of them.
+    sim.crash('n1')
+    sim.network.block('n1', 'n2')
+    sim.network.block('n1', 'n3')
+    await sim.restart('n1')
     inject(sim, 'n2', 'n1', encodeLeaves([{ member: 2, seq: 1e12 }], [0, 1, 0]))
-    inject(sim, 'n2', 'n1', encodeLeaves([{ member: 2, seq: 5 }], [0, 1, 0]))
-    await sim.run({ for: 60_000 })
+    inject(sim, 'n2', 'n1', encodeLeaves([], [900_000, 1, 0]))
+    await sim.run({ for: 100 })
     const stats = sim.host('n1').stats().psync!
-    expect(stats.droppedAbsurdSeq).toBeGreaterThanOrEqual(1)
+    expect(stats.droppedAbsurdSeq).toBe(2)
     expect(stats.missingNow).toBe(0)
+    sim.network.heal()
+    await sim.run({ for: 500 })
+    expect(conv('n1').send(text('after')).id).toBe('n1:2')
+  })
+
+  it('what a LEAVES answer names but no one has is asked for a bounded number of times', async () => {
+    const { sim, conv } = await cluster()
+    sim.at(1, () => void conv('n2').send(text('hello')))
+    await sim.run({ until: 20 })
+    sim.crash('n1')
+    sim.network.block('n1', 'n2')
+    sim.network.block('n1', 'n3')
+    await sim.restart('n1')
+    inject(sim, 'n2', 'n1', encodeLeaves([{ member: 2, seq: 5 }], [0, 1, 0]))
+    sim.network.heal()
+    await sim.run({ for: 60_000 })
+    expect(sim.host('n1').stats().psync!.missingNow).toBe(0)
+  })
+
+  it('a want nothing needs any more (its held message expired) is no longer asked for', async () => {
+    const { sim } = await cluster({ psync: { heldExpiryMs: 500 } })
+    // A message of n2 that depends on n2:5, which nobody ever sent.
+    inject(sim, 'n2', 'n1', encodeData(1, 6, [{ member: 1, seq: 5 }], text('orphan')))
+    await sim.run({ for: 200 })
+    expect(sim.host('n1').stats().psync!.missingNow).toBe(1)
+    await sim.run({ for: 3_000 })
+    const stats = sim.host('n1').stats().psync!
+    expect(stats.heldNow).toBe(0)
+    expect(stats.missingNow).toBe(0)
+    const asked = stats.requestsSent
+    await sim.run({ for: 10_000 })
+    expect(sim.host('n1').stats().psync!.requestsSent).toBe(asked)
   })
 
   it('an ACK claiming more than was sent does not stop re-sends to that peer', async () => {

@@ -220,7 +220,7 @@ export class CommandBatcher<T = undefined> {
   private queuedBytes = 0
   /** Sent batches still awaited, by the id of the Psync message that carried them. */
   private readonly waiting = new Map<MessageId, SentBatch<T>>()
-  /** Every sent batch still awaited, in seq order (stability comes in seq order). */
+  /** Sent batches with a 'safe' submit not yet stable, in seq order (stability comes in seq order). */
   private readonly bySeq: SentBatch<T>[] = []
   private bySeqHead = 0
   /** Own messages up to this seq are stable. */
@@ -304,9 +304,11 @@ export class CommandBatcher<T = undefined> {
   }
 
   /**
-   * Sends the queued commands now, in one batch. Returns whether there were any (also when
-   * `send` threw and they were rejected): a sent batch acknowledges too, so an `Acknowledger`
-   * given `flush: () => batcher.flush()` sends it instead of an empty acknowledgement.
+   * Sends the queued commands now, in one batch. Returns whether a batch went out: a sent
+   * batch acknowledges too, so an `Acknowledger` given `flush: () => batcher.flush()` sends it
+   * instead of an empty acknowledgement. When `send` throws, the batch's submits reject with
+   * that error and `flush` returns false — nothing went out, so an acknowledgement is still
+   * owed.
    */
   flush(): boolean {
     this.timer?.cancel()
@@ -325,7 +327,7 @@ export class CommandBatcher<T = undefined> {
       // e.g. a batch over Psync's maxPayloadBytes: the submitters hear of it.
       for (const p of batch)
         p.reject(problem instanceof Error ? problem : new Error(String(problem)))
-      return true
+      return false
     }
     this.ctx.counters.inc('batches')
     const sent: SentBatch<T> = {
@@ -336,7 +338,9 @@ export class CommandBatcher<T = undefined> {
       stable: seq <= this.stableSeq,
     }
     this.waiting.set(message, sent)
-    this.bySeq.push(sent)
+    // Only batches with a 'safe' submit wait for stability (an Order that never feeds
+    // stableUpTo, with 'agreed' submits only, keeps nothing here).
+    if (!sent.stable && batch.some((p) => p.level === 'safe')) this.bySeq.push(sent)
     this.waitingCommands += batch.length
     const { events, group } = this.ctx
     if (events.has('trace.sent')) {

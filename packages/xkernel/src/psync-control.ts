@@ -106,17 +106,18 @@ export interface PsyncControl {
   /** Stops counting `member` for stability and wave completion, and drops its new messages. */
   maskOut(member: NodeId): void
   /**
-   * Undoes `maskOut`. For a member excluded with a cut, `fromSeq` is required: the sequence
-   * number of its first message that counts again (agreed by Membership, the same everywhere);
-   * its messages with `cut < seq < fromSeq` stay void for good — never delivered (again), and a
-   * message that depends on one of them is refused.
+   * Undoes `maskOut`. Throws `INVALID_ARGUMENT` for a member excluded with a cut: it rejoins
+   * through Recovery as a new incarnation (its own chain above the cut is void everywhere).
    */
-  maskIn(member: NodeId, fromSeq?: number): void
+  maskIn(member: NodeId): void
   /**
    * Excludes `member` with a cut: its messages with `seq ≤ cutSeq` count, everywhere — a wave
-   * waits for those not yet here — and later ones are void (held ones dropped, new ones
-   * refused, ones already here removed). Agreed changes only (Membership), at the same logical
-   * point everywhere. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
+   * waits for those not yet here — and later ones are void for good (held ones dropped, new
+   * ones refused, ones already here removed, never delivered again). Agreed changes only
+   * (Membership), at the same logical point everywhere. The exclusion is not stored by Psync:
+   * the protocol that decided it re-applies it after a restart — while the log is replayed, on
+   * delivering the message that decided it (the same logical point), or before the
+   * conversation starts. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
    * above the cut is already part of a completed wave here: the decision contradicts what this
    * member has delivered in order.
    */

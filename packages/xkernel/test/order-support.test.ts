@@ -358,7 +358,7 @@ describe('CommandBatcher', () => {
       throw failure
     })
     const results = [settle(batcher.submit(bytes(1))), settle(batcher.submit(bytes(2)))]
-    expect(batcher.flush()).toBe(true)
+    expect(batcher.flush()).toBe(false) // nothing went out
     await tick()
     expect(results.map((r) => r.error)).toEqual([failure, failure])
     expect(counters.get('batches')).toBe(0)
@@ -461,6 +461,49 @@ describe('Acknowledger', () => {
     expect(acks).toEqual([35])
     expect(counters.get('acks')).toBe(1)
     expect(clock.pending).toBe(0)
+  })
+
+  it('a flush whose send throws is no acknowledgement: the empty one is still sent (or retried)', () => {
+    const clock = new ManualClock()
+    const counters = new Counters()
+    const acks: number[] = []
+    let ack!: Acknowledger
+    let notReady = true
+    const batcher = new CommandBatcher(
+      { clock, counters, events: new EventBus(), group: { port: 'g' } },
+      {
+        maxBatch: 8,
+        maxBatchBytes: 64,
+        error,
+        send: () => {
+          if (notReady) throw new Error('NOT_READY')
+          ack.sent()
+          return { id: 'a:1', seq: 1 }
+        },
+      },
+    )
+    ack = new Acknowledger(
+      { clock, counters },
+      {
+        // 0: the acknowledgement timer fires before the batcher's own, with the command queued.
+        ackDelayMs: 0,
+        flush: () => batcher.flush(),
+        sendAck: () => {
+          if (notReady) throw new Error('NOT_READY')
+          acks.push(clock.now())
+          ack.sent()
+        },
+      },
+    )
+    ack.received()
+    void batcher.submit(bytes(1)).catch(() => {})
+    clock.advance(0) // the flush's send throws (the batch is rejected), then the empty ack's
+    expect(ack.owed).toBe(true)
+    expect(clock.pending).toBeGreaterThan(0)
+    notReady = false
+    clock.advance(10)
+    expect(acks).toHaveLength(1)
+    expect(ack.owed).toBe(false)
   })
 
   it('acknowledges a received command ackDelayMs later, once', () => {

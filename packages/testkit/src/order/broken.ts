@@ -12,6 +12,11 @@
  * | `causal-inversion` | every replica delivers each pair of waves in reverse | causal order |
  * | `unsafe-ack` | resolves every submit as soon as it is sent | validity |
  * | `early-boundary` (semantic) | n2 delivers a command of the next wave early and still claims a wave boundary | stable cuts |
+ * | `safe-as-agreed` | resolves `'safe'` submits at local delivery, like `'agreed'` | validity (an excluded member's own commands) |
+ * | `own-before-durable` | delivers its own commands the moment Psync hands them back, before they are durable | durability |
+ * | `ignore-gap` | delivers past a gap in the wave sequence instead of stopping | wave gap |
+ * | `lose-command` (semantic) | n2 never delivers one command | liveness |
+ * | `semantic-swap` (semantic, everything conflicts) | n2 delivers two commands of one wave in the other order | semantic agreement |
  *
  * The reference itself (`referenceOrder()`) is a correct total order: complete waves in
  * order, each by sender, acknowledgements, both delivery levels, checkpoints, the
@@ -46,6 +51,11 @@ export type BrokenOrderFault =
   | 'causal-inversion'
   | 'unsafe-ack'
   | 'early-boundary'
+  | 'safe-as-agreed'
+  | 'own-before-durable'
+  | 'ignore-gap'
+  | 'lose-command'
+  | 'semantic-swap'
 
 export const BROKEN_ORDER_FAULTS: readonly BrokenOrderFault[] = [
   'skip-wave',
@@ -56,6 +66,11 @@ export const BROKEN_ORDER_FAULTS: readonly BrokenOrderFault[] = [
   'causal-inversion',
   'unsafe-ack',
   'early-boundary',
+  'safe-as-agreed',
+  'own-before-durable',
+  'ignore-gap',
+  'lose-command',
+  'semantic-swap',
 ]
 
 /** The check each broken Order must fail (the first word of its problems, in brackets). */
@@ -68,6 +83,33 @@ export const EXPECTED_CHECK: Readonly<Record<BrokenOrderFault, string>> = {
   'causal-inversion': 'causal order',
   'unsafe-ack': 'validity',
   'early-boundary': 'stable cuts',
+  'safe-as-agreed': 'validity',
+  'own-before-durable': 'durability',
+  'ignore-gap': 'wave gap',
+  'lose-command': 'liveness',
+  'semantic-swap': 'semantic agreement',
+}
+
+/** The semantics a broken Order declares (the suite then needs `conflicts`, see `conflictsOf`). */
+const SEMANTIC: ReadonlySet<BrokenOrderFault> = new Set([
+  'early-boundary',
+  'lose-command',
+  'semantic-swap',
+])
+
+/** What conflicts for the semantic broken Orders (`undefined`: a total order). */
+export function conflictsOf(
+  fault: BrokenOrderFault,
+): ((a: Uint8Array, b: Uint8Array) => boolean) | undefined {
+  if (fault === 'semantic-swap') return () => true
+  return SEMANTIC.has(fault) ? () => false : undefined
+}
+
+/** The scenario kind in which a broken Order's fault shows. */
+export function kindOf(fault: BrokenOrderFault): 'calm' | 'membership' | 'gap' {
+  if (fault === 'unsafe-ack' || fault === 'safe-as-agreed') return 'membership'
+  if (fault === 'ignore-gap') return 'gap'
+  return 'calm'
 }
 
 class ReferenceOrderError extends Error {
@@ -89,7 +131,7 @@ class ReferenceSession {
   private readonly batcher: CommandBatcher
   private readonly acks: Acknowledger
   private readonly handlers = new Listeners<[OrderedCommand]>()
-  private readonly waves = new WaveSequence()
+  private waves = new WaveSequence()
   private delivered = 0
   private inWave = false
   private stopped = false
@@ -133,6 +175,11 @@ class ReferenceSession {
     })
     this.psync.onDeliver((m) => {
       if (m.sender !== ctx.self && m.payload[0] === ORDER_CHANNEL) this.acks.received()
+      // own-before-durable: broken — its own commands delivered as soon as they are sent.
+      if (fault === 'own-before-durable' && m.sender === ctx.self && !m.restored)
+        this.commandsOf(m).forEach((command, index) => {
+          this.emit(m, index, command)
+        })
     })
     this.psync.onWave((wave, messages) => this.onWave(wave, messages, victim))
     this.psync.onStable((sender, seq) => {
@@ -140,8 +187,10 @@ class ReferenceSession {
     })
     this.control = {
       specificationVersion: 'v1',
-      semantics: fault === 'early-boundary' ? 'semantic' : 'total',
-      submit: (command, options) => this.batcher.submit(command, options),
+      semantics: fault !== undefined && SEMANTIC.has(fault) ? 'semantic' : 'total',
+      // safe-as-agreed: broken — every submit settles at local delivery.
+      submit: (command, options) =>
+        this.batcher.submit(command, fault === 'safe-as-agreed' ? { level: 'agreed' } : options),
       onDeliver: (handler) => this.handlers.add(handler),
       position: () => this.position(),
       atWaveBoundary: () => !this.inWave && this.heldWave === undefined,
@@ -183,7 +232,10 @@ class ReferenceSession {
     if (this.stopped) return
     const verdict = this.waves.see(wave)
     if (verdict === 'covered') return
-    if (verdict === 'gap') {
+    if (verdict === 'gap' && this.fault === 'ignore-gap') {
+      // Broken: jump the gap and deliver on.
+      this.waves = new WaveSequence(wave + 1)
+    } else if (verdict === 'gap') {
       this.stopped = true
       this.batcher.fail(
         new ReferenceOrderError('WAVE_GAP', this.waves.gapMessage(this.ctx.group.port, wave)),
@@ -231,13 +283,21 @@ class ReferenceSession {
       const victim = this.ctx.self === VICTIM
       const fault = this.fault
       if (victim && !this.faultDone && list.length >= 2) {
-        if (fault === 'swap' && list[0]!.message.id !== list[1]!.message.id) {
+        if (
+          (fault === 'swap' || fault === 'semantic-swap') &&
+          list[0]!.message.id !== list[1]!.message.id
+        ) {
           this.faultDone = true
           list = [list[1]!, list[0]!, ...list.slice(2)]
         }
       }
       for (const { message, index, command } of list) {
         if (`${message.id}/${index}` === this.early) continue
+        if (fault === 'own-before-durable' && message.sender === this.ctx.self) continue
+        if (victim && !this.faultDone && fault === 'lose-command' && this.delivered > 5) {
+          this.faultDone = true
+          continue
+        }
         if (victim && !this.faultDone && fault === 'duplicate') {
           this.faultDone = true
           this.emit(message, index, command)

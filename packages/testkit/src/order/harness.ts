@@ -117,8 +117,14 @@ export interface World {
   readonly pruning: Pruning
   readonly incarnations: Map<string, Incarnation>
   readonly submitted: Submission[]
-  /** The latest checkpoint of each node (durable: it survives the node's crashes). */
-  readonly checkpoints: Map<NodeId, Coverage & { readonly bytes: Uint8Array }>
+  /**
+   * The latest checkpoint of each node (durable: it survives the node's crashes), with the
+   * emulated Membership's state at that point (the exclusion cut it had applied, if any).
+   */
+  readonly checkpoints: Map<
+    NodeId,
+    Coverage & { readonly bytes: Uint8Array; readonly excludedCut?: number }
+  >
   /** Agreed exclusions of the run: node → cut. */
   readonly excluded: Map<NodeId, number>
   /** Nodes each member excluded n4 at (membership), for the checks. */
@@ -188,6 +194,25 @@ function probe(current: () => World) {
           )
             world.deliveredBeforeDurable.push(`${record.key} ${ordered.id}`)
         })
+        // What Membership does: decide n4's exclusion on delivering the deciding message, with
+        // the cut "n4's messages in its causal past" — the same everywhere — and, after a
+        // restart, apply the decision again: from its checkpoint (the deciding message may be
+        // pruned from the log) before Psync starts, or when the replay delivers that message.
+        let appliedCut = checkpoint?.excludedCut
+        if (world.kind === 'membership' && ctx.self !== 'n4') {
+          if (appliedCut !== undefined) conversation.exclude('n4', appliedCut)
+          conversation.onDeliver((m) => {
+            if (m.payload.length !== 2 || m.payload[0] !== MARKER[0]) return
+            if (appliedCut !== undefined) return
+            let cut = 0
+            for (let seq = 1; conversation.precedes(`n4:${seq}`, m.id); seq++) cut = seq
+            conversation.exclude('n4', cut)
+            appliedCut = cut
+            world.excluded.set('n4', cut)
+            if (!world.exclusionPoints.has(ctx.self))
+              world.exclusionPoints.set(ctx.self, record.deliveries.length)
+          })
+        }
         let lastCheckpoint = checkpoint?.wave ?? -CHECKPOINT_EVERY_WAVES
         // After the Order's own handler (it registered at its open, before ours).
         conversation.onWave(() => {
@@ -201,6 +226,7 @@ function probe(current: () => World) {
             from: record,
             count: record.deliveries.length,
             wave,
+            ...(appliedCut === undefined ? {} : { excludedCut: appliedCut }),
           })
           // The coordinated checkpoint is durable: Psync may prune below it.
           conversation.setPruneFloor(wave)
@@ -388,25 +414,21 @@ function scheduleDurabilityCrashes(s: Simulation<OrderCaps>, world: World): void
 }
 
 /**
- * Emulates what Membership does: n4 is cut off at 500 ms, then a monitoring message (not on
- * the order channel) announces its exclusion at 800 ms; each other member, on delivering it,
- * excludes n4 with the cut "n4's messages in the announcement's causal past" — the same
- * everywhere.
+ * Emulates what Membership does (the probe applies the decision, see `probe`): from 500 ms
+ * n4's messages reach nobody while it still hears everyone — so it may complete waves that
+ * hold its own last messages and deliver them (`'agreed'` is not uniform) — then at 800 ms
+ * n1 sends the message that decides n4's exclusion. n2 crashes at 1200 ms and restarts at
+ * 1300: its replay must apply the exclusion at the same point again.
  */
-function scheduleExclusion(s: Simulation<OrderCaps>, world: World): void {
-  for (const inc of world.incarnations.values()) {
-    if (inc.node === 'n4') continue
-    inc.psync.onDeliver((m) => {
-      if (m.payload.length !== 2 || m.payload[0] !== MARKER[0]) return
-      let cut = 0
-      for (let seq = 1; inc.psync.precedes(`n4:${seq}`, m.id); seq++) cut = seq
-      inc.psync.exclude('n4', cut)
-      world.excluded.set('n4', cut)
-      world.exclusionPoints.set(inc.node, inc.deliveries.length)
-    })
-  }
-  s.at(500, () => s.network.isolate('n4'))
+function scheduleExclusion(s: Simulation<OrderCaps>, _world: World): void {
+  s.at(500, () => {
+    for (const other of s.nodes) if (other !== 'n4') s.network.block('n4', other)
+  })
   s.at(800, () => void s.host('n1').group('order')!.get(PSYNC).send(MARKER))
+  s.at(1_200, () => s.crash('n2'))
+  s.at(1_300, async () => {
+    await s.restart('n2')
+  })
 }
 
 /** n2 is checkpointed at the first wave boundary from 700 ms on, crashed at 900, restored at 1000. */

@@ -22,6 +22,11 @@ export interface OrderRun {
   readonly problems: readonly string[]
   /** The fault environment, one line. */
   readonly environment: string
+  /**
+   * Membership runs: the excluded member delivered one of its own commands that the cut then
+   * discarded (the non-uniform case the `'safe'` level exists for).
+   */
+  readonly nonUniform: boolean
   readonly world: World
 }
 
@@ -61,5 +66,15 @@ export async function runOrderScenario(
     else if (restored.deliveries.length === 0)
       problems.push('[checkpoint] n2 delivered nothing after it was restored')
   }
-  return { kind, pruning, seed, problems, environment: w.environment, world: w }
+  const cut = w.excluded.get('n4')
+  const nonUniform =
+    cut !== undefined &&
+    [...w.incarnations.values()].some(
+      (i) =>
+        i.node === 'n4' &&
+        i.deliveries.some(
+          (d) => d.sender === 'n4' && Number(d.message.slice(d.message.lastIndexOf(':') + 1)) > cut,
+        ),
+    )
+  return { kind, pruning, seed, problems, environment: w.environment, nonUniform, world: w }
 }
