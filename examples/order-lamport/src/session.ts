@@ -42,6 +42,7 @@ import {
   type PsyncMessage,
   recordOrderDelivery,
   type SessionContext,
+  stopAtWaveGap,
   type Timer,
   WaveSequence,
 } from '@consul/xkernel'
@@ -216,13 +217,10 @@ export class LamportOrderSession {
       'WAVE_GAP',
       this.waves.gapMessage(this.ctx.group.port, wave),
     )
-    this.counters.inc('waveGaps')
-    this.ctx.log.error('order stopped: a gap in the wave sequence', {
+    stopAtWaveGap(this.ctx, { batcher: this.batcher, acks: this.acks }, error, {
       expected: this.waves.next,
       reported: wave,
     })
-    this.batcher.fail(error)
-    this.acks.close()
   }
 
   /** Own messages up to `seq` are durable: their stamps now count for our horizon. */

@@ -43,6 +43,7 @@ import {
   type QueuedCommand,
   recordOrderDelivery,
   type SessionContext,
+  stopAtWaveGap,
   waveGapMessage,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
@@ -239,17 +240,11 @@ export class SemanticOrderSession {
     if (gap !== undefined && !this.stopped) {
       // Never skip a wave: stop, loudly (the Order specification's rule).
       this.stopped = true
-      this.counters.inc('waveGaps')
       const error = new OrderError(
         'WAVE_GAP',
         waveGapMessage(this.ctx.group.port, gap.expected, gap.reported),
       )
-      this.ctx.log.error('order stopped: a gap in the wave sequence', {
-        expected: gap.expected,
-        reported: gap.reported,
-      })
-      this.batcher.fail(error)
-      this.acks.close()
+      stopAtWaveGap(this.ctx, { batcher: this.batcher, acks: this.acks }, error, gap)
     }
   }
 

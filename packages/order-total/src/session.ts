@@ -32,6 +32,7 @@ import {
   type PsyncMessage,
   recordOrderTrace,
   type SessionContext,
+  stopAtWaveGap,
   WaveSequence,
 } from '@consul/xkernel'
 import { OrderError } from './errors.js'
@@ -136,13 +137,10 @@ export class TotalOrderSession {
   private stop(wave: number): void {
     const error = new OrderError('WAVE_GAP', this.waves.gapMessage(this.ctx.group.port, wave))
     this.stopped = error
-    this.ctx.counters.inc('waveGaps')
-    this.ctx.log.error('order stopped: a gap in the wave sequence', {
+    stopAtWaveGap(this.ctx, { batcher: this.batcher, acks: this.acks }, error, {
       expected: this.waves.next,
       reported: wave,
     })
-    this.batcher.fail(error)
-    this.acks.close()
   }
 
   /** Delivers one message's commands; the per-message work is done once, not per command. */

@@ -118,6 +118,7 @@ export {
   recordOrderDelivery,
   recordOrderTrace,
   resolveOrderOptions,
+  stopAtWaveGap,
   WaveSequence,
   type WaveVerdict,
   waveGapMessage,

@@ -19,6 +19,7 @@
  */
 import type { Clock, Timer } from './clock.js'
 import type { Counters } from './counters.js'
+import type { Logger } from './logger.js'
 import {
   commandId,
   type DeliveryLevel,
@@ -657,6 +658,27 @@ export class WaveSequence {
   gapMessage(group: string, wave: number): string {
     return waveGapMessage(group, this.expected, wave)
   }
+}
+
+/**
+ * Stops an Order at a gap in the wave sequence, the same way in every Order: counts
+ * `waveGaps`, logs an error with the expected and the reported wave, rejects every pending and
+ * later submit with `error` (the Order's own, coded `WAVE_GAP`, message from
+ * `waveGapMessage`) and silences its acknowledgements. The Order itself stops delivering.
+ */
+export function stopAtWaveGap(
+  ctx: { readonly counters: Counters; readonly log: Logger },
+  parts: { readonly batcher: { fail(error: Error): void }; readonly acks: Acknowledger },
+  error: Error,
+  gap: { readonly expected: number; readonly reported: number },
+): void {
+  ctx.counters.inc('waveGaps')
+  ctx.log.error('order stopped: a gap in the wave sequence', {
+    expected: gap.expected,
+    reported: gap.reported,
+  })
+  parts.batcher.fail(error)
+  parts.acks.close()
 }
 
 /** What the error of an Order that stopped at a gap says (for Orders that track waves themselves). */

@@ -39,6 +39,7 @@ import {
   type PsyncControl,
   type PsyncMessage,
   type SessionContext,
+  stopAtWaveGap,
   WaveSequence,
 } from '@consul/xkernel'
 
@@ -237,10 +238,14 @@ class ReferenceSession {
       this.waves = new WaveSequence(wave + 1)
     } else if (verdict === 'gap') {
       this.stopped = true
-      this.batcher.fail(
-        new ReferenceOrderError('WAVE_GAP', this.waves.gapMessage(this.ctx.group.port, wave)),
+      const error = new ReferenceOrderError(
+        'WAVE_GAP',
+        this.waves.gapMessage(this.ctx.group.port, wave),
       )
-      this.ctx.counters.inc('waveGaps')
+      stopAtWaveGap(this.ctx, { batcher: this.batcher, acks: this.acks }, error, {
+        expected: this.waves.next,
+        reported: wave,
+      })
       return
     }
     const fault = this.fault
