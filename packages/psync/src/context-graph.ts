@@ -150,10 +150,18 @@ export class ContextGraph {
     return node
   }
 
+  /**
+   * Some message builds on `node`: a member's last message, or its highest pruned one (a kept
+   * message can have a pruned successor — pruning keeps per-member prefixes — and when it is
+   * rebuilt from the log after a restart it must not become a leaf again: the next own message
+   * would depend on two messages of one member).
+   */
   private hasSuccessor(node: GraphNode): boolean {
     for (const other of this.last) {
       if (other !== undefined && other !== node && other.vc[node.sender]! >= node.seq) return true
     }
+    for (let p = 0; p < this.memberCount; p++)
+      if (p !== node.sender && this.prunedVc[p]![node.sender]! >= node.seq) return true
     return false
   }
 

@@ -89,6 +89,62 @@ describe('ContextGraph', () => {
     expect(graph.has(1, 4)).toBe(false)
   })
 
+  it('a message whose successor was pruned is no leaf when rebuilt (after a restart)', () => {
+    // Live: a:1 ← b:1 ← c:1; b's prefix is pruned, a:1 kept (c:1 depends on it directly).
+    const graph = new ContextGraph(3)
+    graph.insert(0, 1, [], new Uint8Array())
+    graph.insert(1, 1, [{ member: 0, seq: 1 }], new Uint8Array())
+    graph.insert(
+      2,
+      1,
+      [
+        { member: 1, seq: 1 },
+        { member: 0, seq: 1 },
+      ],
+      new Uint8Array(),
+    )
+    graph.insert(
+      1,
+      2,
+      [
+        { member: 1, seq: 1 },
+        { member: 2, seq: 1 },
+      ],
+      new Uint8Array(),
+    )
+    const pruned = graph.prune(10, (n) => n.sender === 1 && n.seq === 1)
+    expect(pruned.map((n) => `${n.sender}:${n.seq}`)).toEqual(['1:1'])
+    // Rebuilt from the watermarks and the log in a new graph, as restore does.
+    const rebuilt = new ContextGraph(3)
+    for (let p = 0; p < 3; p++) {
+      rebuilt.prunedSeq[p] = graph.prunedSeq[p]!
+      rebuilt.prunedVc[p] = [...graph.prunedVc[p]!]
+      rebuilt.prunedDepth[p] = graph.prunedDepth[p]!
+    }
+    rebuilt.insert(0, 1, [], new Uint8Array())
+    expect(rebuilt.leafRefs()).toEqual([]) // b:1, pruned, builds on it
+    rebuilt.insert(
+      2,
+      1,
+      [
+        { member: 1, seq: 1 },
+        { member: 0, seq: 1 },
+      ],
+      new Uint8Array(),
+    )
+    rebuilt.insert(
+      1,
+      2,
+      [
+        { member: 1, seq: 1 },
+        { member: 2, seq: 1 },
+      ],
+      new Uint8Array(),
+    )
+    expect(rebuilt.leafRefs()).toEqual(graph.leafRefs())
+    expect(rebuilt.leafRefs()).toEqual([{ member: 1, seq: 2 }])
+  })
+
   it('prunes a per-member prefix of stable messages below the floor, never the last', () => {
     const { graph, nodes } = build(
       Array.from({ length: 20 }, (_, i) => ({ sender: i % 2, picks: [1, 1, 1, 1] })),

@@ -20,6 +20,22 @@ import { runOrderScenario } from './run.js'
 /** Seeds the membership test always runs: each once found an excluded member's own history. */
 const MEMBERSHIP_REGRESSION_SEEDS = [13, 112]
 
+/** Runs the campaign found failing, kept as regression tests (kind, pruning, seed, why). */
+const CAMPAIGN_REGRESSIONS: readonly {
+  kind: ScenarioKind
+  pruning: Pruning
+  seed: number
+  found: string
+}[] = [
+  {
+    kind: 'membership',
+    pruning: 'retain',
+    seed: 526,
+    found:
+      'order-total: a kept message whose successor was pruned became a leaf again when rebuilt after a restart; the member sent messages with two deps on one member, dropped as malformed everywhere',
+  },
+]
+
 /** Both pruning modes, alternating by seed. */
 export const pruningFor = (seed: number): Pruning => (seed % 2 === 0 ? 'checkpoints' : 'retain')
 
@@ -95,6 +111,15 @@ export function orderSuite(setup: OrderSetup): void {
       expect(nonUniform, 'seeds in which n4 delivered own commands above its cut').toBeGreaterThan(
         0,
       )
+    })
+
+    it(`seeds the campaign found (${CAMPAIGN_REGRESSIONS.length})`, async () => {
+      for (const { kind, pruning, seed, found } of CAMPAIGN_REGRESSIONS) {
+        const run = await runOrderScenario(setup, kind, pruning, seed)
+        expect(run.problems, `${kind} seed ${seed}, pruning ${pruning} (once: ${found})`).toEqual(
+          [],
+        )
+      }
     })
 
     it('a replica restored from a checkpoint continues with exactly the commands after it, with the log pruned below the checkpoint everywhere', async () => {
