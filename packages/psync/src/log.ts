@@ -61,9 +61,9 @@ export interface LoadedLog {
   /** The highest own seq any durable commit recorded (0 when none). */
   readonly ownHighWater: number
   /**
-   * False when the high-water mark cannot be trusted (a record of it was unreadable, or own
-   * messages are logged without one): the member must learn from a peer how far its own
-   * messages went before it sends again.
+   * False when the high-water mark cannot be trusted (a record of it and a message record were
+   * both unreadable, or own messages are logged without one — a log of 0.1): the member must
+   * learn from a peer how far its own messages went before it sends again.
    */
   readonly ownHighWaterCertain: boolean
 }
@@ -243,6 +243,7 @@ export class MessageLog {
     const highWater = this.loadHighWater()
     const frames: (DataFrame & { logKey: string })[] = []
     let ownMax = 0
+    let messageDamaged = false
     for (const entry of this.readAll(MESSAGES, 'message')) {
       const position = Number.parseInt(entry.key.slice(MESSAGES.length), 36)
       if (Number.isSafeInteger(position) && position >= this.nextPosition)
@@ -254,6 +255,7 @@ export class MessageLog {
         this.counters.inc('logUnreadableRecords')
         this.log.warn('unreadable log record dropped', { key: entry.key, error: String(error) })
         this.storage.delete(entry.key)
+        messageDamaged = true
         continue
       }
       if (frame.kind !== KIND_DATA) continue
@@ -273,7 +275,12 @@ export class MessageLog {
       watermarks,
       frames,
       ownHighWater: highWater.value,
-      ownHighWaterCertain: !highWater.damaged && (highWater.found || ownMax === 0),
+      // A damaged high-water record alone loses nothing: the own messages of its batch are in
+      // the log (or were never synced, so never sent). Only with a message record damaged too
+      // could an own message that went out be forgotten by both.
+      ownHighWaterCertain:
+        !(highWater.damaged && (messageDamaged || this.damagedIn.has(MESSAGES))) &&
+        (highWater.found || ownMax === 0),
     }
   }
 

@@ -30,7 +30,9 @@ describe('psync swarm', () => {
     // member counted its own not-yet-durable message toward wave completion, then crashed
     // and its next incarnation filled the wave differently); 5 nodes: 87 (a request timer
     // armed for a later want hid an earlier one).
-    expect(await sweep([1, 35, 145, 153, 187, 271, 284, 5024, 5462, 6683], 3)).toEqual([])
+    // 798 (a torn high-water record made a restarted member refuse to send until a peer
+    // answered: only a second damaged record can make that mark untrustworthy).
+    expect(await sweep([1, 35, 145, 153, 187, 271, 284, 798, 5024, 5462, 6683], 3)).toEqual([])
     expect(await sweep([87], 5)).toEqual([])
   })
 
