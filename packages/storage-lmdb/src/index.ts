@@ -23,11 +23,11 @@
  * ```
  */
 
+export { DATA_FILE } from './adapters/data-file.js'
 export {
-  DATA_FILE,
   type LmdbStorage,
-  type LmdbStorageOptions,
   type LmdbStorageStats,
-  LOCK_FILE,
   lmdbStorage,
 } from './adapters/lmdb-storage.js'
+export { LOCK_FILE } from './adapters/lock-file.js'
+export type { LmdbStorageOptions } from './open-options.js'

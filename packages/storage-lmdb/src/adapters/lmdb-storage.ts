@@ -2,7 +2,8 @@
  * `StableStorage` on LMDB: the adapter between the framework's storage contract and the
  * `lmdb` package. It lives under `src/adapters/`, the one folder of this package the
  * determinism lint rule lets touch the file system, the process and real time; checksums, the
- * pending-write overlay and key ranges live in files outside it that may not.
+ * pending-write overlay, key ranges, option and op checks live in files outside it that may
+ * not. Opening wires `open-options.ts`, `directory.ts`, `lock-file.ts` and `data-file.ts`.
  *
  * How the contract is kept:
  * - Atomic batch: each `batch()` goes to LMDB as one `db.batch()` block, which LMDB commits
@@ -16,27 +17,9 @@
  *   order is UTF-8 byte order = Unicode code point order = `compareKeys`.
  * - Values are stored as records with a CRC32C (`record.ts`); a record that fails it throws
  *   `StorageCorruptedError` naming the key and data file.
- * - One process at a time: an advisory lock file (`consul-storage.lock`) names the owning
- *   process; a lock left by a dead process on this host is taken over.
+ * - One process at a time: an advisory lock file names the owner (`lock-file.ts`).
  */
-import { randomUUID } from 'node:crypto'
-import {
-  accessSync,
-  closeSync,
-  constants,
-  fstatSync,
-  linkSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs'
-import { hostname } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import {
   type ScanEntry,
   type ScanOptions,
@@ -48,33 +31,14 @@ import {
 } from '@consul/xkernel'
 import { open, type RangeOptions, type RootDatabase } from 'lmdb'
 import { byteBounds, inScanRange, type ScanRange, scanRange } from '../key-range.js'
-import { META_CHECK_BYTES, metaPageProblem } from '../meta-check.js'
+import { checkDirArgument, type LmdbStorageOptions, resolveOpenOptions } from '../open-options.js'
 import { mergeScan, Overlay, type PendingEntry } from '../overlay.js'
 import { encodeRecord, recordDamage, recordValue } from '../record.js'
-
-/** The lock file `lmdbStorage` keeps in the directory while the store is open. */
-export const LOCK_FILE = 'consul-storage.lock'
-/** LMDB's data file inside the directory (named in corruption errors). */
-export const DATA_FILE = 'data.mdb'
-
-export interface LmdbStorageOptions {
-  /**
-   * Create the directory when it does not exist (only the last path component: its parent
-   * must exist). Default `true`.
-   */
-  readonly create?: boolean
-  /**
-   * How long LMDB waits to gather more writes into one transaction, in milliseconds. `0`
-   * (default) commits what one event-loop turn wrote at the next turn; a few milliseconds
-   * trades latency for fewer, larger commits.
-   */
-  readonly commitDelayMs?: number
-  /**
-   * Initial size of LMDB's memory map in bytes. LMDB grows it as the data grows, so this is
-   * only a hint. Default: LMDB's.
-   */
-  readonly mapSizeBytes?: number
-}
+import { checkOps } from '../storage-ops.js'
+import { checkDataFile, DATA_FILE } from './data-file.js'
+import { prepareDirectory } from './directory.js'
+import { causeOf, ioError } from './io-error.js'
+import { acquireLock, type LockFile } from './lock-file.js'
 
 /** Counters (`stats()`), for dashboards and tests. */
 export interface LmdbStorageStats {
@@ -110,12 +74,10 @@ export async function lmdbStorage(
   dir: string,
   options: LmdbStorageOptions = {},
 ): Promise<LmdbStorage> {
-  if (typeof dir !== 'string' || dir === '') {
-    throw new StorageError('INVALID_VALUE', 'lmdbStorage(dir) takes the path of a directory')
-  }
-  checkOptions(options)
+  checkDirArgument(dir)
+  const { create, commitDelayMs, mapSizeBytes } = resolveOpenOptions(options)
   const path = resolve(dir)
-  prepareDirectory(path, options.create ?? true)
+  prepareDirectory(path, create)
   const lock = acquireLock(path)
   try {
     checkDataFile(path)
@@ -133,8 +95,8 @@ export async function lmdbStorage(
       encoding: 'binary',
       // Commit promises resolve when a transaction is visible; `.flushed` when it is on disk.
       separateFlushed: true,
-      commitDelay: options.commitDelayMs ?? 0,
-      ...(options.mapSizeBytes === undefined ? {} : { mapSize: options.mapSizeBytes }),
+      commitDelay: commitDelayMs,
+      ...(mapSizeBytes === undefined ? {} : { mapSize: mapSizeBytes }),
     })
   } catch (error) {
     lock.release()
@@ -215,7 +177,7 @@ export class LmdbStore implements LmdbStorage {
 
   get(key: string): Uint8Array | undefined {
     this.checkUsable()
-    checkKey(key)
+    validateKey(key)
     const pending = this.overlay.lookup(key)
     if (pending !== undefined) {
       return pending.value === undefined ? undefined : recordValue(pending.value)
@@ -438,333 +400,5 @@ export class LmdbStore implements LmdbStorage {
       this.lock.release()
     }
     if (error !== undefined) throw error
-  }
-}
-
-// ---- arguments --------------------------------------------------------------------------
-
-// A lone UTF-16 surrogate has no UTF-8 encoding: two such keys would collide on disk.
-const LONE_SURROGATE = /\p{Cs}/u
-
-function checkKey(key: string): void {
-  validateKey(key)
-  if (LONE_SURROGATE.test(key)) {
-    throw new StorageError(
-      'INVALID_KEY',
-      `storage key ${JSON.stringify(key)} contains an unpaired UTF-16 surrogate, which has no UTF-8 form; use well-formed strings`,
-    )
-  }
-}
-
-function checkOps(ops: readonly StorageOp[]): void {
-  if (!Array.isArray(ops)) {
-    throw new StorageError('INVALID_VALUE', 'batch() takes an array of ops')
-  }
-  // Everything first: a bad op must leave the store untouched (atomicity).
-  for (const op of ops as unknown[]) {
-    if (op === null || typeof op !== 'object') {
-      throw new StorageError(
-        'INVALID_VALUE',
-        'a storage op must be { type: "put" | "del", key, value? }',
-      )
-    }
-    const { type, key, value } = op as { type?: unknown; key?: unknown; value?: unknown }
-    if (type !== 'put' && type !== 'del') {
-      throw new StorageError(
-        'INVALID_VALUE',
-        'a storage op must be { type: "put" | "del", key, value? }',
-      )
-    }
-    checkKey(key as string)
-    if (type === 'put' && !(value instanceof Uint8Array)) {
-      throw new StorageError(
-        'INVALID_VALUE',
-        `value for ${JSON.stringify(key)} must be a Uint8Array, got ${typeof value}`,
-      )
-    }
-  }
-}
-
-function checkOptions(options: LmdbStorageOptions): void {
-  if (options === null || typeof options !== 'object') {
-    throw new StorageError('INVALID_VALUE', 'lmdbStorage options must be an object')
-  }
-  const { commitDelayMs, mapSizeBytes, create } = options
-  if (create !== undefined && typeof create !== 'boolean') {
-    throw new StorageError('INVALID_VALUE', 'lmdbStorage option create must be a boolean')
-  }
-  if (commitDelayMs !== undefined && !(Number.isFinite(commitDelayMs) && commitDelayMs >= 0)) {
-    throw new StorageError(
-      'INVALID_VALUE',
-      `lmdbStorage option commitDelayMs must be a number ≥ 0, got ${String(commitDelayMs)}`,
-    )
-  }
-  if (mapSizeBytes !== undefined && !(Number.isSafeInteger(mapSizeBytes) && mapSizeBytes > 0)) {
-    throw new StorageError(
-      'INVALID_VALUE',
-      `lmdbStorage option mapSizeBytes must be a positive integer, got ${String(mapSizeBytes)}`,
-    )
-  }
-}
-
-// ---- the directory ------------------------------------------------------------------------
-
-function ioError(path: string, problem: string, todo: string): StorageError {
-  return new StorageError('IO', `cannot open LMDB storage at ${path}: ${problem}. ${todo}.`)
-}
-
-function errno(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code
-}
-
-function causeOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
-function prepareDirectory(path: string, create: boolean): void {
-  let exists = true
-  try {
-    if (!statSync(path).isDirectory()) {
-      throw ioError(
-        path,
-        'it exists but is not a directory',
-        'Pass the path of a directory (LMDB keeps data.mdb and lock.mdb inside it)',
-      )
-    }
-  } catch (error) {
-    if (StorageError.isInstance(error)) throw error
-    if (errno(error) !== 'ENOENT' && errno(error) !== 'ENOTDIR') {
-      throw ioError(
-        path,
-        `cannot inspect it (${causeOf(error)})`,
-        'Check the path and its permissions',
-      )
-    }
-    exists = false
-  }
-  if (!exists) {
-    const parent = dirname(path)
-    if (!create) {
-      throw ioError(
-        path,
-        'the directory does not exist',
-        'Create it, or open with { create: true }',
-      )
-    }
-    let parentIsDirectory = false
-    try {
-      parentIsDirectory = statSync(parent).isDirectory()
-    } catch {
-      throw ioError(
-        path,
-        `its parent directory ${parent} does not exist`,
-        'Create the parent first (lmdbStorage creates only the last path component, so a typo does not scatter directories)',
-      )
-    }
-    if (!parentIsDirectory) {
-      throw ioError(
-        path,
-        `its parent ${parent} is not a directory`,
-        'Pass a path inside a directory',
-      )
-    }
-    try {
-      mkdirSync(path)
-    } catch (error) {
-      if (errno(error) !== 'EEXIST') {
-        throw ioError(
-          path,
-          `cannot create the directory (${causeOf(error)})`,
-          `Make ${parent} writable by this process, or create the directory yourself`,
-        )
-      }
-    }
-  }
-  try {
-    accessSync(path, constants.R_OK | constants.W_OK | constants.X_OK)
-  } catch (error) {
-    throw ioError(
-      path,
-      `the directory is not readable and writable by this process (${errno(error) ?? causeOf(error)})`,
-      'Fix its owner or permissions, or pass a directory this process may write',
-    )
-  }
-}
-
-/**
- * Refuses a data file whose meta pages are damaged or foreign: the native module would crash
- * the process on it (see meta-check.ts).
- */
-function checkDataFile(path: string): void {
-  const file = join(path, DATA_FILE)
-  let fd: number
-  try {
-    fd = openSync(file, 'r')
-  } catch (error) {
-    if (errno(error) === 'ENOENT') return // a new store
-    throw ioError(path, `cannot read ${file} (${causeOf(error)})`, 'Fix its owner or permissions')
-  }
-  try {
-    const size = fstatSync(fd).size
-    const head = Buffer.alloc(Math.min(size, META_CHECK_BYTES))
-    readSync(fd, head, 0, head.length, 0)
-    const problem = metaPageProblem(head, size)
-    if (problem !== undefined) {
-      throw ioError(
-        path,
-        `${file} is damaged or is not an LMDB data file: ${problem}`,
-        'Move the directory aside and rebuild this replica from its peers or a backup',
-      )
-    }
-  } finally {
-    closeSync(fd)
-  }
-}
-
-// ---- the lock file --------------------------------------------------------------------------
-
-/**
- * LMDB itself lets several processes share an environment. Consul does not: a store is one
- * host's stable storage, and two processes appending to one log would corrupt the protocol's
- * state. The lock file names its owner ({ pid, host }); it is created atomically (written
- * aside, then hard-linked into place, so it is never seen half-written). A lock whose owner is
- * a dead process on this host is taken over; any other lock is refused.
- */
-interface LockFile {
-  release(): void
-}
-
-interface LockOwner {
-  readonly pid: number
-  readonly host: string
-  readonly token: string
-  readonly since: string
-}
-
-function readOwner(file: string): LockOwner | undefined {
-  try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockOwner>
-    if (typeof parsed.pid === 'number' && typeof parsed.host === 'string') {
-      return {
-        pid: parsed.pid,
-        host: parsed.host,
-        token: String(parsed.token),
-        since: String(parsed.since),
-      }
-    }
-    return undefined
-  } catch (error) {
-    if (errno(error) === 'ENOENT') throw error
-    return undefined
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return errno(error) === 'EPERM'
-  }
-}
-
-function lockedError(path: string, file: string, owner: LockOwner | undefined): StorageError {
-  const who =
-    owner === undefined
-      ? 'a lock file that cannot be read'
-      : owner.pid === process.pid && owner.host === hostname()
-        ? `this process (pid ${owner.pid}, since ${owner.since})`
-        : `process ${owner.pid} on host ${owner.host} (since ${owner.since})`
-  return ioError(
-    path,
-    `the store is locked by ${who}`,
-    owner?.pid === process.pid
-      ? 'Close the other LmdbStorage on this directory first'
-      : `Stop that process, or if you are sure no process uses the store, delete ${file}`,
-  )
-}
-
-function acquireLock(path: string): LockFile {
-  const file = join(path, LOCK_FILE)
-  const me: LockOwner = {
-    pid: process.pid,
-    host: hostname(),
-    token: randomUUID(),
-    since: new Date().toISOString(),
-  }
-  const draft = `${file}.${me.token}.tmp`
-  try {
-    writeFileSync(draft, `${JSON.stringify(me)}\n`, { flag: 'wx' })
-  } catch (error) {
-    throw ioError(
-      path,
-      `cannot write in the directory (${causeOf(error)})`,
-      'Fix its owner or permissions, or pass a directory this process may write',
-    )
-  }
-  try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        linkSync(draft, file)
-        return {
-          release() {
-            try {
-              if (readOwner(file)?.token === me.token) unlinkSync(file)
-            } catch {
-              // Already gone: nothing to release.
-            }
-          },
-        }
-      } catch (error) {
-        if (errno(error) !== 'EEXIST') {
-          throw ioError(
-            path,
-            `cannot create the lock file ${file} (${causeOf(error)})`,
-            'Check the directory',
-          )
-        }
-      }
-      let owner: LockOwner | undefined
-      try {
-        owner = readOwner(file)
-      } catch {
-        continue // released meanwhile: try again
-      }
-      if (owner === undefined || owner.host !== hostname() || processAlive(owner.pid)) {
-        throw lockedError(path, file, owner)
-      }
-      // A dead owner's lock: move that very file aside (rename is atomic, so of two processes
-      // taking over only one moves it), check it is the one we judged stale, and drop it.
-      const aside = `${file}.${me.token}.stale`
-      try {
-        renameSync(file, aside)
-      } catch {
-        continue
-      }
-      const moved = readOwnerOrUndefined(aside)
-      if (moved?.token !== owner.token) {
-        // We moved a fresh lock someone took meanwhile: put it back and give way.
-        try {
-          linkSync(aside, file)
-        } catch {}
-        unlinkSync(aside)
-        throw lockedError(path, file, moved)
-      }
-      unlinkSync(aside)
-    }
-    throw lockedError(path, file, readOwnerOrUndefined(file))
-  } finally {
-    try {
-      unlinkSync(draft)
-    } catch {}
-  }
-}
-
-function readOwnerOrUndefined(file: string): LockOwner | undefined {
-  try {
-    return readOwner(file)
-  } catch {
-    return undefined
   }
 }
