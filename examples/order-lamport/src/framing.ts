@@ -1,18 +1,19 @@
 /**
  * Payload framing: `ORDER_CHANNEL · timestamp · count · (length · bytes)×count`, all
- * lengths and the timestamp as unsigned varints. It is the spec's common command batch
- * (`encodeCommandBatch`) with the sender's Lamport timestamp inserted after the channel
- * byte. An acknowledgement is the same frame with no commands: it must carry a timestamp,
- * because advancing the others' knowledge of this member's clock is its whole purpose.
+ * lengths and the timestamp as unsigned varints. It is the common command batch
+ * (`encodeCommandBatch` from `@consul/xkernel/order`) with the sender's Lamport timestamp
+ * inserted after the channel byte. An acknowledgement is the same frame with no commands: it
+ * must carry a timestamp, because advancing the others' knowledge of this member's clock is
+ * its whole purpose.
  */
 import {
   DecodeError,
-  encodeCommandBatch,
   MessageBuffer,
   ORDER_CHANNEL,
   uvarintLength,
   writeUvarint,
 } from '@consul/xkernel'
+import { encodeCommandBatch } from '@consul/xkernel/order'
 
 export interface StampedBatch {
   readonly timestamp: number

@@ -1,4 +1,4 @@
-import { numberOption, type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel'
+import { numberOption, type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel/order'
 import { LamportOrderError } from './errors.js'
 
 export interface LamportOrderOptions {

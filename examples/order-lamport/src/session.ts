@@ -27,8 +27,6 @@
  * while something is held.
  */
 import {
-  Acknowledger,
-  CommandBatcher,
   type Counters,
   DecodeError,
   Listeners,
@@ -36,16 +34,20 @@ import {
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
-  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
-  recordOrderDelivery,
   type SessionContext,
-  stopAtWaveGap,
   type Timer,
-  WaveSequence,
 } from '@consul/xkernel'
+import {
+  Acknowledger,
+  CommandBatcher,
+  orderedCommand,
+  recordOrderDelivery,
+  stopAtWaveGap,
+  WaveSequence,
+} from '@consul/xkernel/order'
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.js'
 import { LamportOrderError } from './errors.js'
 import { decodeStampedBatch, encodeStampedBatch, type StampedBatch } from './framing.js'

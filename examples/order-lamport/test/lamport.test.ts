@@ -1,13 +1,7 @@
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
-import {
-  DecodeError,
-  encodeCommandBatch,
-  ORDER,
-  type OrderedCommand,
-  PSYNC,
-  stack,
-} from '@consul/xkernel'
+import { DecodeError, ORDER, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
+import { encodeCommandBatch } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
 import { decodeStampedBatch, encodeStampedBatch } from '../src/framing.js'
 import { LamportOrderError, type LamportOrderOptions, lamportOrder } from '../src/index.js'

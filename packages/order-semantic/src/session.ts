@@ -24,28 +24,30 @@
  * `maxBatchBytes`).
  */
 import {
-  Acknowledger,
-  CommandBatcher,
   type Counters,
-  commandId,
   DecodeError,
-  decodeCommandBatch,
-  encodeCommandBatch,
   Listeners,
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
-  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
+  type SessionContext,
+} from '@consul/xkernel'
+import {
+  Acknowledger,
+  CommandBatcher,
+  commandId,
+  decodeCommandBatch,
+  encodeCommandBatch,
+  orderedCommand,
   type QueuedCommand,
   recordOrderDelivery,
-  type SessionContext,
   stopAtWaveGap,
   waveGapMessage,
-} from '@consul/xkernel'
+} from '@consul/xkernel/order'
 import { OrderError } from './errors.js'
 import { classRank, type ResolvedOptions } from './options.js'
 import { type NextCommand, type WaveCommand, WaveQueue } from './wave-queue.js'

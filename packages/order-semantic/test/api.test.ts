@@ -1,14 +1,8 @@
 /** Bad arguments, bad input from the network, checkpoints and closing. */
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
-import {
-  encodeCommandBatch,
-  ORDER,
-  ORDER_CHANNEL,
-  type OrderedCommand,
-  PSYNC,
-  stack,
-} from '@consul/xkernel'
+import { ORDER, ORDER_CHANNEL, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
+import { encodeCommandBatch } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
 import { OrderError, type SemanticOrderOptions, semanticOrder } from '../src/index.js'
 

@@ -1,4 +1,5 @@
-import { commandId, type PsyncMessage } from '@consul/xkernel'
+import type { PsyncMessage } from '@consul/xkernel'
+import { commandId } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
 import { compareKey, type WaveCommand, WaveQueue } from '../src/wave-queue.js'
 

@@ -1,4 +1,4 @@
-import { type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel'
+import { type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel/order'
 import { OrderError } from './errors.js'
 
 export interface TotalOrderOptions {

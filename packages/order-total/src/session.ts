@@ -17,24 +17,26 @@
  * `@consul/xkernel`'s `Acknowledger` and `CommandBatcher`.
  */
 import {
-  Acknowledger,
-  CommandBatcher,
   DecodeError,
-  decodeCommandBatch,
-  encodeCommandBatch,
   Listeners,
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
-  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
-  recordOrderTrace,
   type SessionContext,
+} from '@consul/xkernel'
+import {
+  Acknowledger,
+  CommandBatcher,
+  decodeCommandBatch,
+  encodeCommandBatch,
+  orderedCommand,
+  recordOrderTrace,
   stopAtWaveGap,
   WaveSequence,
-} from '@consul/xkernel'
+} from '@consul/xkernel/order'
 import { OrderError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 

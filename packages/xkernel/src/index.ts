@@ -3,7 +3,9 @@
  * `@consul/xkernel` — the object framework every Consul protocol stands on: protocol and
  * session objects, typed composition, typed control interfaces, a typed event bus, message
  * buffers, and the services protocols use instead of ambient I/O (`Clock`, `Random`,
- * `Transport`, `StableStorage`, logger, counters).
+ * `Transport`, `StableStorage`, logger, counters) — and the cross-package interfaces
+ * (`PsyncControl`, the Order specification `OrderControl`). The helpers for implementing an
+ * Order live in the subpath `@consul/xkernel/order`.
  *
  * @example
  * ```ts
@@ -90,10 +92,7 @@ export {
 } from './memory-storage.js'
 export { DEFAULT_HEADROOM, HeaderWriter, MessageBuffer } from './message-buffer.js'
 export {
-  commandId,
   type DeliveryLevel,
-  decodeCommandBatch,
-  encodeCommandBatch,
   ORDER,
   ORDER_CHANNEL,
   type OrderControl,
@@ -101,28 +100,6 @@ export {
   type OrderPosition,
   type SubmitOptions,
 } from './order-spec.js'
-export {
-  Acknowledger,
-  type AcknowledgerContext,
-  type AcknowledgerOptions,
-  CommandBatcher,
-  type CommandBatcherContext,
-  type CommandBatcherOptions,
-  type NumberOptionSpec,
-  numberOption,
-  type OrderErrorFactory,
-  type OrderOptions,
-  orderedCommand,
-  type QueuedCommand,
-  type ResolvedOrderOptions,
-  recordOrderDelivery,
-  recordOrderTrace,
-  resolveOrderOptions,
-  stopAtWaveGap,
-  WaveSequence,
-  type WaveVerdict,
-  waveGapMessage,
-} from './order-support.js'
 export {
   type AnyProtocolFactory,
   defineProtocol,

@@ -25,8 +25,8 @@
  *   one it expects (its log was pruned above its checkpoint, or it restarted without one
  *   after pruning) cannot deliver what it missed, so it stops — every later `submit` rejects
  *   with an error coded `'WAVE_GAP'` naming the waves, a `waveGaps` counter and an error log —
- *   instead of delivering a sequence that differs from the others'. (`WaveSequence` in the
- *   building blocks.)
+ *   instead of delivering a sequence that differs from the others'. (`WaveSequence` in
+ *   `@consul/xkernel/order`.)
  * - Durability: Psync delivers an own message at once but puts it on the wire only once it is
  *   durable (`psync.durable(id)`, `psync.onDurable`). **An Order may count an own message
  *   toward anything — delivering its commands here, acknowledging them, stability, a clock
@@ -63,13 +63,13 @@
  *
  * ## Building blocks
  *
- * Orders may use `CommandBatcher` (submit queue, one Psync message per event-loop turn,
- * promises settled per delivery level: on delivery, or on delivery and stability),
- * `Acknowledger` (the empty-acknowledgement rule that lets waves complete when a member has
- * nothing to send), `WaveSequence` (the never-skip-a-wave rule) and `resolveOrderOptions`
- * (`ackDelayMs`, `maxBatch`, `maxBatchBytes`) from `./order-support.ts`, and
- * `encodeCommandBatch` / `decodeCommandBatch` below for the framing; all three shipped Orders
- * do.
+ * Orders may use the helpers of `@consul/xkernel/order` (`src/order.ts`): `CommandBatcher`
+ * (submit queue, one Psync message per event-loop turn, promises settled per delivery level:
+ * on delivery, or on delivery and stability), `Acknowledger` (the empty-acknowledgement rule
+ * that lets waves complete when a member has nothing to send), `WaveSequence` (the
+ * never-skip-a-wave rule), `resolveOrderOptions` (`ackDelayMs`, `maxBatch`, `maxBatchBytes`),
+ * `encodeCommandBatch` / `decodeCommandBatch` for the framing; all three shipped Orders do. This file holds only the specification, which other protocols and
+ * applications see too.
  *
  * ## Guarantees every v1 Order keeps (checked by `@consul/testkit/order`)
  *
@@ -86,11 +86,8 @@
  * on is its own, as a crashed member's is.
  */
 import { capability } from './capability.js'
-import { DecodeError } from './errors.js'
-import { MessageBuffer } from './message-buffer.js'
 import type { MessageId } from './psync-control.js'
 import type { NodeId } from './transport.js'
-import { uvarintLength, writeUvarint } from './varint.js'
 
 /** First payload byte of command-bearing Psync messages. */
 export const ORDER_CHANNEL = 0x4f
@@ -136,43 +133,3 @@ export interface OrderControl {
 }
 
 export const ORDER = capability<'order', OrderControl>('order')
-
-/** `<message>/<index>` */
-export function commandId(message: MessageId, index: number): string {
-  return `${message}/${index}`
-}
-
-/**
- * The common command batch: `ORDER_CHANNEL · count · (length · bytes)×count`. Orders may
- * use it or frame their own after the channel byte.
- */
-export function encodeCommandBatch(commands: readonly Uint8Array[]): Uint8Array {
-  let size = 1 + uvarintLength(commands.length)
-  for (const c of commands) size += uvarintLength(c.length) + c.length
-  const out = new Uint8Array(size)
-  out[0] = ORDER_CHANNEL
-  let at = writeUvarint(out, 1, commands.length)
-  for (const c of commands) {
-    at = writeUvarint(out, at, c.length)
-    out.set(c, at)
-    at += c.length
-  }
-  return out
-}
-
-/**
- * Decodes a command batch; `undefined` for a payload on another channel or an empty
- * acknowledgement; throws `DecodeError` for a malformed batch.
- */
-export function decodeCommandBatch(payload: Uint8Array): Uint8Array[] | undefined {
-  if (payload.length === 0 || payload[0] !== ORDER_CHANNEL) return undefined
-  const msg = MessageBuffer.wrap(payload)
-  msg.popU8()
-  const count = msg.popUvarint()
-  if (count > payload.length)
-    throw new DecodeError('INVALID', `batch claims ${count} commands in ${payload.length} bytes`)
-  const out: Uint8Array[] = []
-  for (let i = 0; i < count; i++) out.push(msg.popLengthPrefixed())
-  if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after the command batch')
-  return out
-}

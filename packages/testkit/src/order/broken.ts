@@ -23,25 +23,27 @@
  * never-skip-a-wave rule — it passes the whole suite.
  */
 import {
-  Acknowledger,
-  CommandBatcher,
   DecodeError,
-  decodeCommandBatch,
   defineProtocol,
-  encodeCommandBatch,
   Listeners,
   ORDER,
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
-  orderedCommand,
   PSYNC,
   type PsyncControl,
   type PsyncMessage,
   type SessionContext,
+} from '@consul/xkernel'
+import {
+  Acknowledger,
+  CommandBatcher,
+  decodeCommandBatch,
+  encodeCommandBatch,
+  orderedCommand,
   stopAtWaveGap,
   WaveSequence,
-} from '@consul/xkernel'
+} from '@consul/xkernel/order'
 
 export type BrokenOrderFault =
   | 'skip-wave'

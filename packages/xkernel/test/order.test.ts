@@ -1,17 +1,15 @@
 import { describe, expect, it } from 'vitest'
+import { Counters, EventBus, type OrderedCommand } from '../src/index.js'
 import {
   Acknowledger,
   CommandBatcher,
   type CommandBatcherOptions,
-  Counters,
   commandId,
-  EventBus,
   numberOption,
-  type OrderedCommand,
   type QueuedCommand,
   resolveOrderOptions,
   WaveSequence,
-} from '../src/index.js'
+} from '../src/order.js'
 import { ManualClock } from './fakes.js'
 
 class TestError extends Error {
@@ -656,7 +654,7 @@ describe('WaveSequence', () => {
 
 describe('orderedCommand and recordOrderDelivery', () => {
   it('build the delivered record and count and trace it', async () => {
-    const { orderedCommand, recordOrderDelivery } = await import('../src/index.js')
+    const { orderedCommand, recordOrderDelivery } = await import('../src/order.js')
     const message = {
       id: 'a:3',
       sender: 'a',
