@@ -50,7 +50,6 @@ export class ContextGraph {
   readonly prunedVc: number[][]
   readonly prunedDepth: number[]
   private live = 0
-  private deepest = -1
 
   constructor(readonly memberCount: number) {
     this.bySender = Array.from({ length: memberCount }, () => new Map())
@@ -65,11 +64,6 @@ export class ContextGraph {
   /** Messages held in memory. */
   get size(): number {
     return this.live
-  }
-
-  /** Highest depth of any message in the graph, -1 when empty. */
-  get maxDepth(): number {
-    return this.deepest
   }
 
   get(member: number, seq: number): GraphNode | undefined {
@@ -145,7 +139,6 @@ export class ContextGraph {
       this.byDepth.set(depth, wave)
     }
     wave.push(node)
-    if (depth > this.deepest) this.deepest = depth
     this.live++
     return node
   }

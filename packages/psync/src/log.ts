@@ -28,58 +28,24 @@
  *   describes the log exactly: the messages generation g pruned are deleted only with
  *   generation g + 1.
  */
-import {
-  type Clock,
-  type Counters,
-  type Logger,
-  type StableStorage,
-  StorageCorruptedError,
-  type StorageOp,
-  type Timer,
-} from '@consul/xkernel'
+import type { Clock, Counters, Logger, StableStorage, StorageOp, Timer } from '@consul/xkernel'
 import { type DataFrame, dataFrameOf, decodeFrame, KIND_DATA } from './codec.js'
 import type { GraphNode } from './context-graph.js'
-import { PsyncError } from './errors.js'
+import {
+  encoder,
+  HIGH_WATER,
+  keyOf,
+  type LoadedLog,
+  LogReader,
+  MESSAGES,
+  WATERMARKS,
+  type Watermarks,
+} from './log-reader.js'
 
-export interface Watermarks {
-  /** Messages of member p with seq ≤ prunedSeq[p] were pruned. */
-  readonly prunedSeq: readonly number[]
-  /** Depth and vector of each member's highest pruned message (-1 / zeros when none). */
-  readonly prunedDepth: readonly number[]
-  readonly prunedVc: readonly (readonly number[])[]
-  /** The prune floor they were written at: every pruned message had a depth below it. */
-  readonly floor: number
-  /** The floor was declared by checkpointing (`setPruneFloor`), not only `retainWaves`. */
-  readonly declared: boolean
-}
+export type { LoadedLog, Watermarks }
 
-/** What a restart reads back. */
-export interface LoadedLog {
-  readonly watermarks: Watermarks | undefined
-  /** Every readable message frame not covered by the watermarks, in log order. */
-  readonly frames: (DataFrame & { logKey: string })[]
-  /** The highest own seq any durable commit recorded (0 when none). */
-  readonly ownHighWater: number
-  /**
-   * False when the high-water mark cannot be trusted (a record of it and a message record were
-   * both unreadable, or own messages are logged without one — a log of 0.1): the member must
-   * learn from a peer how far its own messages went before it sends again.
-   */
-  readonly ownHighWaterCertain: boolean
-}
-
-const KEY_WIDTH = 11 // base 36: 36^11 ≈ 1.3e17 records or generations
-const keyOf = (prefix: string, n: number) => `${prefix}${n.toString(36).padStart(KEY_WIDTH, '0')}`
-const MESSAGES = 'm/'
-const WATERMARKS = 'w/'
-const HIGH_WATER = 'h/'
-/** Written by versions before 0.2: one overwritten watermark record. */
-const LEGACY_WATERMARKS = 'w'
 /** Longest wait between two tries of a failing commit (ms). */
 const MAX_RETRY_MS = 1_000
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 export class MessageLog {
   private pending: StorageOp[] = []
@@ -99,11 +65,10 @@ export class MessageLog {
   private ownSeqRecorded = 0
   private watermarkGen = 0
   private highWaterGen = 0
+  private readonly reader: LogReader
   /** Keys of the messages the latest watermark generation pruned: deleted with the next one. */
   private deferredDeletes: string[] = []
   private failures = 0
-  /** Prefixes under which `readAll` met a damaged record. */
-  private readonly damagedIn = new Set<string>()
 
   constructor(
     private readonly storage: StableStorage,
@@ -112,7 +77,9 @@ export class MessageLog {
     private readonly counters: Counters,
     private readonly log: Logger,
     private readonly where: string,
-  ) {}
+  ) {
+    this.reader = new LogReader(storage, counters, log, where)
+  }
 
   /** Appends a received message (durable with the next commit). */
   append(node: GraphNode): void {
@@ -239,12 +206,15 @@ export class MessageLog {
    * is missing a prefix it cannot describe, and the member must recover by state transfer.
    */
   load(memberCount: number, self: number): LoadedLog {
-    const watermarks = this.loadWatermarks(memberCount)
-    const highWater = this.loadHighWater()
+    const reader = this.reader
+    const watermarks = reader.loadWatermarks(memberCount)
+    const highWater = reader.loadHighWater()
+    this.watermarkGen = reader.watermarkGen
+    this.highWaterGen = reader.highWaterGen
     const frames: (DataFrame & { logKey: string })[] = []
     let ownMax = 0
     let messageDamaged = false
-    for (const entry of this.readAll(MESSAGES, 'message')) {
+    for (const entry of reader.readAll(MESSAGES, 'message')) {
       const position = Number.parseInt(entry.key.slice(MESSAGES.length), 36)
       if (Number.isSafeInteger(position) && position >= this.nextPosition)
         this.nextPosition = position + 1
@@ -279,149 +249,8 @@ export class MessageLog {
       // the log (or were never synced, so never sent). Only with a message record damaged too
       // could an own message that went out be forgotten by both.
       ownHighWaterCertain:
-        !(highWater.damaged && (messageDamaged || this.damagedIn.has(MESSAGES))) &&
+        !(highWater.damaged && (messageDamaged || reader.damagedIn.has(MESSAGES))) &&
         (highWater.found || ownMax === 0),
     }
-  }
-
-  /**
-   * Every entry under `prefix`, skipping (deleting and counting) records that fail their
-   * checksum; the scan resumes after each.
-   */
-  private readAll(prefix: string, what: string): { key: string; value: Uint8Array }[] {
-    const out: { key: string; value: Uint8Array }[] = []
-    let start: string | undefined
-    for (;;) {
-      try {
-        for (const entry of this.storage.scan({
-          prefix,
-          ...(start === undefined ? {} : { start }),
-        })) {
-          start = `${entry.key}\u0000`
-          out.push(entry)
-        }
-        return out
-      } catch (error) {
-        if (!StorageCorruptedError.isInstance(error)) throw error
-        const relative = error.key.slice(error.key.lastIndexOf(prefix))
-        this.counters.inc('logCorruptedRecords')
-        this.log.warn(`corrupted ${what} record dropped`, {
-          key: error.key,
-          detail: error.message,
-        })
-        this.storage.delete(relative)
-        start = `${relative}\u0000`
-        this.damagedIn.add(prefix)
-      }
-    }
-  }
-
-  private loadWatermarks(memberCount: number): Watermarks | undefined {
-    const records = this.readAll(WATERMARKS, 'watermark')
-    let newest: { gen: number; watermarks: Watermarks } | undefined
-    let unreadable = 0
-    for (const { key, value } of records) {
-      const gen = Number.parseInt(key.slice(WATERMARKS.length), 36)
-      if (!Number.isSafeInteger(gen)) continue
-      if (gen > this.watermarkGen) this.watermarkGen = gen
-      const parsed = parseWatermarks(value, memberCount)
-      if (parsed === undefined) {
-        unreadable++
-        continue
-      }
-      if (newest === undefined || gen > newest.gen) newest = { gen, watermarks: parsed }
-    }
-    if (records.length === 0 && !this.damagedIn.has(WATERMARKS)) {
-      // A log written before watermark generations: one record, no floor.
-      const legacy = this.readLegacyWatermarks(memberCount)
-      if (legacy !== undefined) return legacy
-      return undefined
-    }
-    if (newest === undefined) {
-      throw new PsyncError(
-        'LOG_CORRUPTED',
-        `the pruning watermarks of ${this.where} are unreadable (${records.length + (this.damagedIn.has(WATERMARKS) ? 1 : 0)} record(s)): the log lacks a prefix it cannot describe. Restore this member by state transfer from a live peer, or delete its storage and let it rejoin as new`,
-      )
-    }
-    if (unreadable > 0 || this.damagedIn.has(WATERMARKS)) {
-      this.counters.inc('logUnreadableRecords', unreadable)
-      this.log.warn('newest pruning watermarks unreadable; using the generation before', {
-        group: this.where,
-        generation: newest.gen,
-      })
-    }
-    return newest.watermarks
-  }
-
-  private readLegacyWatermarks(memberCount: number): Watermarks | undefined {
-    let raw: Uint8Array | undefined
-    try {
-      raw = this.storage.get(LEGACY_WATERMARKS)
-    } catch (error) {
-      if (!StorageCorruptedError.isInstance(error)) throw error
-      raw = new Uint8Array(0)
-    }
-    if (raw === undefined) return undefined
-    const parsed = parseWatermarks(raw, memberCount)
-    if (parsed === undefined) {
-      throw new PsyncError(
-        'LOG_CORRUPTED',
-        `the pruning watermark record of ${this.where} is unreadable: the log lacks a prefix it cannot describe. Restore this member by state transfer from a live peer, or delete its storage and let it rejoin as new`,
-      )
-    }
-    return parsed
-  }
-
-  private loadHighWater(): { value: number; found: boolean; damaged: boolean } {
-    let value = 0
-    let found = false
-    let damaged = this.damagedIn.has(HIGH_WATER)
-    for (const { key, value: raw } of this.readAll(HIGH_WATER, 'high-water')) {
-      const gen = Number.parseInt(key.slice(HIGH_WATER.length), 36)
-      if (Number.isSafeInteger(gen) && gen > this.highWaterGen) this.highWaterGen = gen
-      const seq = Number(decoder.decode(raw))
-      if (!Number.isSafeInteger(seq) || seq < 0) {
-        damaged = true
-        this.counters.inc('logUnreadableRecords')
-        continue
-      }
-      found = true
-      if (seq > value) value = seq
-    }
-    damaged ||= this.damagedIn.has(HIGH_WATER)
-    return { value, found, damaged }
-  }
-}
-
-/** The watermarks in `raw`, or `undefined` when it is not a well-formed record for `n` members. */
-function parseWatermarks(raw: Uint8Array, n: number): Watermarks | undefined {
-  let value: unknown
-  try {
-    value = JSON.parse(decoder.decode(raw))
-  } catch {
-    return undefined
-  }
-  if (typeof value !== 'object' || value === null) return undefined
-  const w = value as Record<string, unknown>
-  const counts = (a: unknown, min: number): a is number[] =>
-    Array.isArray(a) &&
-    a.length === n &&
-    a.every((x) => Number.isSafeInteger(x) && (x as number) >= min)
-  if (!counts(w.prunedSeq, 0) || !counts(w.prunedDepth, -1)) return undefined
-  if (!Array.isArray(w.prunedVc) || w.prunedVc.length !== n) return undefined
-  if (!w.prunedVc.every((v) => counts(v, 0))) return undefined
-  const prunedDepth = w.prunedDepth
-  // Legacy records have no floor: every pruned message had a depth below max(depth) + 1.
-  const floor =
-    w.floor === undefined ? Math.max(-1, ...prunedDepth) + 1 : (w.floor as number | undefined)
-  if (!Number.isSafeInteger(floor) || (floor as number) < 0) return undefined
-  return {
-    prunedSeq: w.prunedSeq,
-    prunedDepth,
-    prunedVc: w.prunedVc as number[][],
-    floor: floor as number,
-    // Legacy records: a floor set by checkpointing or retainWaves, unknown; assume declared
-    // (keeps more, never less).
-    declared: w.declared !== false,
   }
 }

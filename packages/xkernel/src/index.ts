@@ -115,6 +115,8 @@ export {
   type SessionEvents,
 } from './protocol.js'
 export {
+  type HeardFrom,
+  type HeardKind,
   type MessageId,
   messageId,
   PSYNC,

@@ -43,6 +43,39 @@ export interface PsyncMessage {
   readonly restored: boolean
 }
 
+/**
+ * What became of a frame heard from a member (`PsyncControl.onHeard`): `message` — a new
+ * message, accepted; `duplicate` — one already here (or already held or parked); `held` — a
+ * message waiting for a missing predecessor; `parked` — a message of a member on hold
+ * pending a decision; `refused` — a message dropped (void, masked out, absurd); `request`,
+ * `restart`, `leaves`, `ack` — Psync's own control frames; `malformed` — a datagram the
+ * transport authenticated but Psync could not decode.
+ */
+export type HeardKind =
+  | 'message'
+  | 'duplicate'
+  | 'held'
+  | 'parked'
+  | 'refused'
+  | 'request'
+  | 'restart'
+  | 'leaves'
+  | 'ack'
+  | 'malformed'
+
+/** Evidence of life: one frame heard from `member` (Failure Detection's input). */
+export interface HeardFrom {
+  /** Who sent the datagram (not necessarily the message's sender: retransmissions). */
+  readonly member: NodeId
+  readonly kind: HeardKind
+  /** For DATA frames, the message's id (its sender may be a third member). */
+  readonly message: MessageId | undefined
+  /** The highest seq of `member`'s own messages known here when it was heard. */
+  readonly lastSeq: number
+  /** The framework clock's time of the hearing. */
+  readonly at: number
+}
+
 export interface PsyncControl {
   readonly self: NodeId
   /**
@@ -103,7 +136,34 @@ export interface PsyncControl {
   members(): readonly NodeId[]
   /** Calls `handler` after every change of `members()` (mask, unmask, exclusion). */
   onMembersChanged(handler: (members: readonly NodeId[]) => void): () => void
-  /** Stops counting `member` for stability and wave completion, and drops its new messages. */
+  /**
+   * Calls `handler` for every frame heard from a member — new messages, duplicates, held and
+   * parked ones, control frames, even undecodable ones the transport authenticated: what
+   * Failure Detection takes as evidence of life. Runs synchronously on the receive path:
+   * keep it cheap. A frame from a non-member never reaches Psync.
+   */
+  onHeard(handler: (heard: HeardFrom) => void): () => void
+  /**
+   * Holds `member`'s later messages pending a decision (Membership deciding whether to
+   * exclude it): messages of `member` that arrive from now on are parked — neither inserted
+   * nor delivered, so they enter no wave — until `release(member)` (they are received after
+   * all, in seq order) or `exclude(member, cut)` (those up to the cut are received, the rest
+   * dropped). Messages of other members that depend on a parked one wait for it as for any
+   * missing predecessor. Returns the highest seq of `member` inserted or pruned here (a
+   * natural cut to propose). Parked messages are bounded by `maxHeld` (beyond it they are
+   * dropped, counted `droppedParkedOverflow`, and come again by repair after the release).
+   * Throws `INVALID_ARGUMENT` for this member itself, `NOT_A_MEMBER` for a name outside the
+   * list; a no-op (returning the same seq) for a member already on hold or excluded.
+   */
+  hold(member: NodeId): number
+  /** Ends `hold(member)` (no-op when it is not on hold). */
+  release(member: NodeId): void
+  /** `member` is on hold. */
+  onHold(member: NodeId): boolean
+  /**
+   * Stops counting `member` for stability and wave completion, and drops its new messages
+   * (and those parked by `hold`; the hold ends).
+   */
   maskOut(member: NodeId): void
   /**
    * Undoes `maskOut`. Throws `INVALID_ARGUMENT` for a member excluded with a cut: it rejoins
@@ -117,7 +177,8 @@ export interface PsyncControl {
    * (Membership), at the same logical point everywhere. The exclusion is not stored by Psync:
    * the protocol that decided it re-applies it after a restart — while the log is replayed, on
    * delivering the message that decided it (the same logical point), or before the
-   * conversation starts. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
+   * conversation starts. Ends a `hold` on `member`: its parked messages up to the cut are
+   * received, the rest dropped. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
    * above the cut is already part of a completed wave here: the decision contradicts what this
    * member has delivered in order.
    */

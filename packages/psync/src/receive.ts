@@ -1,0 +1,218 @@
+/**
+ * The receive path: decode a frame, note who was heard, and act on it — a DATA frame is
+ * dropped (duplicate, void, masked, absurd), parked (its sender is on hold pending a
+ * decision), held (a predecessor is missing; ask for it) or accepted; REQUEST, RESTART,
+ * LEAVES and ACK frames go to repair, the restart handshake and the resender.
+ *
+ * Network input never throws: whatever is wrong with a frame is counted and dropped.
+ * Invariants: a message is inserted only once all its deps are; a duplicate of a held
+ * message prompts a request to whoever re-sent it (it has the predecessors); a frame from a
+ * member is evidence of life for that member, whatever else happens to it.
+ */
+import {
+  DecodeError,
+  type HeardFrom,
+  type HeardKind,
+  Listeners,
+  MessageBuffer,
+  type NodeId,
+} from '@consul/xkernel'
+import {
+  type DataFrame,
+  decodeFrame,
+  encodeAck,
+  encodeDataWithPayload,
+  KIND_ACK,
+  KIND_DATA,
+  KIND_LEAVES,
+  KIND_REQUEST,
+  KIND_RESTART,
+} from './codec.js'
+import type { Conversation } from './conversation.js'
+import { PsyncError } from './errors.js'
+import type { ParkedMessages } from './parked.js'
+import type { Repair } from './repair.js'
+import type { OwnResender } from './resend.js'
+import type { RestartHandshake } from './restart.js'
+
+/** A sequence number this far beyond what a member has sent is refused as absurd. */
+export const MAX_SEQ_JUMP = 1_000_000
+
+export class Receiver {
+  /** When each member was last heard from (any frame). */
+  private readonly heardAt: number[]
+  readonly heardHandlers = new Listeners<[HeardFrom]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onHeard takes a function'),
+  )
+
+  constructor(
+    private readonly c: Conversation,
+    private readonly repair: Repair,
+    private readonly resender: OwnResender,
+    private readonly restart: RestartHandshake,
+    private readonly parked: ParkedMessages,
+  ) {
+    this.heardAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
+  }
+
+  receive(from: NodeId, msg: MessageBuffer): void {
+    const c = this.c
+    if (c.closed) return
+    const fromIndex = c.members.indexOf(from)
+    if (fromIndex === undefined) return
+    let frame: ReturnType<typeof decodeFrame>
+    try {
+      frame = decodeFrame(msg, c.members.size)
+    } catch (error) {
+      if (!DecodeError.isInstance(error)) throw error
+      c.counters.inc('droppedMalformed')
+      c.ctx.log.debug('malformed psync frame', { from, error: error.message })
+      // Authenticated by the transport: still evidence that the member is alive.
+      this.heard(fromIndex, 'malformed')
+      return
+    }
+    switch (frame.kind) {
+      case KIND_DATA: {
+        c.counters.inc('received')
+        this.heard(fromIndex, undefined)
+        const kind = this.onData(frame, fromIndex)
+        this.emitHeard(fromIndex, kind, frame)
+        return
+      }
+      case KIND_REQUEST:
+        this.heard(fromIndex, 'request')
+        this.repair.answer(frame.refs, frame.have, fromIndex)
+        return
+      case KIND_RESTART:
+        this.heard(fromIndex, 'restart')
+        this.restart.answer(fromIndex)
+        return
+      case KIND_LEAVES:
+        this.heard(fromIndex, 'leaves')
+        this.restart.onLeaves(frame.refs, frame.have, fromIndex)
+        return
+      case KIND_ACK: {
+        this.heard(fromIndex, 'ack')
+        const seq = frame.have[c.members.self]!
+        // A peer cannot hold an own message that never went on the wire: a lie or a bug, and
+        // believing it would stop re-sends to that peer for good.
+        if (seq > c.own.transmittedSeq) {
+          c.counters.inc('droppedAbsurdAck')
+          return
+        }
+        c.acknowledged(fromIndex, seq)
+        return
+      }
+    }
+  }
+
+  /**
+   * Any frame from `q` is evidence that the link works. After a silence (a partition, a
+   * pause) every backoff toward it restarts: repair converges in round trips, not in
+   * minutes of backoff that grew while nobody could answer.
+   */
+  private heard(q: number, kind: HeardKind | undefined): void {
+    const now = this.c.ctx.clock.now()
+    const silent = now - this.heardAt[q]! > this.c.options.retransmitTimeoutMs
+    this.heardAt[q] = now
+    if (silent) {
+      this.repair.peerHeard(q)
+      this.resender.peerHeard(q)
+    }
+    if (kind !== undefined) this.emitHeard(q, kind, undefined)
+  }
+
+  /** `onHeard`: one record per frame from a member, built only when someone listens. */
+  private emitHeard(q: number, kind: HeardKind, frame: DataFrame | undefined): void {
+    if (this.heardHandlers.size === 0) return
+    const c = this.c
+    this.heardHandlers.emit({
+      member: c.members.name(q),
+      kind,
+      message: frame === undefined ? undefined : c.members.idOf(frame.sender, frame.seq),
+      lastSeq: c.knownSeq(q),
+      at: this.heardAt[q]!,
+    })
+  }
+
+  /** A sequence number of member `p` so far beyond anything known of it that it is absurd. */
+  absurd(p: number, seq: number): boolean {
+    const c = this.c
+    return seq > Math.max(c.knownSeq(p), p === c.members.self ? c.own.mySeq : 0) + MAX_SEQ_JUMP
+  }
+
+  private refused(frame: DataFrame): string | undefined {
+    const { members } = this.c
+    const { sender, seq } = frame
+    if (members.isVoid(sender, seq)) return 'droppedExcluded'
+    if (members.isMasked(sender)) return 'droppedMasked'
+    if (this.absurd(sender, seq)) return 'droppedAbsurdSeq'
+    for (const dep of frame.deps) {
+      if (this.absurd(dep.member, dep.seq)) return 'droppedAbsurdSeq'
+      // It builds on a message the group discarded: it can never be inserted the same way
+      // everywhere.
+      if (members.isVoid(dep.member, dep.seq)) return 'droppedVoidDep'
+    }
+    return undefined
+  }
+
+  /** Handles one DATA frame; returns what became of it (for `onHeard`). */
+  onData(frame: DataFrame, from: number): HeardKind {
+    const c = this.c
+    const { sender, seq } = frame
+    if (c.graph.has(sender, seq)) {
+      c.counters.inc('duplicates')
+      // The sender re-sent its own message because we never spoke after it: tell it we have
+      // it, or an idle group would re-send forever.
+      if (sender === from) {
+        c.counters.inc('acksSent')
+        c.net.send(c.members.name(from), MessageBuffer.fromPayload(encodeAck(c.have())))
+      }
+      return 'duplicate'
+    }
+    const waiting = c.held.get(sender, seq)
+    if (waiting !== undefined) {
+      c.counters.inc('duplicates')
+      // Whoever sent it again has its predecessors: ask it for them now, whatever the backoff.
+      this.repair.prompt(c.graph.missing(waiting.deps), from)
+      return 'duplicate'
+    }
+    const reason = this.refused(frame)
+    if (reason !== undefined) {
+      c.counters.inc(reason)
+      return 'refused'
+    }
+    if (this.parked.isOnHold(sender)) {
+      if (this.parked.has(sender, seq)) {
+        c.counters.inc('duplicates')
+        return 'duplicate'
+      }
+      // The payload is a view into the datagram; keep a copy while it waits.
+      if (this.parked.park({ ...frame, payload: frame.payload.slice() })) {
+        c.counters.inc('parked')
+      } else {
+        c.counters.inc('droppedParkedOverflow')
+      }
+      return 'parked'
+    }
+    const missing = c.graph.missing(frame.deps)
+    if (missing.length === 0) {
+      // The payload is a view into the datagram: one copy, as the frame the log keeps.
+      const kept = encodeDataWithPayload(frame.sender, frame.seq, frame.deps, frame.payload)
+      c.accept({ ...frame, payload: kept.payload, frame: kept.frame }, false)
+      return 'message'
+    }
+    // The payload is a view into the datagram; keep a copy while it waits.
+    if (!c.held.add({ ...frame, payload: frame.payload.slice() }, missing, c.ctx.clock.now())) {
+      c.counters.inc('droppedHeldOverflow')
+      c.ctx.log.debug('held-message bound reached; message dropped, it will be asked for again', {
+        id: c.members.idOf(sender, seq),
+      })
+      return 'held'
+    }
+    c.counters.inc('held')
+    c.wants.want(missing, from === c.members.self ? sender : from, c.ctx.clock.now())
+    this.repair.arm()
+    return 'held'
+  }
+}

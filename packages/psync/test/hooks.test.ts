@@ -1,0 +1,142 @@
+/**
+ * The hooks Failure Detection and Membership stand on: `onHeard` (evidence of life) and
+ * `hold` / `release` (a member's messages parked pending a decision).
+ */
+import { dist, Simulation } from '@consul/sim'
+import {
+  groupTag,
+  type HeardFrom,
+  MessageBuffer,
+  PSYNC,
+  type PsyncMessage,
+  stack,
+} from '@consul/xkernel'
+import { describe, expect, it } from 'vitest'
+import { encodeData } from '../src/codec.js'
+import { psync } from '../src/index.js'
+
+const text = (s: string) => new TextEncoder().encode(s)
+
+async function cluster() {
+  const sim = new Simulation({
+    seed: 7,
+    nodes: 3,
+    stack: stack().use(psync({ logEveryMs: 1 })),
+    network: { delay: dist.constant(1) },
+  })
+  await sim.start()
+  await sim.openAll({ port: 'g' })
+  const conv = (node: string) => sim.host(node).group('g')!.get(PSYNC)
+  const delivered = new Map<string, string[]>()
+  const waves = new Map<string, string[][]>()
+  for (const node of sim.nodes) {
+    const list: string[] = []
+    const w: string[][] = []
+    delivered.set(node, list)
+    waves.set(node, w)
+    conv(node).onDeliver((m: PsyncMessage) => list.push(m.id))
+    conv(node).onWave((_, ms) => w.push(ms.map((m) => m.id)))
+  }
+  return { sim, conv, delivered, waves }
+}
+
+function inject(sim: Simulation, from: string, to: string, frame: Uint8Array) {
+  sim.network
+    .endpoint(from)
+    .send(to, MessageBuffer.fromPayload(frame).pushU32(groupTag('g', sim.nodes)).view())
+}
+
+describe('onHeard', () => {
+  it('reports every frame heard from a member: new messages, duplicates, held ones, control frames, undecodable ones', async () => {
+    const { sim, conv } = await cluster()
+    const heard: HeardFrom[] = []
+    conv('n1').onHeard((h) => heard.push(h))
+    sim.at(5, () => void conv('n2').send(text('a')))
+    await sim.run({ until: 30 })
+    const first = heard.find((h) => h.kind === 'message')!
+    expect(first).toMatchObject({ member: 'n2', message: 'n2:1', lastSeq: 1 })
+    expect(first.at).toBeGreaterThanOrEqual(5)
+    // A copy of what n1 has; a message whose predecessor n1 lacks; garbage.
+    sim.at(40, () => inject(sim, 'n3', 'n1', encodeData(1, 1, [], text('a'))))
+    sim.at(41, () => inject(sim, 'n3', 'n1', encodeData(2, 9, [{ member: 2, seq: 8 }], text('z'))))
+    sim.at(42, () => inject(sim, 'n3', 'n1', new Uint8Array([0xff, 0xff, 0xff])))
+    // n1 speaks; n2 stays silent, so n1 re-sends, and n2 answers with a bare ACK.
+    sim.at(50, () => void conv('n1').send(text('b')))
+    await sim.run({ until: 600 })
+    const fromN3 = heard.filter((h) => h.member === 'n3' && h.at >= 40 && h.at < 45)
+    expect(fromN3.map((h) => h.kind)).toEqual(['duplicate', 'held', 'malformed'])
+    expect(fromN3[0]!.message).toBe('n2:1')
+    expect(fromN3[1]!.message).toBe('n3:9')
+    expect(heard.some((h) => h.member === 'n2' && h.kind === 'ack')).toBe(true)
+  })
+})
+
+describe('hold and release', () => {
+  it("parks a member's messages out of every wave until released, then receives them in order", async () => {
+    const { sim, conv, delivered, waves } = await cluster()
+    let heldAt = -1
+    sim.at(1, () => {
+      heldAt = conv('n1').hold('n3')
+    })
+    sim.at(5, () => void conv('n3').send(text('x')))
+    sim.at(6, () => void conv('n3').send(text('y')))
+    await sim.run({ until: 50 })
+    expect(heldAt).toBe(0)
+    expect(conv('n1').onHold('n3')).toBe(true)
+    expect(delivered.get('n1')).not.toContain('n3:1')
+    expect(waves.get('n1')!.flat()).not.toContain('n3:1')
+    expect(sim.host('n1').stats().psync!.parkedNow).toBe(2)
+    // n2 delivered them and answered: its message depends on n3's, so n1 holds it too.
+    expect(delivered.get('n2')).toContain('n3:2')
+    sim.at(60, () => conv('n1').release('n3'))
+    await sim.run({ until: 120 })
+    expect(conv('n1').onHold('n3')).toBe(false)
+    expect(delivered.get('n1')!.filter((id) => id.startsWith('n3'))).toEqual(['n3:1', 'n3:2'])
+    expect(waves.get('n1')).toEqual(waves.get('n2')!.slice(0, waves.get('n1')!.length))
+    expect(sim.host('n1').stats().psync!.parkedNow).toBe(0)
+  })
+
+  it('an exclusion decides a hold: parked messages up to the cut count, the rest are void', async () => {
+    const { sim, conv, delivered, waves } = await cluster()
+    sim.at(1, () => {
+      conv('n1').hold('n3')
+      conv('n2').hold('n3')
+    })
+    for (const [t, s] of [
+      [5, 'a'],
+      [6, 'b'],
+      [7, 'c'],
+    ] as const)
+      sim.at(t, () => void conv('n3').send(text(s)))
+    await sim.run({ until: 40 })
+    sim.at(41, () => {
+      conv('n1').exclude('n3', 1)
+      conv('n2').exclude('n3', 1)
+    })
+    sim.at(45, () => void conv('n1').send(text('after')))
+    await sim.run({ until: 150 })
+    for (const n of ['n1', 'n2']) {
+      const own3 = delivered.get(n)!.filter((id) => id.startsWith('n3'))
+      expect(own3).toEqual(['n3:1'])
+      expect(conv(n).onHold('n3')).toBe(false)
+    }
+    expect(waves.get('n1')).toEqual(waves.get('n2'))
+    // n3:2 and n3:3 were parked and are void (n3 may have sent more since: void too).
+    expect(sim.host('n1').stats().psync!.droppedExcluded).toBeGreaterThanOrEqual(2)
+  })
+
+  it('masking out drops what was parked; bad arguments throw', async () => {
+    const { sim, conv } = await cluster()
+    sim.at(1, () => void conv('n1').hold('n3'))
+    sim.at(5, () => void conv('n3').send(text('x')))
+    await sim.run({ until: 20 })
+    conv('n1').maskOut('n3')
+    expect(conv('n1').onHold('n3')).toBe(false)
+    expect(sim.host('n1').stats().psync!.parkedNow).toBe(0)
+    expect(() => conv('n1').hold('n1')).toThrow(/cannot hold its own messages/)
+    expect(() => conv('n1').hold('nobody')).toThrow(/nobody is not a member/)
+    expect(() => conv('n1').release('nobody')).toThrow(/not a member/)
+    // Releasing a member not on hold is a no-op.
+    conv('n1').release('n2')
+  })
+})
