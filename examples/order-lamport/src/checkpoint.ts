@@ -5,7 +5,7 @@
  * skipped by key. The clock is kept too: with a pruned log the replay alone could leave it
  * below stamps this member already sent, and its next stamps must stay above them.
  */
-import { LamportOrderError } from './errors.js'
+import { OrderError } from '@consul/xkernel/order'
 import type { CommandKey } from './stamp.js'
 
 const FORMAT = 'order-lamport'
@@ -37,17 +37,17 @@ const isCount = (value: unknown): value is number =>
 
 export function decodeCheckpoint(bytes: Uint8Array): LamportCheckpoint {
   if (!(bytes instanceof Uint8Array))
-    throw new LamportOrderError('BAD_CHECKPOINT', 'restore() takes the checkpoint bytes')
+    throw new OrderError('BAD_CHECKPOINT', 'restore() takes the checkpoint bytes')
   let state: Record<string, unknown>
   try {
     state = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as typeof state
   } catch {
-    throw new LamportOrderError('BAD_CHECKPOINT', 'not an order-lamport checkpoint')
+    throw new OrderError('BAD_CHECKPOINT', 'not an order-lamport checkpoint')
   }
   if (typeof state !== 'object' || state === null || state.format !== FORMAT)
-    throw new LamportOrderError('BAD_CHECKPOINT', 'not an order-lamport checkpoint')
+    throw new OrderError('BAD_CHECKPOINT', 'not an order-lamport checkpoint')
   if (state.v !== VERSION)
-    throw new LamportOrderError(
+    throw new OrderError(
       'BAD_CHECKPOINT',
       `order-lamport checkpoint version ${String(state.v)} is not supported (expected ${VERSION}); upgrade consul-order-lamport`,
     )
@@ -60,7 +60,7 @@ export function decodeCheckpoint(bytes: Uint8Array): LamportCheckpoint {
       typeof (last as CommandKey).sender === 'string' &&
       isCount((last as CommandKey).index))
   if (!lastOk || !isCount(delivered) || !isCount(wave) || !isCount(clock))
-    throw new LamportOrderError('BAD_CHECKPOINT', 'order-lamport checkpoint is corrupted')
+    throw new OrderError('BAD_CHECKPOINT', 'order-lamport checkpoint is corrupted')
   const key = last as CommandKey | null
   return {
     last:

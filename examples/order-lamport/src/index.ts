@@ -25,7 +25,9 @@ import { defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
 import { type LamportOrderOptions, resolveOptions } from './options.js'
 import { LamportOrderSession } from './session.js'
 
-export { LamportOrderError, type LamportOrderErrorCode } from './errors.js'
+// The Orders' one error class, from `@consul/xkernel/order` (as order-total and
+// order-semantic export it): an Order of your own can throw it too.
+export { OrderError, type OrderErrorCode } from '@consul/xkernel/order'
 export type { LamportOrderOptions } from './options.js'
 
 /** The Lamport-clock Order protocol: requires `psync`, provides `order` (specification v1). */

@@ -1,5 +1,9 @@
-import { numberOption, type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel/order'
-import { LamportOrderError } from './errors.js'
+import {
+  numberOption,
+  OrderError,
+  type ResolvedOrderOptions,
+  resolveOrderOptions,
+} from '@consul/xkernel/order'
 
 export interface LamportOrderOptions {
   /**
@@ -27,7 +31,7 @@ export interface ResolvedOptions extends ResolvedOrderOptions {
 
 export function resolveOptions(options: LamportOrderOptions = {}): ResolvedOptions {
   const error = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) =>
-    new LamportOrderError(code, message)
+    new OrderError(code, message)
   const label = 'lamportOrder option'
   const common = resolveOrderOptions(options, error, label)
   return {

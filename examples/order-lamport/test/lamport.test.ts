@@ -1,10 +1,10 @@
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { DecodeError, ORDER, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
-import { encodeCommandBatch } from '@consul/xkernel/order'
+import { encodeCommandBatch, OrderError as SharedOrderError } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
 import { decodeStampedBatch, encodeStampedBatch } from '../src/framing.js'
-import { LamportOrderError, type LamportOrderOptions, lamportOrder } from '../src/index.js'
+import { type LamportOrderOptions, lamportOrder, OrderError } from '../src/index.js'
 import { LamportClock } from '../src/lamport-clock.js'
 import { StabilityTracker } from '../src/stability.js'
 import { compareCommandKeys, compareStamps } from '../src/stamp.js'
@@ -194,12 +194,23 @@ describe('lamportOrder in a group', () => {
       last: { sender: 'n1', index: 0 },
       delivered: 1,
     })
-    expect(() => order('n2').restore(checkpoint)).toThrow(LamportOrderError)
+    expect(() => order('n2').restore(checkpoint)).toThrow(OrderError)
     expect(() => order('n2').restore(text('{}'))).toThrow(/not an order-lamport checkpoint/)
   })
 
+  it("throws the Orders' one OrderError, the class @consul/xkernel/order exports", () => {
+    expect(OrderError).toBe(SharedOrderError)
+    try {
+      lamportOrder({ ackDelayMs: -1 })
+      expect.unreachable()
+    } catch (error) {
+      expect(OrderError.isInstance(error)).toBe(true)
+      expect(error).toMatchObject({ name: 'OrderError', code: 'INVALID_ARGUMENT' })
+    }
+  })
+
   it('validates its options and its input at the API edge', async () => {
-    expect(() => lamportOrder({ maxBatch: 0 })).toThrow(LamportOrderError)
+    expect(() => lamportOrder({ maxBatch: 0 })).toThrow(OrderError)
     const { order } = await cluster({ maxBatchBytes: 4 })
     await expect(order('n1').submit(text('too long'))).rejects.toThrow(/maxBatchBytes/)
     await expect(order('n1').submit('x' as unknown as Uint8Array)).rejects.toThrow(/Uint8Array/)

@@ -27,7 +27,9 @@ import { defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
 import { resolveOptions, type SemanticOrderOptions } from './options.js'
 import { SemanticOrderSession } from './session.js'
 
-export { OrderError, type OrderErrorCode } from './errors.js'
+// The one `OrderError` of the Orders (`@consul/xkernel/order`): the same class object as
+// `@consul/order-total`'s, so `OrderError.isInstance(e)` or `instanceof` works for either.
+export { OrderError, type OrderErrorCode } from '@consul/xkernel/order'
 export type { ClassOf, SemanticOrderOptions } from './options.js'
 
 /** The semantic-dependent Order: provides `order` (semantics `'semantic'`), requires `psync`. */

@@ -1,5 +1,4 @@
-import { type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel/order'
-import { OrderError } from './errors.js'
+import { OrderError, type ResolvedOrderOptions, resolveOrderOptions } from '@consul/xkernel/order'
 
 /**
  * The application's commutativity classes: a class rank (a non-negative integer) for each

@@ -42,13 +42,13 @@ import {
   commandId,
   decodeCommandBatch,
   encodeCommandBatch,
+  OrderError,
   orderedCommand,
   type QueuedCommand,
   recordOrderDelivery,
   stopAtWaveGap,
   waveGapMessage,
 } from '@consul/xkernel/order'
-import { OrderError } from './errors.js'
 import { classRank, type ResolvedOptions } from './options.js'
 import { type NextCommand, type WaveCommand, WaveQueue } from './wave-queue.js'
 

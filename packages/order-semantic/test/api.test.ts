@@ -2,7 +2,7 @@
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { ORDER, ORDER_CHANNEL, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
-import { encodeCommandBatch } from '@consul/xkernel/order'
+import { encodeCommandBatch, OrderError as SharedOrderError } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
 import { OrderError, type SemanticOrderOptions, semanticOrder } from '../src/index.js'
 
@@ -66,6 +66,13 @@ describe('options', () => {
     }
     expect(() => semanticOrder({} as SemanticOrderOptions)).toThrow(/classOf must be a function/)
     expect(() => semanticOrder({ classOf, ackDelayMs: 0, maxBatch: 1 })).not.toThrow()
+  })
+
+  it("throws the Orders' one OrderError (the class of @consul/xkernel/order)", () => {
+    expect(OrderError).toBe(SharedOrderError)
+    expect(() => semanticOrder({} as SemanticOrderOptions)).toThrow(
+      expect.objectContaining({ name: 'OrderError', code: 'INVALID_ARGUMENT' }),
+    )
   })
 })
 

@@ -21,7 +21,9 @@ import { defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
 import { resolveOptions, type TotalOrderOptions } from './options.js'
 import { TotalOrderSession } from './session.js'
 
-export { OrderError, type OrderErrorCode } from './errors.js'
+// The one `OrderError` of the Orders (`@consul/xkernel/order`): the same class object as
+// `@consul/order-semantic`'s, so `OrderError.isInstance(e)` or `instanceof` works for either.
+export { OrderError, type OrderErrorCode } from '@consul/xkernel/order'
 export type { TotalOrderOptions } from './options.js'
 
 export function totalOrder(options: TotalOrderOptions = {}) {

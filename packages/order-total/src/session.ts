@@ -32,12 +32,12 @@ import {
   CommandBatcher,
   decodeCommandBatch,
   encodeCommandBatch,
+  OrderError,
   orderedCommand,
   recordOrderTrace,
   stopAtWaveGap,
   WaveSequence,
 } from '@consul/xkernel/order'
-import { OrderError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 
 const CHECKPOINT_VERSION = 1

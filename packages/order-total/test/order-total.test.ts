@@ -1,8 +1,9 @@
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { ORDER, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
+import { OrderError as SharedOrderError } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
-import { type TotalOrderOptions, totalOrder } from '../src/index.js'
+import { OrderError, type TotalOrderOptions, totalOrder } from '../src/index.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
 const str = (c: OrderedCommand) => new TextDecoder().decode(c.command)
@@ -90,6 +91,17 @@ describe('order-total', () => {
     expect(() => totalOrder({ maxBatch: 0 })).toThrow(
       expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
     )
+  })
+
+  it("throws the Orders' one OrderError (the class of @consul/xkernel/order)", async () => {
+    expect(OrderError).toBe(SharedOrderError)
+    const { order } = await cluster()
+    const refused = await order('n1')
+      .submit('x' as unknown as Uint8Array)
+      .catch((error: unknown) => error)
+    expect(OrderError.isInstance(refused)).toBe(true)
+    expect(refused).toBeInstanceOf(OrderError)
+    expect(refused).toMatchObject({ name: 'OrderError' })
   })
 
   it('a checkpoint cannot be taken from inside a delivery', async () => {

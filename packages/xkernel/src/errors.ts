@@ -9,12 +9,16 @@
  * copy — storage adapters and decoders are shared across packages.
  */
 
-/** Marks `error` as one of `kind`'s, visible to every copy of the package. */
-function mark(error: Error, kind: string): void {
+/**
+ * Marks `error` as one of `kind`'s, visible to every copy of the package. (Shared with the
+ * error classes of the `./order` entry; not exported from the package.)
+ */
+export function mark(error: Error, kind: string): void {
   Object.defineProperty(error, Symbol.for(`@consul/xkernel/${kind}`), { value: true })
 }
 
-function isMarked(value: unknown, kind: string): boolean {
+/** `value` carries `kind`'s marker (see `mark`). */
+export function isMarked(value: unknown, kind: string): boolean {
   return (
     typeof value === 'object' &&
     value !== null &&

@@ -38,8 +38,8 @@
  * ## What an Order gives
  *
  * - `submit(command, { level })`: multicasts a command and resolves with its `OrderedCommand`
- *   (rejects with an `OrderError`-like error if the Order closes or stops first). Two levels,
- *   as Spread's AGREED and SAFE services:
+ *   (rejects with an error carrying a `code` — the shipped Orders' `OrderError` — if the
+ *   Order closes or stops first). Two levels, as Spread's AGREED and SAFE services:
  *   - `'agreed'`: resolves once the command is delivered here in order. Delivery is agreed but
  *     **not uniform**: a member about to be excluded (cut off by a partition) may deliver its
  *     own last commands — sent just before the cut, so nobody else has them — and the agreed
@@ -68,7 +68,8 @@
  * on delivery, or on delivery and stability), `Acknowledger` (the empty-acknowledgement rule
  * that lets waves complete when a member has nothing to send), `WaveSequence` (the
  * never-skip-a-wave rule), `resolveOrderOptions` (`ackDelayMs`, `maxBatch`, `maxBatchBytes`),
- * `encodeCommandBatch` / `decodeCommandBatch` for the framing; all three shipped Orders do. This file holds only the specification, which other protocols and
+ * `encodeCommandBatch` / `decodeCommandBatch` for the framing and `OrderError`; all three
+ * shipped Orders do. This file holds only the specification, which other protocols and
  * applications see too.
  *
  * ## Guarantees every v1 Order keeps (checked by `@consul/testkit/order`)

@@ -14,6 +14,7 @@
  * - `resolveOrderOptions`, `numberOption`: defaults and checks of the shared options.
  * - `encodeCommandBatch`, `decodeCommandBatch`, `commandId`: the common framing.
  * - `orderedCommand`, `recordOrderDelivery`, `recordOrderTrace`: what a delivery records.
+ * - `OrderError`: the one error class the Orders throw.
  *
  * @example
  * ```ts
@@ -24,7 +25,7 @@
  *   type PsyncMessage,
  *   type SessionContext,
  * } from '@consul/xkernel'
- * import { Acknowledger, CommandBatcher, encodeCommandBatch } from '@consul/xkernel/order'
+ * import { Acknowledger, CommandBatcher, encodeCommandBatch, OrderError } from '@consul/xkernel/order'
  *
  * function open(ctx: SessionContext<{ psync: PsyncControl }>) {
  *   const psync = ctx.get(PSYNC)
@@ -36,7 +37,7 @@
  *   const batcher = new CommandBatcher(ctx, {
  *     maxBatch: 256,
  *     maxBatchBytes: 64 * 1024,
- *     error: (code, message) => new MyOrderError(code, message),
+ *     error: (code, message) => new OrderError(code, message),
  *     send: (batch) => send(encodeCommandBatch(batch.map((c) => c.command))),
  *   })
  *   const acks = new Acknowledger(ctx, {
@@ -63,7 +64,7 @@ export {
   type QueuedCommand,
 } from './order/batcher.js'
 export { orderedCommand, recordOrderDelivery, recordOrderTrace } from './order/delivery.js'
-export type { OrderErrorFactory } from './order/errors.js'
+export { OrderError, type OrderErrorCode, type OrderErrorFactory } from './order/errors.js'
 export { commandId, decodeCommandBatch, encodeCommandBatch } from './order/framing.js'
 export {
   type NumberOptionSpec,

@@ -5,10 +5,14 @@
  */
 import { describe, expect, it } from 'vitest'
 import * as source from '../src/index.js'
+import * as sourceOrder from '../src/order.js'
 
 // A computed specifier: the built copy is loaded at run time (the test runs after the build),
 // and type-checking does not need it.
 const built = (await import(new URL('../dist/index.js', import.meta.url).href)) as typeof source
+const builtOrder = (await import(
+  new URL('../dist/order.js', import.meta.url).href
+)) as typeof sourceOrder
 
 describe('error classes across two copies of @consul/xkernel', () => {
   it('isInstance recognises an error made by the other copy; instanceof does not', () => {
@@ -20,6 +24,19 @@ describe('error classes across two copies of @consul/xkernel', () => {
     expect(source.XKernelError.isInstance(new built.XKernelError('INVALID_ARGUMENT', 'x'))).toBe(
       true,
     )
+  })
+
+  it('OrderError (the ./order entry) is recognised across copies too, and only it', () => {
+    const gap = new builtOrder.OrderError('WAVE_GAP', 'x')
+    expect(gap instanceof sourceOrder.OrderError).toBe(false)
+    expect(sourceOrder.OrderError.isInstance(gap)).toBe(true)
+    expect(gap).toMatchObject({ name: 'OrderError', code: 'WAVE_GAP' })
+    expect(
+      sourceOrder.OrderError.isInstance(new source.XKernelError('INVALID_ARGUMENT', 'x')),
+    ).toBe(false)
+    expect(source.XKernelError.isInstance(new sourceOrder.OrderError('CLOSED', 'x'))).toBe(false)
+    const cause = new Error('classOf threw')
+    expect(new sourceOrder.OrderError('BAD_CLASS', 'x', { cause }).cause).toBe(cause)
   })
 
   it('isInstance rejects other errors and non-errors', () => {

@@ -40,6 +40,7 @@ import {
   CommandBatcher,
   decodeCommandBatch,
   encodeCommandBatch,
+  OrderError,
   orderedCommand,
   stopAtWaveGap,
   WaveSequence,
@@ -115,16 +116,6 @@ export function kindOf(fault: BrokenOrderFault): 'calm' | 'membership' | 'gap' {
   return 'calm'
 }
 
-class ReferenceOrderError extends Error {
-  override readonly name = 'ReferenceOrderError'
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 /** The node a one-replica fault hits. */
 const VICTIM = 'n2'
 
@@ -154,7 +145,7 @@ class ReferenceSession {
     this.batcher = new CommandBatcher(ctx, {
       maxBatch: 256,
       maxBatchBytes: 64 * 1024,
-      error: (code, message) => new ReferenceOrderError(code, message),
+      error: (code, message) => new OrderError(code, message),
       send: (batch) => {
         const message = this.send(encodeCommandBatch(batch.map((c) => c.command)))
         this.lastSent = { message, commands: batch.map((c) => c.command) }
@@ -240,10 +231,7 @@ class ReferenceSession {
       this.waves = new WaveSequence(wave + 1)
     } else if (verdict === 'gap') {
       this.stopped = true
-      const error = new ReferenceOrderError(
-        'WAVE_GAP',
-        this.waves.gapMessage(this.ctx.group.port, wave),
-      )
+      const error = new OrderError('WAVE_GAP', this.waves.gapMessage(this.ctx.group.port, wave))
       stopAtWaveGap(this.ctx, { batcher: this.batcher, acks: this.acks }, error, {
         expected: this.waves.next,
         reported: wave,

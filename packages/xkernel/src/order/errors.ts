@@ -1,4 +1,50 @@
-/** How the building blocks build an Order's errors: each Order passes a factory for its own. */
+/**
+ * The one error class of the Orders: `@consul/order-total`, `@consul/order-semantic` and the
+ * Lamport example throw `OrderError` at their API edge (each re-exports it), so an
+ * application tells an Order's refusal from anything else the same way whichever Order it
+ * runs. Like the framework's other errors it carries a `Symbol.for` marker and a static
+ * `isInstance()`, which works where `instanceof` does not: two copies of `@consul/xkernel` in
+ * one install.
+ */
+import { isMarked, mark } from '../errors.js'
 
-/** Builds the Order's own error class for the codes the building blocks report. */
+/** The codes an Order rejects or throws with; each Order documents the ones it uses. */
+export type OrderErrorCode =
+  /** A bad option, command, checkpoint argument or handler. */
+  | 'INVALID_ARGUMENT'
+  /** The group closed before the command was delivered, or `submit` after close. */
+  | 'CLOSED'
+  /** `checkpoint()` while a wave is half delivered. */
+  | 'NOT_AT_WAVE_BOUNDARY'
+  /** `restore()` of bytes that are not this Order's checkpoint. */
+  | 'BAD_CHECKPOINT'
+  /** `restore()` after the first delivery (the Lamport example). */
+  | 'RESTORE_TOO_LATE'
+  /** `classOf` threw or returned something that is not a class rank (order-semantic). */
+  | 'BAD_CLASS'
+  /** Psync reported a wave above the expected one: the Order stopped (see the spec). */
+  | 'WAVE_GAP'
+
+export class OrderError extends Error {
+  override readonly name = 'OrderError'
+  constructor(
+    readonly code: OrderErrorCode,
+    message: string,
+    options?: { readonly cause?: unknown },
+  ) {
+    super(message, options)
+    mark(this, 'OrderError')
+  }
+
+  /** `value` is an `OrderError` from any copy of `@consul/xkernel`. */
+  static isInstance(value: unknown): value is OrderError {
+    return isMarked(value, 'OrderError')
+  }
+}
+
+/**
+ * Builds the Order's error for the codes the building blocks report (`CommandBatcher`,
+ * `resolveOrderOptions`, `numberOption`): usually `(code, message) => new OrderError(code,
+ * message)`; an Order with an error class of its own passes that instead.
+ */
 export type OrderErrorFactory = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) => Error
