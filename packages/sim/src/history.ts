@@ -3,9 +3,11 @@
  * acknowledged, the views it installed (from the `trace.*` events protocols raise), and the
  * simulator's own lifecycle records (crash, restart, pause). Invariant checkers read this.
  */
-import type { NodeId } from '@consul/xkernel'
+import type { NodeId, TraceRecords } from '@consul/xkernel'
 
+/** The simulator's own kinds and every kind a package declared in `TraceRecords`. */
 export type RecordKind =
+  | keyof TraceRecords
   | 'sent'
   | 'delivered'
   | 'acknowledged'
@@ -41,6 +43,16 @@ export interface HistoryRecord {
   /** Members of an installed view. */
   readonly view?: readonly NodeId[] | undefined
   readonly viewId?: number | undefined
+  /** The data of a record a package declared (`trace.record`). */
+  readonly data?: unknown
+}
+
+/** A record of a declared kind, its data typed. */
+export type DeclaredRecord<K extends keyof TraceRecords> = HistoryRecord & {
+  readonly kind: K
+  readonly group: string
+  readonly layer: string
+  readonly data: TraceRecords[K]
 }
 
 export class History {
@@ -58,6 +70,15 @@ export class History {
         (group === undefined || r.group === group) &&
         (layer === undefined || r.layer === layer),
     )
+  }
+
+  /** The records of a kind a package declared in `TraceRecords`, in time order. */
+  declared<K extends keyof TraceRecords>(
+    kind: K,
+    node?: NodeId,
+    group?: string,
+  ): DeclaredRecord<K>[] {
+    return this.of(kind, node, group) as DeclaredRecord<K>[]
   }
 
   sent(node?: NodeId, group?: string): HistoryRecord[] {

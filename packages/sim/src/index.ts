@@ -29,7 +29,7 @@ export {
   type Violation,
 } from './checkers.js'
 export { type Distribution, describeDistribution, dist, sample } from './distributions.js'
-export { History, type HistoryRecord, type RecordKind } from './history.js'
+export { type DeclaredRecord, History, type HistoryRecord, type RecordKind } from './history.js'
 export {
   defaultLink,
   describeLink,

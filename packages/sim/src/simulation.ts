@@ -349,6 +349,7 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       h.string(r.kind)
       h.string(r.node)
       h.string(r.id ?? '')
+      if (r.data !== undefined) h.string(JSON.stringify(r.data))
     }
     // One flat object per record (no spreads): the recorder runs on every traced event.
     const message = (kind: RecordKind, m: TraceMessage, from?: NodeId): HistoryRecord => ({
@@ -378,6 +379,19 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
           depth: w.wave,
           ids: w.ids,
           ...(w.layer === undefined ? {} : { layer: w.layer }),
+        }),
+      'sim',
+    )
+    host.events.on(
+      'trace.record',
+      // Whatever kinds packages declared: the recorder keeps them all, unread.
+      (r: { kind: string; group: string; layer: string; data: unknown }) =>
+        record({
+          ...base(),
+          kind: r.kind as RecordKind,
+          group: r.group,
+          layer: r.layer,
+          data: r.data,
         }),
       'sim',
     )

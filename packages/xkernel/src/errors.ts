@@ -36,6 +36,8 @@ export type XKernelErrorCode =
   | 'HOST_CRASHED'
   | 'HOST_STOPPED'
   | 'RECOVERY_FAILED'
+  /** Two Divider channels claim the same byte or the same name (`defineChannel`). */
+  | 'CHANNEL_CLASH'
 
 export class XKernelError extends Error {
   override readonly name = 'XKernelError'

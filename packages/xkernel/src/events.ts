@@ -32,6 +32,37 @@ export interface TraceMessage {
 }
 
 /**
+ * Trace records a protocol adds to what the simulator records, kind → data. A package adds
+ * its own by declaration merging, raises them with the `trace.record` event, and ships
+ * checkers that read them back (`history.declared(kind)` in `@consul/sim`) — without editing
+ * the simulator:
+ *
+ * ```ts
+ * declare module '@consul/xkernel' {
+ *   interface TraceRecords {
+ *     'divider.routed': { readonly id: string; readonly to: readonly string[] }
+ *   }
+ * }
+ * ctx.events.emit('trace.record', { kind: 'divider.routed', group, layer: 'divider', data })
+ * ```
+ *
+ * Kinds are namespaced by package (`divider.…`, `membership.…`); data must be plain JSON
+ * (the simulator hashes and exports it).
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging
+export interface TraceRecords {}
+
+/** One `trace.record` event: a declared kind with its data. */
+export type TraceRecord = {
+  [K in keyof TraceRecords]: {
+    readonly kind: K
+    readonly group: string
+    readonly layer: string
+    readonly data: TraceRecords[K]
+  }
+}[keyof TraceRecords]
+
+/**
  * Every event on the bus, name → payload. Extend it by declaration merging. The `trace.*`
  * events are the recording hooks `@consul/sim` listens to; protocols raise them at the
  * points its invariant checkers care about.
@@ -45,6 +76,8 @@ export interface ConsulEvents {
   'trace.delivered': TraceMessage & { readonly from: NodeId }
   /** A command the application submitted was acknowledged to it (durable, ordered, …). */
   'trace.acknowledged': TraceMessage
+  /** A record of a kind some package declared in `TraceRecords` (see there). */
+  'trace.record': TraceRecord
   /** This host learned that a message is stable (every member has it in its past). */
   'trace.stable': TraceMessage
   /** This host saw a wave complete, with exactly these message ids. */

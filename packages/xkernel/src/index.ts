@@ -42,6 +42,17 @@ export {
   capability,
   type NoCapabilities,
 } from './capability.js'
+export {
+  type Channel,
+  type ChannelKind,
+  channelOf,
+  channels,
+  defineChannel,
+  FAILURE_DETECTION_CHANNEL,
+  MEMBERSHIP_CHANNEL,
+  OPERATIONS,
+  RECOVERY_CHANNEL,
+} from './channels.js'
 export { type Clock, ScopedClock, type Timer } from './clock.js'
 export { Counters } from './counters.js'
 export {
@@ -59,6 +70,8 @@ export {
   type EventHandler,
   type EventName,
   type TraceMessage,
+  type TraceRecord,
+  type TraceRecords,
 } from './events.js'
 export type {
   Group,
@@ -70,6 +83,7 @@ export type {
   OpenHooks,
   ProtocolDescription,
 } from './host.js'
+export { type ChannelSubscription, DIVIDER, type DividerControl } from './divider-control.js'
 export { Listeners } from './listeners.js'
 export {
   createLogger,
