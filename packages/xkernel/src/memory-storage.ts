@@ -16,7 +16,7 @@ import {
   type StableStorage,
   type StorageOp,
   validateKey,
-  validateOp,
+  validateOps,
 } from './storage.js'
 
 interface Entry {
@@ -111,11 +111,8 @@ export class MemoryStorage implements StableStorage {
 
   batch(ops: readonly StorageOp[]): void {
     this.checkOpen()
-    if (!Array.isArray(ops)) {
-      throw new StorageError('INVALID_VALUE', 'batch() takes an array of ops')
-    }
     // Validate everything first: a bad op must leave the store untouched (atomicity).
-    for (const op of ops) validateOp(op)
+    validateOps(ops)
     const batch = ++this.batchCount
     this.counters.batches++
     for (const op of ops) {

@@ -94,6 +94,20 @@ export function validateKey(key: unknown): asserts key is string {
   }
 }
 
+/**
+ * Checks every op of a batch before anything is written (a bad op must leave a store
+ * untouched): an array of `{ type: 'put' | 'del', key, value? }` with valid keys and
+ * `Uint8Array` values. Throws `StorageError('INVALID_VALUE' | 'INVALID_KEY')`. What every
+ * `StableStorage` implementation's `batch` (and so `put` / `delete`) runs first.
+ */
+export function validateOps(ops: readonly StorageOp[]): void {
+  if (!Array.isArray(ops)) {
+    throw new StorageError('INVALID_VALUE', 'batch() takes an array of ops')
+  }
+  for (const op of ops) validateOp(op)
+}
+
+/** Checks one op (see `validateOps`). */
 export function validateOp(op: StorageOp): void {
   if (op === null || typeof op !== 'object' || (op.type !== 'put' && op.type !== 'del')) {
     throw new StorageError(
@@ -150,11 +164,8 @@ export function scopedStorage(
     put: (key, value) => write([{ type: 'put', key: full(key), value }]),
     delete: (key) => write([{ type: 'del', key: full(key) }]),
     batch: (ops) => {
-      if (!Array.isArray(ops)) {
-        throw new StorageError('INVALID_VALUE', 'batch() takes an array of ops')
-      }
       // Validate before mapping: an op of unknown type must not turn into a delete.
-      for (const op of ops) validateOp(op)
+      validateOps(ops)
       write(
         ops.map((op) =>
           op.type === 'put'
