@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { divider } from '@consul/divider'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { lmdbStorage } from '@consul/storage-lmdb'
@@ -41,6 +42,7 @@ async function boot(id: string) {
   const storage = await lmdbStorage(join(root, id))
   const host = await stack()
     .use(psync({ logEveryMs: 2 }))
+    .use(divider())
     .use(totalOrder())
     .start({ transport, storage, logger })
   resources.set(id, [transport, storage])

@@ -2,7 +2,7 @@
  * One replica process of the Order benchmark (see order.ts). It lives for the whole run and
  * takes its instructions over IPC, one phase at a time:
  *
- * - `setup`: a fresh host — `psync({ logEveryMs: 0, retainWaves })` plus `totalOrder({ ackDelayMs: 0 })` or
+ * - `setup`: a fresh host — `psync({ logEveryMs: 0, retainWaves })`, `divider()` and `totalOrder({ ackDelayMs: 0 })` or
  *   `semanticOrder({ classOf })` — on `udp(…)` (with the group key and the phase's
  *   `maxDatagram`) at the ports the parent allocated, storage in memory or LMDB, and the benchmark group opened;
  * - `go`: submits 100-byte commands, either keeping a window of un-delivered own commands
@@ -19,6 +19,7 @@ import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { cpuUsage } from 'node:process'
+import { divider } from '@consul/divider'
 import { semanticOrder } from '@consul/order-semantic'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
@@ -172,6 +173,7 @@ async function setup(message: SetupMessage): Promise<void> {
   // once per event-loop turn, batching whatever arrived in it, with no millisecond timers.
   const host = await stack()
     .use(psync({ logEveryMs: 0, retainWaves: message.retainWaves }))
+    .use(divider())
     .use(order)
     .start({ transport, storage, logger, ...(clock === undefined ? {} : { clock }) })
   const group = await host.open({ port: 'order-bench', members })

@@ -4,24 +4,26 @@
  * paper's *time service*) instead of Psync's waves. Every command-bearing message carries
  * its sender's timestamp; a command is delivered once no member of the agreed list can
  * still send anything with a smaller (timestamp, sender) key, and commands are delivered by
- * (timestamp, sender, index). Implements the Order specification v1 from `@consul/xkernel`
- * (`ORDER`, `OrderControl`); requires `psync`; depends on nothing else at runtime.
+ * (timestamp, sender, index). Implements the Order specification v2 from `@consul/xkernel`
+ * (`ORDER`, `OrderControl`); requires `psync` and `divider`; depends on nothing else at
+ * runtime (the application composes `@consul/psync` and `@consul/divider`).
  *
  * @example
  * ```ts
+ * import { divider } from '@consul/divider'
  * import { psync } from '@consul/psync'
  * import { ORDER, stack } from '@consul/xkernel'
  * import { lamportOrder } from 'consul-order-lamport'
  *
  * // In place of .use(totalOrder()):
- * const host = await stack().use(psync()).use(lamportOrder()).start({ transport, storage })
+ * const host = await stack().use(psync()).use(divider()).use(lamportOrder()).start({ transport, storage })
  * const group = await host.open({ port: 'bank', members: ['a', 'b', 'c'] })
  * const order = group.get(ORDER)
  * order.onDeliver((c) => apply(c.command))             // same sequence at every replica
  * await order.submit(new TextEncoder().encode('deposit 10'))
  * ```
  */
-import { defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
+import { DIVIDER, defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
 import { type LamportOrderOptions, resolveOptions } from './options.js'
 import { LamportOrderSession } from './session.js'
 
@@ -30,12 +32,12 @@ import { LamportOrderSession } from './session.js'
 export { OrderError, type OrderErrorCode } from '@consul/xkernel/order'
 export type { LamportOrderOptions } from './options.js'
 
-/** The Lamport-clock Order protocol: requires `psync`, provides `order` (specification v1). */
+/** The Lamport-clock Order protocol: requires `psync` and `divider`, provides `order` (specification v2). */
 export function lamportOrder(options: LamportOrderOptions = {}) {
   const resolved = resolveOptions(options)
   return defineProtocol({
     name: 'order-lamport',
-    requires: [PSYNC],
+    requires: [PSYNC, DIVIDER],
     provides: [ORDER],
     raises: ['trace.sent', 'trace.delivered'],
     create: () => ({

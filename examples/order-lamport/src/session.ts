@@ -29,8 +29,11 @@
 import {
   type Counters,
   DecodeError,
+  DIVIDER,
+  type DividerControl,
   Listeners,
   type NodeId,
+  OPERATIONS,
   type OrderControl,
   type OrderedCommand,
   type OrderPosition,
@@ -43,9 +46,7 @@ import {
 import {
   Acknowledger,
   CommandBatcher,
-  // Debt: the Orders' one OrderError under this file's old name, so the session's body is
-  // untouched while its message intake is rewritten; rename the uses and drop the alias after.
-  OrderError as LamportOrderError,
+  OrderError,
   orderedCommand,
   recordOrderDelivery,
   stopAtWaveGap,
@@ -78,7 +79,7 @@ export class LamportOrderSession {
   private readonly batcher: CommandBatcher
   private readonly acks: Acknowledger
   private readonly handlers = new Listeners<[OrderedCommand]>(
-    () => new LamportOrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
+    () => new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
   )
   private recheckTimer: Timer | undefined
   /** The highest stamp of a command from another member: our clock must pass it. */
@@ -98,7 +99,7 @@ export class LamportOrderSession {
   private closed = false
 
   constructor(
-    private readonly ctx: SessionContext<{ psync: PsyncControl }>,
+    private readonly ctx: SessionContext<{ psync: PsyncControl; divider: DividerControl }>,
     private readonly options: ResolvedOptions,
   ) {
     this.psync = ctx.get(PSYNC)
@@ -106,7 +107,7 @@ export class LamportOrderSession {
     this.batcher = new CommandBatcher(ctx, {
       maxBatch: options.maxBatch,
       maxBatchBytes: options.maxBatchBytes,
-      error: (code, message) => new LamportOrderError(code, message),
+      error: (code, message) => new OrderError(code, message),
       // One stamped message per batch (which also acknowledges).
       send: (batch) =>
         this.send(
@@ -133,17 +134,21 @@ export class LamportOrderSession {
         this.drain()
       },
     })
-    // Registered at open, so the replay of Psync's log (in its start) is seen too.
-    this.psync.onDeliver((m) => this.onMessage(m))
-    // Waves are not used for ordering, but Psync completes stalled waves right after an
-    // agreed exclusion: a cue to look at members() again before the next message arrives.
-    this.psync.onWave((wave) => this.onWave(wave))
+    // Registered at open, so the replay of Psync's log (in its start) is seen too. Through the
+    // Divider (specification v2): our channel's messages, and every wave. Waves are not used
+    // for ordering, but Psync completes stalled waves right after an agreed exclusion: a cue
+    // to look at members() again before the next message arrives.
+    ctx.get(DIVIDER).subscribe('order-lamport', {
+      channels: [OPERATIONS],
+      deliver: (m) => this.onMessage(m),
+      wave: (wave) => this.onWave(wave),
+    })
     this.psync.onDurable((seq) => this.ownDurable(seq))
     this.psync.onStable((sender, seq) => {
       if (sender === ctx.self) this.batcher.stableUpTo(seq)
     })
     this.control = {
-      specificationVersion: 'v1',
+      specificationVersion: 'v2',
       semantics: 'total',
       submit: (command, options) => this.batcher.submit(command, options),
       onDeliver: (handler) => this.handlers.add(handler),
@@ -217,10 +222,7 @@ export class LamportOrderSession {
   /** A gap before `wave`: stop for good, loudly, before delivering anything from past it. */
   private stop(wave: number): void {
     this.stopped = true
-    const error = new LamportOrderError(
-      'WAVE_GAP',
-      this.waves.gapMessage(this.ctx.group.port, wave),
-    )
+    const error = new OrderError('WAVE_GAP', this.waves.gapMessage(this.ctx.group.port, wave))
     stopAtWaveGap(this.ctx, { batcher: this.batcher, acks: this.acks }, error, {
       expected: this.waves.next,
       reported: wave,
@@ -403,7 +405,7 @@ export class LamportOrderSession {
   private restore(bytes: Uint8Array): void {
     const state = decodeCheckpoint(bytes)
     if (this.delivered > 0 || this.last !== undefined) {
-      throw new LamportOrderError(
+      throw new OrderError(
         'RESTORE_TOO_LATE',
         'restore() must be called when the group opens, before the Order has delivered anything',
       )

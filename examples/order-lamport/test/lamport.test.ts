@@ -1,3 +1,4 @@
+import { divider } from '@consul/divider'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { DecodeError, ORDER, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
@@ -115,6 +116,7 @@ async function cluster(options: LamportOrderOptions = {}, delay = 1) {
     nodes: 3,
     stack: stack()
       .use(psync({ logEveryMs: 1 }))
+      .use(divider())
       .use(lamportOrder(options)),
     network: { delay: dist.constant(delay) },
   })

@@ -162,7 +162,12 @@ export class DividerSession {
         kind: 'divider.routed',
         group: this.ctx.group.port,
         layer: 'divider',
-        data: { id: message.id, channel: channelName(message), to: list.map((s) => s.who) },
+        data: {
+          id: message.id,
+          from: message.sender,
+          channel: channelName(message),
+          to: list.map((s) => s.who),
+        },
       })
     }
     for (const s of list) s.deliver!(message)

@@ -1,7 +1,12 @@
 /**
  * The Divider's trace records, declared into `@consul/xkernel`'s `TraceRecords` so the
  * simulator records them without knowing the Divider, and `./checkers` reads them back.
+ *
+ * (The import below also keeps this file a module in the built declarations: a bare
+ * `declare module` there would replace `@consul/xkernel`'s types instead of adding to them.)
  */
+import type { NodeId } from '@consul/xkernel'
+
 declare module '@consul/xkernel' {
   interface TraceRecords {
     /** A protocol subscribed (at this incarnation of the host). */
@@ -20,6 +25,8 @@ declare module '@consul/xkernel' {
      */
     'divider.routed': {
       readonly id: string
+      /** The message's sender. */
+      readonly from: NodeId
       readonly channel: string
       readonly to: readonly string[]
     }
@@ -30,5 +37,3 @@ declare module '@consul/xkernel' {
     }
   }
 }
-
-export {}

@@ -5,25 +5,26 @@
  * any order, commands of different classes run in the same relative order at every replica.
  * Rank-0 commands are delivered early, as soon as the waves before theirs are delivered;
  * the others when their wave is complete, in `(wave, class rank, sender)` order. Implements
- * the Order specification v1 from `@consul/xkernel` (`ORDER`, `OrderControl`, semantics
- * `'semantic'`); requires `psync`.
+ * the Order specification v2 from `@consul/xkernel` (`ORDER`, `OrderControl`, semantics
+ * `'semantic'`); requires `psync` and `divider` (it takes its messages through the Divider).
  *
  * @example
  * ```ts
+ * import { divider } from '@consul/divider'
  * import { psync } from '@consul/psync'
  * import { semanticOrder } from '@consul/order-semantic'
  * import { ORDER, stack } from '@consul/xkernel'
  *
  * // byte 0 of a command is its operation: 0 = insert (commute), 1 = delete, 2 = update
  * const classOf = (command: Uint8Array) => command[0] ?? 0
- * const host = await stack().use(psync()).use(semanticOrder({ classOf })).start({ transport, storage })
+ * const host = await stack().use(psync()).use(divider()).use(semanticOrder({ classOf })).start({ transport, storage })
  * const group = await host.open({ port: 'directory', members: ['a', 'b', 'c'] })
  * const order = group.get(ORDER)
  * order.onDeliver((c) => apply(c.command))   // non-commuting commands in the same order everywhere
  * await order.submit(Uint8Array.of(0, ...new TextEncoder().encode('users/ann')))
  * ```
  */
-import { defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
+import { DIVIDER, defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
 import { resolveOptions, type SemanticOrderOptions } from './options.js'
 import { SemanticOrderSession } from './session.js'
 
@@ -32,12 +33,12 @@ import { SemanticOrderSession } from './session.js'
 export { OrderError, type OrderErrorCode } from '@consul/xkernel/order'
 export type { ClassOf, SemanticOrderOptions } from './options.js'
 
-/** The semantic-dependent Order: provides `order` (semantics `'semantic'`), requires `psync`. */
+/** The semantic-dependent Order: provides `order` (semantics `'semantic'`), requires `psync` and `divider`. */
 export function semanticOrder(options: SemanticOrderOptions) {
   const resolved = resolveOptions(options)
   return defineProtocol({
     name: 'order-semantic',
-    requires: [PSYNC],
+    requires: [PSYNC, DIVIDER],
     provides: [ORDER],
     raises: ['trace.sent', 'trace.delivered'],
     create: () => ({

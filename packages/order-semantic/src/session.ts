@@ -26,7 +26,10 @@
 import {
   type Counters,
   DecodeError,
+  DIVIDER,
+  type DividerControl,
   Listeners,
+  OPERATIONS,
   ORDER_CHANNEL,
   type OrderControl,
   type OrderedCommand,
@@ -76,7 +79,7 @@ export class SemanticOrderSession {
   private stopped = false
 
   constructor(
-    private readonly ctx: SessionContext<{ psync: PsyncControl }>,
+    private readonly ctx: SessionContext<{ psync: PsyncControl; divider: DividerControl }>,
     private readonly options: ResolvedOptions,
   ) {
     this.psync = ctx.get(PSYNC)
@@ -100,14 +103,19 @@ export class SemanticOrderSession {
       flush: () => this.batcher.flush(),
       sendAck: () => this.send(new Uint8Array(0)),
     })
-    // Registered at open, so the replay of Psync's log (in its start) is seen too.
-    this.psync.onDeliver((m) => this.onMessage(m))
-    this.psync.onWave((wave, messages) => this.onWave(wave, messages))
+    // Registered at open, so the replay of Psync's log (in its start) is seen too. Bare
+    // acknowledgements too: another member's message confirms that ours went on the wire.
+    ctx.get(DIVIDER).subscribe('order-semantic', {
+      channels: [OPERATIONS],
+      acknowledgements: true,
+      deliver: (m) => this.onMessage(m),
+      wave: (wave, messages) => this.onWave(wave, messages),
+    })
     this.psync.onStable((sender, seq) => {
       if (sender === ctx.self) this.batcher.stableUpTo(seq)
     })
     this.control = {
-      specificationVersion: 'v1',
+      specificationVersion: 'v2',
       semantics: 'semantic',
       submit: (command, options) => this.batcher.submit(command, options),
       onDeliver: (handler) => this.handlers.add(handler),

@@ -1,4 +1,5 @@
 /** Bad arguments, bad input from the network, checkpoints and closing. */
+import { divider } from '@consul/divider'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { ORDER, ORDER_CHANNEL, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
@@ -22,6 +23,7 @@ async function cluster(options: Partial<SemanticOrderOptions> = {}) {
     nodes: 3,
     stack: stack()
       .use(psync({ logEveryMs: 1 }))
+      .use(divider())
       .use(semanticOrder({ classOf, ...options })),
     network: { delay: dist.constant(1) },
   })
@@ -77,9 +79,9 @@ describe('options', () => {
 })
 
 describe('submit', () => {
-  it('is semantic order, specification v1', async () => {
+  it('is semantic order, specification v2 (through the Divider)', async () => {
     const { order } = await cluster()
-    expect(order('n1').specificationVersion).toBe('v1')
+    expect(order('n1').specificationVersion).toBe('v2')
     expect(order('n1').semantics).toBe('semantic')
   })
 
@@ -204,7 +206,7 @@ describe('checkpoint and restore', () => {
     const fresh = new Simulation({
       seed: 4,
       nodes: 1,
-      stack: stack().use(psync()).use(semanticOrder({ classOf })),
+      stack: stack().use(psync()).use(divider()).use(semanticOrder({ classOf })),
     })
     await fresh.start()
     await fresh.openAll({ port: 'g' })

@@ -12,11 +12,13 @@
  * After the faults heal, every replica's state must equal the state obtained by applying
  * every command in the key order `(wave, rank, sender, seq, index)`.
  */
+import { divider } from '@consul/divider'
 import { psync } from '@consul/psync'
 import { runScenario, type Scenario, type Simulation } from '@consul/sim'
 import {
   type Capability,
   capability,
+  type DividerControl,
   defineProtocol,
   type NodeId,
   ORDER,
@@ -85,7 +87,12 @@ interface World {
   acknowledged: Set<string>
 }
 
-type Caps = { psync: PsyncControl; order: OrderControl; directory: Replica }
+type Caps = {
+  psync: PsyncControl
+  divider: DividerControl
+  order: OrderControl
+  directory: Replica
+}
 const DIRECTORY: Capability<'directory', Replica> = capability<'directory', Replica>('directory')
 
 /** The application: a fresh, empty directory per incarnation, rebuilt from Psync's replay. */
@@ -158,6 +165,7 @@ async function run(seed: number) {
     stack: () =>
       stack()
         .use(psync({ logEveryMs: 2 }))
+        .use(divider())
         .use(semanticOrder({ classOf }))
         .use(directoryApp(world, (node) => sim?.incarnation(node) ?? 0)),
     async setup(s) {

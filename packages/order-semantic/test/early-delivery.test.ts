@@ -3,6 +3,7 @@
  * wave completes (even while a member is cut off), higher ranks and later waves wait for
  * completion, and an own command waits until it is durable.
  */
+import { divider } from '@consul/divider'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { type NodeId, ORDER, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
@@ -27,6 +28,7 @@ async function cluster(options: { logEveryMs?: number } = {}) {
     nodes: 3,
     stack: stack()
       .use(psync({ logEveryMs: options.logEveryMs ?? 1 }))
+      .use(divider())
       .use(semanticOrder({ classOf, ackDelayMs: 1 })),
     network: { delay: dist.constant(2) },
   })

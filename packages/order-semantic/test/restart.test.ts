@@ -1,12 +1,20 @@
 /** After a crash: the replay is applied from scratch, and replayed commands are acknowledged. */
+import { divider } from '@consul/divider'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
-import { type NodeId, ORDER, type OrderControl, type PsyncControl, stack } from '@consul/xkernel'
+import {
+  type DividerControl,
+  type NodeId,
+  ORDER,
+  type OrderControl,
+  type PsyncControl,
+  stack,
+} from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { semanticOrder } from '../src/index.js'
 
 const classOf = (command: Uint8Array) => command[0]!
-type Caps = { psync: PsyncControl; order: OrderControl }
+type Caps = { psync: PsyncControl; divider: DividerControl; order: OrderControl }
 
 describe('restart', () => {
   it('acknowledges a replayed command whose acknowledgement the crash took away', async () => {
@@ -24,6 +32,7 @@ describe('restart', () => {
       nodes: 3,
       stack: stack()
         .use(psync({ logEveryMs: 1 }))
+        .use(divider())
         .use(semanticOrder({ classOf, ackDelayMs: 30 })),
       network: { delay: dist.constant(2) },
       onRestart: async (host, node) => {

@@ -18,8 +18,10 @@
  */
 import {
   DecodeError,
+  DIVIDER,
+  type DividerControl,
   Listeners,
-  ORDER_CHANNEL,
+  OPERATIONS,
   type OrderControl,
   type OrderedCommand,
   PSYNC,
@@ -57,7 +59,7 @@ export class TotalOrderSession {
   private stopped: OrderError | undefined
 
   constructor(
-    private readonly ctx: SessionContext<{ psync: PsyncControl }>,
+    private readonly ctx: SessionContext<{ psync: PsyncControl; divider: DividerControl }>,
     options: ResolvedOptions,
   ) {
     this.psync = ctx.get(PSYNC)
@@ -72,14 +74,18 @@ export class TotalOrderSession {
       flush: () => this.batcher.flush(),
       sendAck: () => this.send(new Uint8Array(0)),
     })
-    // Registered at open, so the replay of Psync's log (in its start) is seen too.
-    this.psync.onDeliver((m) => this.onMessage(m))
-    this.psync.onWave((wave, messages) => this.onWave(wave, messages))
+    // Registered at open, so the replay of Psync's log (in its start) is seen too. The Divider
+    // hands over command-bearing messages only, and every wave (specification v2).
+    ctx.get(DIVIDER).subscribe('order-total', {
+      channels: [OPERATIONS],
+      deliver: (m) => this.onMessage(m),
+      wave: (wave, messages) => this.onWave(wave, messages),
+    })
     this.psync.onStable((sender, seq) => {
       if (sender === ctx.self) this.batcher.stableUpTo(seq)
     })
     this.control = {
-      specificationVersion: 'v1',
+      specificationVersion: 'v2',
       semantics: 'total',
       submit: (command, options) => this.batcher.submit(command, options),
       onDeliver: (handler) => this.handlers.add(handler),
@@ -101,8 +107,9 @@ export class TotalOrderSession {
     // Restored ones too: the acknowledgement may have died with the crash that the log
     // survived, and the wave would wait for it forever.
     if (message.sender === this.ctx.self) return
-    // A command from someone else: its wave needs our acknowledgement.
-    if (message.payload.length > 0 && message.payload[0] === ORDER_CHANNEL) this.acks.received()
+    // A command from someone else (the Divider hands over nothing else): its wave needs our
+    // acknowledgement.
+    this.acks.received()
   }
 
   private onWave(wave: number, messages: readonly PsyncMessage[]): void {

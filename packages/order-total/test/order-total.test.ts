@@ -1,6 +1,15 @@
+import { divider } from '@consul/divider'
+import { dividerCheckers } from '@consul/divider/checkers'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
-import { ORDER, type OrderedCommand, PSYNC, stack } from '@consul/xkernel'
+import {
+  DIVIDER,
+  MEMBERSHIP_CHANNEL,
+  ORDER,
+  type OrderedCommand,
+  PSYNC,
+  stack,
+} from '@consul/xkernel'
 import { OrderError as SharedOrderError } from '@consul/xkernel/order'
 import { describe, expect, it } from 'vitest'
 import { OrderError, type TotalOrderOptions, totalOrder } from '../src/index.js'
@@ -14,6 +23,7 @@ async function cluster(options: TotalOrderOptions = {}, delay = 1) {
     nodes: 3,
     stack: stack()
       .use(psync({ logEveryMs: 1 }))
+      .use(divider())
       .use(totalOrder(options)),
     network: { delay: dist.constant(delay) },
   })
@@ -27,6 +37,35 @@ async function cluster(options: TotalOrderOptions = {}, delay = 1) {
 }
 
 describe('order-total', () => {
+  it("takes its messages through the Divider: other protocols' messages share the waves but never reach it", async () => {
+    const { sim, order, conversation, seen } = await cluster({}, 2)
+    for (let i = 0; i < 9; i++) {
+      const n = sim.nodes[i % 3]!
+      sim.at(1 + i * 2, () => void order(n).submit(text(`c${i}`)))
+      // Another protocol's traffic on its own channel (as Membership's will be).
+      sim.at(2 + i * 2, () => void conversation(n).send(Uint8Array.of(MEMBERSHIP_CHANNEL.id, i)))
+    }
+    await sim.run({ until: 300 })
+    expect(seen.get('n1')).toHaveLength(9)
+    for (const n of sim.nodes) expect(seen.get(n)).toEqual(seen.get('n1'))
+    expect(sim.host('n1').group('o')!.get(DIVIDER).subscriptions()).toEqual({
+      operations: ['order-total'],
+    })
+    // Its 9 messages went nowhere (nobody here runs that protocol); bare acknowledgements
+    // neither (order-total does not subscribe to them).
+    const routed = sim.history.declared('divider.routed', 'n1')
+    const membership = routed.filter((r) => r.data.channel === 'membership')
+    expect(membership).toHaveLength(9)
+    expect(membership.every((r) => r.data.to.length === 0)).toBe(true)
+    expect(
+      routed
+        .filter((r) => r.data.channel === 'operations')
+        .every((r) => r.data.to[0] === 'order-total'),
+    ).toBe(true)
+    expect(sim.host('n1').stats()['order-total']!.droppedMalformed ?? 0).toBe(0)
+    expect(sim.check(dividerCheckers)).toEqual([])
+  })
+
   it('delivers the same sequence everywhere, each wave by sender id', async () => {
     const { sim, order, seen } = await cluster({}, 3)
     sim.at(1, () => {

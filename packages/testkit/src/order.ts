@@ -17,10 +17,11 @@
  *   restarted after pruning without a covering checkpoint stopping with `WAVE_GAP`.
  *
  * ```ts
+ * import { divider } from '@consul/divider'
  * import { psync } from '@consul/psync'
  * import { orderSuite, orderSuiteTeeth } from '@consul/testkit/order'
  * import { lamportOrder } from '../src/index.js'
- * orderSuite({ name: 'lamport', psync, order: () => lamportOrder() })
+ * orderSuite({ name: 'lamport', psync, divider, order: () => lamportOrder() }) // v2: with the Divider
  * orderSuiteTeeth({ psync }) // the suite rejects each broken Order it ships
  * ```
  */

@@ -39,7 +39,10 @@ export function defineChannel(name: string, id: number, kind: ChannelKind): Chan
   if (typeof name !== 'string' || name.length === 0)
     throw new XKernelError('INVALID_ARGUMENT', 'a channel needs a non-empty name')
   if (!Number.isInteger(id) || id < 0 || id > 255)
-    throw new XKernelError('INVALID_ARGUMENT', `channel ${name}: id must be a byte (0–255), got ${id}`)
+    throw new XKernelError(
+      'INVALID_ARGUMENT',
+      `channel ${name}: id must be a byte (0–255), got ${id}`,
+    )
   if (kind !== 'operation' && kind !== 'monitoring')
     throw new XKernelError(
       'INVALID_ARGUMENT',

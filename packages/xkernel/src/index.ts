@@ -55,6 +55,7 @@ export {
 } from './channels.js'
 export { type Clock, ScopedClock, type Timer } from './clock.js'
 export { Counters } from './counters.js'
+export { type ChannelSubscription, DIVIDER, type DividerControl } from './divider-control.js'
 export {
   DecodeError,
   type DecodeErrorCode,
@@ -83,7 +84,6 @@ export type {
   OpenHooks,
   ProtocolDescription,
 } from './host.js'
-export { type ChannelSubscription, DIVIDER, type DividerControl } from './divider-control.js'
 export { Listeners } from './listeners.js'
 export {
   createLogger,
@@ -150,6 +150,8 @@ export {
   type StorageOp,
   scopedStorage,
   validateKey,
+  validateOp,
+  validateOps,
 } from './storage.js'
 export type { NodeId, ReceiveHandler, Transport } from './transport.js'
 export {

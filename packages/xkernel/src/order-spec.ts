@@ -1,20 +1,33 @@
 /**
- * The Order specification, version `v1`: what an Order protocol gets from Psync and what it
- * gives the layer above (the Dispatcher, or an application). Consul ships a total order
- * (`@consul/order-total`) and a semantic-dependent order (`@consul/order-semantic`); anyone
- * can publish another and prove it with `@consul/testkit/order`.
+ * The Order specification, version `v2` (and `v1`, still accepted): what an Order protocol
+ * gets from Psync and the Divider, and what it gives the layer above (the Dispatcher, or an
+ * application). Consul ships a total order (`@consul/order-total`) and a semantic-dependent
+ * order (`@consul/order-semantic`); anyone can publish another and prove it with
+ * `@consul/testkit/order`.
  *
  * ## What an Order gets
  *
- * An Order protocol requires the `psync` capability (`PsyncControl`) and nothing else. It
- * multicasts through `psync.send(payload)` and observes the conversation through
- * `onDeliver` (causal order) and/or `onWave` (complete waves), `precedes`, `stable`,
- * `waveComplete` and `members()`.
+ * A **v2** Order requires `psync` (`PsyncControl`) and `divider` (`DividerControl`). It takes
+ * its incoming messages through the Divider — `divider.subscribe(name, { channels:
+ * [OPERATIONS], deliver, wave, acknowledgements? })`, at open, so the replay after a restart
+ * is seen — and multicasts through `psync.send(payload)`; from Psync it also uses `precedes`,
+ * `stable`, `onStable`, `durable`, `onDurable`, `waveFloor`, `waveComplete` and `members()`.
+ * The Divider hands it only messages on its channels (bare acknowledgements only if it asked
+ * for them) and every complete wave, in order, with the wave's messages on its channels —
+ * also waves that hold none, so the never-skip-a-wave rule below sees every wave number.
  *
- * - Payload framing: the first byte of a Psync payload is its *channel*. Order protocols use
- *   `ORDER_CHANNEL` (0x4f, "O") for command-bearing messages and may send empty payloads as
- *   acknowledgements; they must ignore messages on other channels (other protocols' monitoring
- *   messages) and empty ones, except as acknowledgements.
+ * A **v1** Order (the specification before the Divider) requires `psync` only and reads
+ * `psync.onDeliver` / `psync.onWave` itself: it sees every message, and must ignore those on
+ * other channels (other protocols' monitoring messages) and empty ones, except as
+ * acknowledgements. v1 Orders keep working unchanged next to a Divider — nothing else
+ * differs between the versions, and `@consul/testkit/order` checks both (its reference
+ * implementation and broken Orders are v1). Moving a v1 Order to v2: require `DIVIDER`,
+ * replace `psync.onDeliver`/`psync.onWave` with one `divider.subscribe`, drop the channel
+ * filtering, report `specificationVersion: 'v2'`, and pass the suite a `divider` factory.
+ *
+ * - Payload framing: the first byte of a Psync payload is its *channel* (`defineChannel` in
+ *   `./channels.ts`). Order protocols use `ORDER_CHANNEL` (0x4f, "O"; the `OPERATIONS`
+ *   channel) for command-bearing messages and may send empty payloads as acknowledgements.
  * - Membership: an Order learns of **agreed** membership-list changes only through Psync —
  *   `members()` and the waves Psync completes against the agreed list (Membership calls
  *   `psync.exclude(p, cut)` at the same logical point everywhere). It must never act on
@@ -72,7 +85,7 @@
  * shipped Orders do. This file holds only the specification, which other protocols and
  * applications see too.
  *
- * ## Guarantees every v1 Order keeps (checked by `@consul/testkit/order`)
+ * ## Guarantees every Order keeps, v1 and v2 (checked by `@consul/testkit/order`)
  *
  * Agreement (per `semantics`), no duplication, no creation, causal order (a command is
  * delivered after every command in its causal past), liveness once faults heal, validity
@@ -87,11 +100,12 @@
  * on is its own, as a crashed member's is.
  */
 import { capability } from './capability.js'
+import { OPERATIONS } from './channels.js'
 import type { MessageId } from './psync-control.js'
 import type { NodeId } from './transport.js'
 
 /** First payload byte of command-bearing Psync messages. */
-export const ORDER_CHANNEL = 0x4f
+export const ORDER_CHANNEL: number = OPERATIONS.id
 
 export interface OrderPosition {
   /** A Psync depth: every command of the messages below it has been delivered. */
@@ -122,7 +136,8 @@ export interface SubmitOptions {
 }
 
 export interface OrderControl {
-  readonly specificationVersion: 'v1'
+  /** `'v2'`: takes its messages through the Divider; `'v1'`: from Psync directly (above). */
+  readonly specificationVersion: 'v1' | 'v2'
   readonly semantics: 'total' | 'semantic'
   submit(command: Uint8Array, options?: SubmitOptions): Promise<OrderedCommand>
   onDeliver(handler: (command: OrderedCommand) => void): () => void

@@ -34,6 +34,7 @@ import {
   type Capability,
   capability,
   type DeliveryLevel,
+  type DividerControl,
   defineProtocol,
   type NodeId,
   ORDER,
@@ -43,13 +44,24 @@ import {
   PSYNC,
   type PsyncControl,
   type Random,
+  type Stack,
   stack,
 } from '@consul/xkernel'
 
 export interface OrderSetup {
   readonly name: string
-  /** A fresh factory of the Order under test (requires `psync`, provides `order`). */
-  order(): ProtocolFactory<{ psync: PsyncControl }, { order: OrderControl }>
+  /**
+   * A fresh factory of the Order under test: provides `order`, requires `psync` (a v1 Order)
+   * or `psync` and `divider` (v2: give `divider` below too).
+   */
+  order():
+    | ProtocolFactory<{ psync: PsyncControl }, { order: OrderControl }>
+    | ProtocolFactory<{ psync: PsyncControl; divider: DividerControl }, { order: OrderControl }>
+  /**
+   * A v2 Order's Divider: normally `divider` from `@consul/divider` (an argument, like
+   * `psync`, so the testkit depends on the framework only). Omit for a v1 Order.
+   */
+  divider?(): ProtocolFactory<{ psync: PsyncControl }, { divider: DividerControl }>
   /**
    * A fresh Psync factory to run it on, given the options the suite wants — normally
    * `(o) => psync(o)` from `@consul/psync`. (The suite takes it as an argument so that the
@@ -68,6 +80,27 @@ export interface OrderSetup {
   command?(random: Random, node: NodeId, n: number): Uint8Array
   /** Seeds of the main fault scenario (default 10; the others run a share of it). */
   readonly seeds?: number
+}
+
+/**
+ * Psync, the Divider when the setup has one (a v2 Order), and the Order under test. A v2
+ * Order without a `divider` in its setup fails here with a clear error, not in the stack.
+ */
+export function orderStack(
+  setup: OrderSetup,
+  psyncOptions: { logEveryMs: number; retainWaves?: number },
+): Stack<{ psync: PsyncControl; order: OrderControl }> {
+  const order = setup.order()
+  if (order.requires.some((c) => c.name === 'divider') && setup.divider === undefined) {
+    throw new TypeError(
+      `${setup.name}: the Order requires the divider (specification v2); give the setup divider: () => divider() from @consul/divider`,
+    )
+  }
+  const base = stack().use(setup.psync(psyncOptions))
+  const below = setup.divider === undefined ? base : base.use(setup.divider())
+  return (below as unknown as Stack<{ psync: PsyncControl }>).use(
+    order as ProtocolFactory<{ psync: PsyncControl }, { order: OrderControl }>,
+  )
 }
 
 export type ScenarioKind = 'calm' | 'crash' | 'durability' | 'membership' | 'checkpoint' | 'gap'
@@ -294,12 +327,10 @@ export function orderScenario(
     durationMs,
     network: { delay: dist.uniform(0.5, 3) },
     stack: () =>
-      stack()
-        .use(
-          setup.psync(kind === 'gap' ? { logEveryMs: 2, retainWaves: 4 } : psyncOptions(pruning)),
-        )
-        .use(setup.order())
-        .use(probe(() => world)),
+      orderStack(
+        setup,
+        kind === 'gap' ? { logEveryMs: 2, retainWaves: 4 } : psyncOptions(pruning),
+      ).use(probe(() => world)),
     async setup(s) {
       world = newWorld(kind, pruning)
       world.sim = s

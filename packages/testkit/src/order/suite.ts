@@ -4,7 +4,7 @@
  * shows the suite rejecting each of the broken Orders in `broken.ts`.
  */
 import { Simulation } from '@consul/sim'
-import { ORDER, type OrderedCommand, stack } from '@consul/xkernel'
+import { ORDER, type OrderedCommand } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import {
   BROKEN_ORDER_FAULTS,
@@ -14,7 +14,13 @@ import {
   kindOf,
   referenceOrder,
 } from './broken.js'
-import { defaultCommand, type OrderSetup, type Pruning, type ScenarioKind } from './harness.js'
+import {
+  defaultCommand,
+  type OrderSetup,
+  orderStack,
+  type Pruning,
+  type ScenarioKind,
+} from './harness.js'
 import { runOrderScenario } from './run.js'
 
 /** Seeds the membership test always runs: each once found an excluded member's own history. */
@@ -55,18 +61,19 @@ export function orderSuite(setup: OrderSetup): void {
   const seeds = setup.seeds ?? 10
   const share = (divisor: number, min = 3) => Math.max(min, Math.ceil(seeds / divisor))
   describe(`Order conformance: ${setup.name}`, () => {
-    it('implements specification v1; submit resolves with the own command at both levels, and rejects a bad level', async () => {
+    it('implements specification v1 or v2; submit resolves with the own command at both levels, and rejects a bad level', async () => {
       const sim = new Simulation({
         seed: 1,
         nodes: 3,
-        stack: stack()
-          .use(setup.psync({ logEveryMs: 1 }))
-          .use(setup.order()),
+        stack: orderStack(setup, { logEveryMs: 1 }),
       })
       await sim.start()
       await sim.openAll({ port: 'api' })
       const order = sim.host('n1').group('api')!.get(ORDER)
-      expect(order.specificationVersion).toBe('v1')
+      expect(['v1', 'v2']).toContain(order.specificationVersion)
+      // A v2 Order takes its messages through the Divider: it must require it.
+      const requiresDivider = setup.order().requires.some((c) => c.name === 'divider')
+      expect(requiresDivider).toBe(order.specificationVersion === 'v2')
       expect(['total', 'semantic']).toContain(order.semantics)
       if (setup.conflicts === undefined) expect(order.semantics).toBe('total')
       const command = (setup.command ?? defaultCommand)(sim.random, 'n1', 1)
