@@ -42,7 +42,7 @@ import { Repair } from './repair.js'
 import { OwnResender } from './resend.js'
 import { RestartHandshake } from './restart.js'
 import { MissingTracker } from './retransmit.js'
-import { Stability } from './stability.js'
+import { Stability, type StabilityInputs } from './stability.js'
 import { type WaveInputs, WaveTracker, waveComplete } from './waves.js'
 
 export class PsyncSession implements Conversation {
@@ -66,6 +66,7 @@ export class PsyncSession implements Conversation {
   closed = false
   private pruneTimer: Timer | undefined
   private readonly waveInputs: WaveInputs
+  private readonly stabilityInputs: StabilityInputs
   readonly waveHandlers = new Listeners<[number, readonly PsyncMessage[]]>(
     () => new PsyncError('INVALID_ARGUMENT', 'onWave takes a function'),
   )
@@ -126,6 +127,14 @@ export class PsyncSession implements Conversation {
       cut: members.cut,
       memberDepth: (p) => lastOf(this, p)?.depth ?? graph.prunedDepth[p]!,
       has: (p, seq) => graph.has(p, seq),
+    }
+    this.stabilityInputs = {
+      active: members.active,
+      knows: (q, p) => {
+        const last = lastOf(this, q)
+        return last === undefined ? graph.prunedVc[q]![p]! : last.vc[p]!
+      },
+      knownSeq: (p) => this.knownSeq(p),
     }
     this.net = ctx.claimNetwork()
     this.net.onReceive((from, msg) => this.receiver.receive(from, msg))
@@ -202,32 +211,21 @@ export class PsyncSession implements Conversation {
   }
 
   private advanceStability(): void {
-    const graph = this.graph
-    const advances = this.stability.advance(
-      {
-        active: this.members.active,
-        knows: (q, p) => {
-          const last = lastOf(this, q)
-          return last === undefined ? graph.prunedVc[q]![p]! : last.vc[p]!
-        },
-        knownSeq: (p) => this.knownSeq(p),
-      },
-      this.own.transmittedSeq,
-    )
-    if (advances.length === 0) return
-    const trace = this.ctx.events.has('trace.stable')
-    for (const { member, before, seq } of advances) {
-      if (trace) {
-        for (const s of graph.range(member, before, seq)) {
-          this.ctx.events.emit('trace.stable', {
-            group: this.ctx.group.port,
-            layer: 'psync',
-            id: this.members.idOf(member, s.seq),
-          })
-        }
+    this.stability.advance(this.stabilityInputs, this.own.transmittedSeq, this.stabilityGrew)
+  }
+
+  /** Member `member`'s messages with seq in (before, seq] became stable. */
+  private readonly stabilityGrew = (member: number, before: number, seq: number): void => {
+    if (this.ctx.events.has('trace.stable')) {
+      for (const s of this.graph.range(member, before, seq)) {
+        this.ctx.events.emit('trace.stable', {
+          group: this.ctx.group.port,
+          layer: 'psync',
+          id: this.members.idOf(member, s.seq),
+        })
       }
-      if (this.stableHandlers.size > 0) this.stableHandlers.emit(this.members.name(member), seq)
     }
+    if (this.stableHandlers.size > 0) this.stableHandlers.emit(this.members.name(member), seq)
   }
 
   isWaveComplete(depth: number): boolean {
@@ -235,23 +233,26 @@ export class PsyncSession implements Conversation {
   }
 
   private advanceWaves(): void {
-    this.waves.advance(this.waveInputs, (wave) => {
-      const nodes = this.sortedWave(wave)
-      if (this.ctx.events.has('trace.wave')) {
-        this.ctx.events.emit('trace.wave', {
-          group: this.ctx.group.port,
-          layer: 'psync',
-          wave,
-          ids: nodes.map((n) => this.members.idOf(n.sender, n.seq)),
-        })
-      }
-      if (this.waveHandlers.size > 0)
-        this.waveHandlers.emit(
-          wave,
-          nodes.map((n) => this.delivery.view(n)),
-        )
-    })
+    this.waves.advance(this.waveInputs, this.waveCompleted)
     this.armPrune()
+  }
+
+  /** Wave `wave` is complete: trace it and hand it up. */
+  private readonly waveCompleted = (wave: number): void => {
+    const nodes = this.sortedWave(wave)
+    if (this.ctx.events.has('trace.wave')) {
+      this.ctx.events.emit('trace.wave', {
+        group: this.ctx.group.port,
+        layer: 'psync',
+        wave,
+        ids: nodes.map((n) => this.members.idOf(n.sender, n.seq)),
+      })
+    }
+    if (this.waveHandlers.size > 0)
+      this.waveHandlers.emit(
+        wave,
+        nodes.map((n) => this.delivery.view(n)),
+      )
   }
 
   sortedWave(depth: number): GraphNode[] {

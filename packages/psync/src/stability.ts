@@ -18,13 +18,6 @@ export interface StabilityInputs {
   knownSeq(p: number): number
 }
 
-/** A stable prefix that grew: member `p`'s messages with seq in (before, seq] became stable. */
-export interface StabilityAdvance {
-  readonly member: number
-  readonly before: number
-  readonly seq: number
-}
-
 export class Stability {
   readonly stableSeq: number[]
 
@@ -41,11 +34,15 @@ export class Stability {
   }
 
   /**
-   * Recomputes every member's stable prefix; returns the prefixes that grew. `ownCap` is the
-   * highest own seq that is durable and on the wire.
+   * Recomputes every member's stable prefix and calls `grew(member, before, seq)` for each that
+   * grew (no allocation on the hot path). `ownCap` is the highest own seq that is durable and
+   * on the wire.
    */
-  advance(inputs: StabilityInputs, ownCap: number): StabilityAdvance[] {
-    const out: StabilityAdvance[] = []
+  advance(
+    inputs: StabilityInputs,
+    ownCap: number,
+    grew: (member: number, before: number, seq: number) => void,
+  ): void {
     const n = this.memberCount
     for (let p = 0; p < n; p++) {
       let low = Number.POSITIVE_INFINITY
@@ -59,8 +56,7 @@ export class Stability {
       const before = this.stableSeq[p]!
       if (low <= before) continue
       this.stableSeq[p] = low
-      out.push({ member: p, before, seq: low })
+      grew(p, before, low)
     }
-    return out
   }
 }
