@@ -98,6 +98,19 @@ export interface ConsulEvents {
     readonly count: number
   }
   /**
+   * Recovery began bringing `member` back (state transfer, replay): it may be slow to speak,
+   * so Failure Detection gives it longer. Raised by Recovery; observed by Failure Detection.
+   */
+  'recovery.started': { readonly group: string; readonly member: NodeId }
+  /** Recovery of `member` ended (successfully or not). */
+  'recovery.finished': { readonly group: string; readonly member: NodeId }
+  /**
+   * Membership is deciding about `member` (a down or up round is open), or (`open: false`) no
+   * longer: Failure Detection lengthens its timeouts meanwhile, so one decision does not
+   * trigger the next.
+   */
+  'membership.deciding': { readonly group: string; readonly member: NodeId; readonly open: boolean }
+  /**
    * This host installed a view of the group (Membership), or — layer `psync` — changed the
    * agreed list Psync counts for stability and waves (mask, unmask, exclusion).
    */

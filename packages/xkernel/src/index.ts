@@ -74,6 +74,12 @@ export {
   type TraceRecord,
   type TraceRecords,
 } from './events.js'
+export {
+  FAILURE_DETECTION,
+  type FailureDetectionControl,
+  type Suspicion,
+  type SuspicionReason,
+} from './failure-detection-control.js'
 export type {
   Group,
   Host,
