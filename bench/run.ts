@@ -16,6 +16,7 @@ const benches: Record<string, Bench> = {
   psync: async () => (await import('./src/psync.js')).benchPsync(),
   order: async () => (await import('./src/order.js')).benchOrder(),
   repair: async () => (await import('./src/repair.js')).benchRepair(),
+  failover: async () => (await import('./src/failover.js')).benchFailover(),
 }
 
 const here = dirname(fileURLToPath(import.meta.url))
