@@ -26,9 +26,13 @@ import {
   type PsyncControl,
   type PsyncMessage,
   type SessionContext,
+  type TraceRecord,
+  type TraceRecords,
   XKernelError,
 } from '@consul/xkernel'
 import './trace.js'
+
+type DividerRecord = Extract<keyof TraceRecords, `divider.${string}`>
 
 /** One subscription, as the session keeps it. */
 export interface Subscriber {
@@ -110,17 +114,12 @@ export class DividerSession {
     this.all = [...this.all, s]
     this.rebuild()
     if (this.ctx.events.has('trace.record')) {
-      this.ctx.events.emit('trace.record', {
-        kind: 'divider.subscribed',
-        group: this.ctx.group.port,
-        layer: 'divider',
-        data: {
-          who,
-          channels: channels.map((c) => c.name),
-          acknowledgements: s.acknowledgements,
-          deliver: deliver !== undefined,
-          wave: wave !== undefined,
-        },
+      this.record('divider.subscribed', {
+        who,
+        channels: channels.map((c) => c.name),
+        acknowledgements: s.acknowledgements,
+        deliver: deliver !== undefined,
+        wave: wave !== undefined,
       })
     }
     return () => {
@@ -128,12 +127,7 @@ export class DividerSession {
       this.all = this.all.filter((x) => x !== s)
       this.rebuild()
       if (this.ctx.events.has('trace.record')) {
-        this.ctx.events.emit('trace.record', {
-          kind: 'divider.unsubscribed',
-          group: this.ctx.group.port,
-          layer: 'divider',
-          data: { who },
-        })
+        this.record('divider.unsubscribed', { who })
       }
     }
   }
@@ -158,16 +152,11 @@ export class DividerSession {
     if (list.length === 0) this.ctx.counters.inc('unrouted')
     else this.ctx.counters.inc('routed')
     if (this.ctx.events.has('trace.record')) {
-      this.ctx.events.emit('trace.record', {
-        kind: 'divider.routed',
-        group: this.ctx.group.port,
-        layer: 'divider',
-        data: {
-          id: message.id,
-          from: message.sender,
-          channel: channelName(message),
-          to: list.map((s) => s.who),
-        },
+      this.record('divider.routed', {
+        id: message.id,
+        from: message.sender,
+        channel: channelName(message),
+        to: list.map((s) => s.who),
       })
     }
     for (const s of list) s.deliver!(message)
@@ -187,13 +176,18 @@ export class DividerSession {
       s.wave!(wave, mine)
     }
     if (traced) {
-      this.ctx.events.emit('trace.record', {
-        kind: 'divider.wave',
-        group: this.ctx.group.port,
-        layer: 'divider',
-        data: { wave, to },
-      })
+      this.record('divider.wave', { wave, to })
     }
+  }
+
+  /** Raises one of the Divider's declared trace records (`trace.ts`). */
+  private record<K extends DividerRecord>(kind: K, data: TraceRecords[K]): void {
+    this.ctx.events.emit('trace.record', {
+      kind,
+      group: this.ctx.group.port,
+      layer: 'divider',
+      data,
+    } as TraceRecord)
   }
 
   close(): void {
