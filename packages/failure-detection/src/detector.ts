@@ -50,6 +50,8 @@ interface Peer {
   recovering: boolean
   deciding: boolean
   checkpoint: number
+  /** Heard from at least once since the group opened here. */
+  everHeard: boolean
 }
 
 export class FailureDetectorSession {
@@ -95,6 +97,7 @@ export class FailureDetectorSession {
         recovering: false,
         deciding: false,
         checkpoint: 0,
+        everHeard: false,
       })
     }
     this.offs.push(
@@ -155,7 +158,7 @@ export class FailureDetectorSession {
   gauges(): Record<string, number> {
     return {
       suspectedNow: [...this.peers.values()].filter((p) => p.suspected).length,
-      localLagMs: Math.round(this.health.lag()),
+      localLagMs: Math.round(this.localLag()),
       worstTickLateMs: Math.round(this.worstLate),
     }
   }
@@ -185,6 +188,7 @@ export class FailureDetectorSession {
     const p = this.peers.get(member)
     if (p === undefined) return
     if (at > p.heardAt) p.heardAt = at
+    p.everHeard = true
     if (lastSeq > p.lastSeq) p.lastSeq = lastSeq
     if (!p.suspected) return
     p.suspected = false
@@ -234,12 +238,24 @@ export class FailureDetectorSession {
       timeoutMs *= o.decidingFactor
       adaptations.push('deciding')
     }
-    const lag = this.health.lag()
+    const lag = this.localLag()
     if (lag > 0 && o.localLagFactor > 0) {
       timeoutMs += lag * o.localLagFactor
       adaptations.push('local-lag')
     }
+    if (!p.everHeard && timeoutMs < o.startupGraceMs) {
+      timeoutMs = o.startupGraceMs
+      adaptations.push('starting')
+    }
     return { timeoutMs, adaptations }
+  }
+
+  /**
+   * How late this replica runs: the worse of what its own ticks measured and what the clock
+   * reports (`Clock.lag`: the real clock's event-loop delay, the simulator's queued timers).
+   */
+  private localLag(): number {
+    return Math.max(this.health.lag(), this.ctx.clock.lag?.() ?? 0)
   }
 
   private tick(): void {
@@ -264,7 +280,7 @@ export class FailureDetectorSession {
         silentForMs,
         timeoutMs,
         lastSeq: p.lastSeq,
-        localLagMs: this.health.lag(),
+        localLagMs: this.localLag(),
         adaptations,
       })
     }

@@ -27,6 +27,12 @@ export interface FailureDetectionOptions {
   readonly localLagFactor?: number
   /** How long a stall of this replica's own timers counts against accusing others (ms). Default 2,000. */
   readonly healthWindowMs?: number
+  /**
+   * A member not heard from at all since the group opened here gets at least this long (ms):
+   * replicas start at different times, and a peer still starting is not a failed one.
+   * Default 2,000 (or `suspectAfterMs`, if larger).
+   */
+  readonly startupGraceMs?: number
 }
 
 export interface ResolvedOptions {
@@ -38,6 +44,7 @@ export interface ResolvedOptions {
   readonly decidingFactor: number
   readonly localLagFactor: number
   readonly healthWindowMs: number
+  readonly startupGraceMs: number
 }
 
 function positive(
@@ -77,5 +84,6 @@ export function resolveOptions(options: FailureDetectionOptions = {}): ResolvedO
     decidingFactor: positive(o, 'decidingFactor', 2, 1),
     localLagFactor: positive(o, 'localLagFactor', 2, 0),
     healthWindowMs: positive(o, 'healthWindowMs', 2_000, 1),
+    startupGraceMs: Math.max(suspectAfterMs, positive(o, 'startupGraceMs', 2_000, 0)),
   }
 }

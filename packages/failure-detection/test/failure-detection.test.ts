@@ -79,6 +79,18 @@ describe('weak configuration: suspicion masks out locally', () => {
     expect(traced.map((r) => r.data.member)).toEqual(['n3'])
   })
 
+  it('a member never heard from since the open gets the startup grace, then is suspected', async () => {
+    const { sim, suspicions } = await cluster({ suspectAfterMs: 150, startupGraceMs: 1_000 })
+    sim.network.block('n3', 'n1')
+    await sim.run({ until: 900 })
+    expect(suspicions.get('n1')).toEqual([])
+    await sim.run({ until: 1_300 })
+    const [s] = suspicions.get('n1')!
+    expect(s!.member).toBe('n3')
+    expect(s!.reason.adaptations).toContain('starting')
+    expect(s!.reason.timeoutMs).toBe(1_000)
+  })
+
   it('an idle group stays quiet but alive: alive messages, no suspicion', async () => {
     const { sim, suspicions } = await cluster()
     await sim.run({ until: 5000 })

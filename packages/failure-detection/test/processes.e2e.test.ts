@@ -74,7 +74,10 @@ describe('weak configuration, real processes over UDP', () => {
     await until(() => [a, b, c].every((p) => delivered(p!).includes('before')), 10_000)
     const killedAt = Date.now()
     c!.child.kill('SIGKILL')
-    await until(() => [a, b].every((p) => p!.messages.some((m) => m.type === 'suspect')), 10_000)
+    await until(
+      () => [a, b].every((p) => p!.messages.some((m) => m.type === 'suspect' && m.member === 'c')),
+      10_000,
+    )
     const detectedIn = Date.now() - killedAt
     for (const p of [a, b]) {
       const s = p!.messages.find((m) => m.type === 'suspect')!
@@ -91,12 +94,18 @@ describe('weak configuration, real processes over UDP', () => {
   it('SIGSTOP one past the timeout, then SIGCONT: it is suspected, the others keep ordering, and it is masked back in', async () => {
     const [a, b, c] = await trio()
     c!.child.kill('SIGSTOP')
-    await until(() => [a, b].every((p) => p!.messages.some((m) => m.type === 'suspect')), 10_000)
+    const suspectsC = (p: Proc) => p.messages.some((m) => m.type === 'suspect' && m.member === 'c')
+    await until(() => [a, b].every((p) => suspectsC(p!)), 10_000)
     a!.child.send({ type: 'submit', text: 'while-stopped' })
     await until(() => [a, b].every((p) => delivered(p!).includes('while-stopped')), 10_000)
     c!.child.kill('SIGCONT')
-    await until(() => [a, b].every((p) => p!.messages.some((m) => m.type === 'alive')), 10_000)
-    for (const p of [a, b]) expect(p!.messages.find((m) => m.type === 'alive')!.member).toBe('c')
+    await until(
+      () => [a, b].every((p) => p!.messages.some((m) => m.type === 'alive' && m.member === 'c')),
+      10_000,
+    )
+    // Nobody else was suspected: startup skew and load are not failures.
+    for (const p of [a, b])
+      expect(p!.messages.filter((m) => m.type === 'suspect').map((m) => m.member)).toEqual(['c'])
     // c itself was stopped: its own timers ran late by the whole stop, so it accused nobody.
     await new Promise((r) => setTimeout(r, 500))
     expect(c!.messages.filter((m) => m.type === 'suspect')).toEqual([])

@@ -299,13 +299,28 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   private clockFor(node: NodeState<Prov>, incarnation: number): Clock {
     const sim = this
     const rate = () => 1 + node.driftPpm / 1e6
+    // How late this host's timers ran (a pause queues them): the worst within 2 s.
+    const late: { at: number; ms: number }[] = []
     return {
       now: () => node.clockOffset + sim.currentTime * rate(),
+      lag(): number {
+        while (late.length > 0 && late[0]!.at < sim.currentTime - 2_000) late.shift()
+        let worst = 0
+        for (const l of late) if (l.ms > worst) worst = l.ms
+        return worst
+      },
       setTimer(delayMs: number, callback: () => void): Timer {
         const delay = Number.isFinite(delayMs) && delayMs > 0 ? delayMs / rate() : 0
         let cancelled = false
-        const event = sim.queue.push(sim.currentTime + delay, node.index, incarnation, () => {
-          if (!cancelled) callback()
+        const due = sim.currentTime + delay
+        const event = sim.queue.push(due, node.index, incarnation, () => {
+          if (cancelled) return
+          const ms = sim.currentTime - due
+          if (ms > 0) {
+            late.push({ at: sim.currentTime, ms })
+            if (late.length > 256) late.shift()
+          }
+          callback()
         })
         return {
           cancel() {

@@ -267,6 +267,11 @@ describe('host faults', () => {
     expect(firedAt).toBe(105)
     expect(sim.history.delivered('n2')[0]!.time).toBe(105)
     expect(sim.history.delivered('n3')[0]!.time).toBe(6)
+    // The paused host's clock says how late it ran (local health); the others were on time.
+    expect(sim.host('n2').clock.lag!()).toBe(90)
+    expect(sim.host('n3').clock.lag!()).toBe(0)
+    await sim.run({ until: 2300 })
+    expect(sim.host('n2').clock.lag!()).toBe(0)
   })
 
   it('drift makes a host clock run fast; jumpClock moves it forward', async () => {

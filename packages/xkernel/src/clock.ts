@@ -18,6 +18,14 @@ export interface Clock {
    * of this turn" (the real clock uses `setImmediate`, not a 1 ms `setTimeout`).
    */
   setTimer(delayMs: number, callback: () => void): Timer
+  /**
+   * How late this clock's host has been running recently (ms): the worst delay of its timers
+   * or event loop within about the last two seconds, 0 when on time. Local health — a replica
+   * whose own loop runs late must not accuse others of being slow (Failure Detection adds it
+   * to its timeouts). Optional: a clock that cannot tell leaves it out. The real clock measures
+   * it with `monitorEventLoopDelay`; the simulator's from its pauses and queueing.
+   */
+  lag?(): number
 }
 
 /**
@@ -32,6 +40,10 @@ export class ScopedClock implements Clock {
 
   now(): number {
     return this.base.now()
+  }
+
+  lag(): number {
+    return this.base.lag?.() ?? 0
   }
 
   setTimer(delayMs: number, callback: () => void): Timer {

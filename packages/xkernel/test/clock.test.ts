@@ -131,6 +131,20 @@ describe('realClock', () => {
     expect(clock.now() - start).toBeGreaterThanOrEqual(10)
   })
 
+  it('lag() reports how late the event loop ran (monitorEventLoopDelay), and ScopedClock passes it on', async () => {
+    const clock = realClock()
+    const scoped = new ScopedClock(clock)
+    expect(scoped.lag()).toBeGreaterThanOrEqual(0)
+    await new Promise<void>((resolve) => clock.setTimer(30, resolve))
+    const until = performance.now() + 150
+    while (performance.now() < until) {
+      // Blocks the event loop, as a long GC pause or a hot loop would.
+    }
+    await new Promise<void>((resolve) => clock.setTimer(30, resolve))
+    expect(clock.lag!()).toBeGreaterThanOrEqual(60)
+    expect(scoped.lag()).toBeGreaterThanOrEqual(60)
+  })
+
   it('cancel() stops a timer', async () => {
     const clock = realClock()
     let fired = false
