@@ -17,6 +17,7 @@ const benches: Record<string, Bench> = {
   order: async () => (await import('./src/order.js')).benchOrder(),
   repair: async () => (await import('./src/repair.js')).benchRepair(),
   failover: async () => (await import('./src/failover.js')).benchFailover(),
+  soak: async () => (await import('./src/failover.js')).benchSoak(),
 }
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -28,7 +29,8 @@ if (unknown.length > 0) {
   )
   process.exit(2)
 }
-for (const name of names.length > 0 ? names : Object.keys(benches)) {
+// `soak` runs for minutes: only when named (`pnpm soak`).
+for (const name of names.length > 0 ? names : Object.keys(benches).filter((n) => n !== 'soak')) {
   process.stdout.write(`\n## ${name}\n`)
   const result = await benches[name]!()
   const width = Math.max(...Object.keys(result).map((k) => k.length))

@@ -121,7 +121,7 @@ async function rawRtt(): Promise<number> {
   return percentile(rtts, 0.5)
 }
 
-async function falseSuspicions(
+export async function falseSuspicions(
   seconds: number,
   hogs: number,
 ): Promise<{ suspicions: number; cmdsPerSecond: number }> {
@@ -149,6 +149,25 @@ async function falseSuspicions(
   } finally {
     for (const r of trio) r.child.kill('SIGKILL')
     for (const h of hogProcs) h.kill('SIGKILL')
+  }
+}
+
+/**
+ * `pnpm soak`: false suspicions over `SOAK_SECONDS` (default 300) at maximum load, then the
+ * same with a busy process per core — minutes long, outside `pnpm test`.
+ */
+export async function benchSoak(): Promise<Record<string, number | string>> {
+  const seconds = Number(process.env.SOAK_SECONDS ?? 300)
+  const calm = await falseSuspicions(seconds, 0)
+  const hogged = await falseSuspicions(seconds, 2)
+  return {
+    suspectAfterMs: SUSPECT_AFTER_MS,
+    seconds,
+    falseSuspicionsAtMaxLoad: calm.suspicions,
+    maxLoadCmdsPerSecond: calm.cmdsPerSecond,
+    falseSuspicionsWithCpuHog: hogged.suspicions,
+    cpuHogLoadCmdsPerSecond: hogged.cmdsPerSecond,
+    configuration: 'weak (psync, divider, failure-detection, order-total)',
   }
 }
 
