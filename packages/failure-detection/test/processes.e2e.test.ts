@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 
 const script = fileURLToPath(new URL('./fixtures/replica.ts', import.meta.url))
-const SUSPECT_AFTER_MS = 150
+// Generous: under CI every core is busy with other packages' tests; the benchmark measures the
+// default (150 ms) on a quiet machine.
+const SUSPECT_AFTER_MS = 400
 
 interface Proc {
   readonly name: string
@@ -71,7 +73,7 @@ describe('weak configuration, real processes over UDP', () => {
   it('kill -9 one of three: the survivors suspect it within the timeout (plus a margin) and keep ordering', async () => {
     const [a, b, c] = await trio()
     a!.child.send({ type: 'submit', text: 'before' })
-    await until(() => [a, b, c].every((p) => delivered(p!).includes('before')), 10_000)
+    await until(() => [a, b, c].every((p) => delivered(p!).includes('before')), 20_000)
     const killedAt = Date.now()
     c!.child.kill('SIGKILL')
     await until(
