@@ -19,7 +19,9 @@
  * @example
  * ```ts
  * import {
- *   ORDER_CHANNEL,
+ *   DIVIDER,
+ *   type DividerControl,
+ *   OPERATIONS,
  *   PSYNC,
  *   type PsyncControl,
  *   type PsyncMessage,
@@ -27,7 +29,8 @@
  * } from '@consul/xkernel'
  * import { Acknowledger, CommandBatcher, encodeCommandBatch, OrderError } from '@consul/xkernel/order'
  *
- * function open(ctx: SessionContext<{ psync: PsyncControl }>) {
+ * // A v2 Order: messages through the Divider, sends through Psync.
+ * function open(ctx: SessionContext<{ psync: PsyncControl; divider: DividerControl }>) {
  *   const psync = ctx.get(PSYNC)
  *   const send = (payload: Uint8Array): PsyncMessage => {
  *     const message = psync.send(payload)
@@ -45,10 +48,15 @@
  *     flush: () => batcher.flush(),
  *     sendAck: () => send(new Uint8Array(0)),
  *   })
- *   psync.onDeliver((m) => {
- *     if (m.sender !== ctx.self && m.payload[0] === ORDER_CHANNEL) acks.received()
+ *   ctx.get(DIVIDER).subscribe('my-order', {
+ *     channels: [OPERATIONS], // command-bearing messages only
+ *     deliver: (m) => {
+ *       if (m.sender !== ctx.self) acks.received()
+ *     },
+ *     wave: (wave, messages) => {
+ *       // … the ordering rule: deliver, then batcher.delivered(orderedCommand(…))
+ *     },
  *   })
- *   // … the ordering rule: on each delivery, batcher.delivered(orderedCommand(…))
  * }
  * ```
  */
