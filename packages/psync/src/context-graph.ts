@@ -49,6 +49,12 @@ export class ContextGraph {
   /** Vector and depth of each member's highest pruned message. */
   readonly prunedVc: number[][]
   readonly prunedDepth: number[]
+  /**
+   * Depth and vector of the pruned messages below a member's highest pruned one that a kept
+   * (or held) message depends on: a dep on them must stay exact — after a restart too, so the
+   * watermarks carry them. Recomputed at each prune (only what is still referenced stays).
+   */
+  boundary = new Map<string, { readonly depth: number; readonly vc: readonly number[] }>()
   private live = 0
 
   constructor(readonly memberCount: number) {
@@ -87,11 +93,19 @@ export class ContextGraph {
   }
 
   private vcOf(dep: Ref): readonly number[] {
-    return this.get(dep.member, dep.seq)?.vc ?? this.prunedVc[dep.member]!
+    return (
+      this.get(dep.member, dep.seq)?.vc ??
+      this.boundary.get(`${dep.member}:${dep.seq}`)?.vc ??
+      this.prunedVc[dep.member]!
+    )
   }
 
   private depthOf(dep: Ref): number {
-    return this.get(dep.member, dep.seq)?.depth ?? this.prunedDepth[dep.member]!
+    return (
+      this.get(dep.member, dep.seq)?.depth ??
+      this.boundary.get(`${dep.member}:${dep.seq}`)?.depth ??
+      this.prunedDepth[dep.member]!
+    )
   }
 
   /** Inserts a message whose deps are all present or pruned. */
@@ -254,22 +268,24 @@ export class ContextGraph {
         upTo[member] = node.seq
       }
     }
-    // Cut prefixes back until no kept message depends on a pruned one below the highest.
-    const keptDeps = [...alsoKept]
-    for (let changed = true; changed; ) {
-      changed = false
-      const check = (deps: readonly Ref[]) => {
-        for (const dep of deps) {
-          if (dep.seq < upTo[dep.member]! && dep.seq >= this.prunedSeq[dep.member]!) {
-            upTo[dep.member] = dep.seq
-            changed = true
-          }
-        }
+    // A kept (or held) message that depends on a pruned message below its member's highest
+    // pruned one keeps that dep's depth and vector in the boundary. (Cutting the prefixes back
+    // instead, until every such dep is a highest one, walks back to the start of the log under
+    // sustained concurrent traffic: nothing would ever be pruned.)
+    const boundary = new Map<string, { depth: number; vc: readonly number[] }>()
+    const note = (deps: readonly Ref[]) => {
+      for (const dep of deps) {
+        if (dep.seq > upTo[dep.member]! || dep.seq === upTo[dep.member]) continue
+        const key = `${dep.member}:${dep.seq}`
+        if (boundary.has(key)) continue
+        const live = this.get(dep.member, dep.seq)
+        const known = live ?? this.boundary.get(key)
+        if (known !== undefined) boundary.set(key, { depth: known.depth, vc: known.vc })
       }
-      for (let member = 0; member < this.memberCount; member++)
-        for (const node of chains[member]!) if (node.seq > upTo[member]!) check(node.deps)
-      for (const deps of keptDeps) check(deps)
     }
+    for (let member = 0; member < this.memberCount; member++)
+      for (const node of chains[member]!) if (node.seq > upTo[member]!) note(node.deps)
+    for (const deps of alsoKept) note(deps)
     const pruned: GraphNode[] = []
     for (let member = 0; member < this.memberCount; member++) {
       for (const node of chains[member]!) {
@@ -281,6 +297,7 @@ export class ContextGraph {
         pruned.push(node)
       }
     }
+    this.boundary = boundary
     return pruned
   }
 }

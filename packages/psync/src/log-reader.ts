@@ -27,6 +27,11 @@ export interface Watermarks {
   readonly floor: number
   /** The floor was declared by checkpointing (`setPruneFloor`), not only `retainWaves`. */
   readonly declared: boolean
+  /**
+   * `[member, seq, depth, vc]` of each pruned message below its member's highest that a kept
+   * message depends on (`ContextGraph.boundary`); absent in logs written before it.
+   */
+  readonly boundary?: readonly (readonly [number, number, number, readonly number[]])[]
 }
 
 /** What a restart reads back. */
@@ -201,7 +206,29 @@ function parseWatermarks(raw: Uint8Array, n: number): Watermarks | undefined {
   const floor =
     w.floor === undefined ? Math.max(-1, ...prunedDepth) + 1 : (w.floor as number | undefined)
   if (!Number.isSafeInteger(floor) || (floor as number) < 0) return undefined
+  let boundary: [number, number, number, number[]][] | undefined
+  if (w.boundary !== undefined) {
+    if (!Array.isArray(w.boundary)) return undefined
+    boundary = []
+    for (const e of w.boundary as unknown[]) {
+      if (!Array.isArray(e) || e.length !== 4) return undefined
+      const [member, seq, depth, vc] = e as [unknown, unknown, unknown, unknown]
+      if (
+        !Number.isSafeInteger(member) ||
+        (member as number) < 0 ||
+        (member as number) >= n ||
+        !Number.isSafeInteger(seq) ||
+        (seq as number) < 1 ||
+        !Number.isSafeInteger(depth) ||
+        (depth as number) < 0 ||
+        !counts(vc, 0)
+      )
+        return undefined
+      boundary.push([member as number, seq as number, depth as number, vc])
+    }
+  }
   return {
+    ...(boundary === undefined ? {} : { boundary }),
     prunedSeq: w.prunedSeq,
     prunedDepth,
     prunedVc: w.prunedVc as number[][],

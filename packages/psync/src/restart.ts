@@ -57,6 +57,12 @@ export class RestartHandshake {
         graph.prunedDepth[p] = watermarks.prunedDepth[p]!
         graph.prunedVc[p] = [...watermarks.prunedVc[p]!]
       }
+      graph.boundary = new Map(
+        (watermarks.boundary ?? []).map(([member, seq, depth, vc]) => [
+          `${member}:${seq}`,
+          { depth, vc },
+        ]),
+      )
       // Waves above every pruned message are intact in the log; below, some were pruned.
       this.waves.resume(watermarks.prunedDepth, watermarks.floor, watermarks.declared)
     }

@@ -348,6 +348,10 @@ export class PsyncSession implements Conversation {
       prunedVc: this.graph.prunedVc.map((v) => [...v]),
       floor,
       declared: this.waves.declaredFloor !== undefined,
+      boundary: [...this.graph.boundary].map(([key, { depth, vc }]) => {
+        const at = key.indexOf(':')
+        return [Number(key.slice(0, at)), Number(key.slice(at + 1)), depth, [...vc]] as const
+      }),
     })
   }
 
@@ -384,6 +388,13 @@ export class PsyncSession implements Conversation {
       heldNow: this.held.size,
       missingNow: this.wants.size,
       parkedNow: this.parked.size,
+      // Why a graph grows: waves stalled, the floor held back, or a member's messages unstable.
+      nextWave: this.waves.next,
+      pruneFloorNow: this.waves.floor(),
+      unstableMax: Math.max(
+        0,
+        ...this.members.names.map((_, p) => this.knownSeq(p) - this.stability.stableSeq[p]!),
+      ),
     }
   }
 }
