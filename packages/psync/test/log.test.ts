@@ -73,4 +73,31 @@ describe('MessageLog', () => {
     }
     expect(checked).toBeGreaterThan(0)
   })
+
+  it('watermarks carry the boundary; a malformed boundary is not believed', async () => {
+    const storage = new MemoryStorage()
+    const { log } = open(storage)
+    const watermarks = {
+      prunedSeq: [3, 0],
+      prunedDepth: [2, -1],
+      prunedVc: [
+        [3, 0],
+        [0, 0],
+      ],
+      floor: 3,
+      declared: false,
+      boundary: [[0, 2, 1, [2, 0]] as const],
+    }
+    log.prune([], watermarks)
+    await log.commit()
+    expect(open(storage).log.load(2, 1).watermarks?.boundary).toEqual([[0, 2, 1, [2, 0]]])
+    // A later generation with a boundary entry naming a member outside the group: unreadable,
+    // so the generation before it is used.
+    const { log: again } = open(storage)
+    again.load(2, 1)
+    again.prune([], { ...watermarks, boundary: [[5, 2, 1, [2, 0]] as const] })
+    await again.commit()
+    const loaded = open(storage).log.load(2, 1)
+    expect(loaded.watermarks?.boundary).toEqual([[0, 2, 1, [2, 0]]])
+  })
 })
