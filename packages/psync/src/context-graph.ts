@@ -278,8 +278,14 @@ export class ContextGraph {
         if (dep.seq > upTo[dep.member]! || dep.seq === upTo[dep.member]) continue
         const key = `${dep.member}:${dep.seq}`
         if (boundary.has(key)) continue
-        const live = this.get(dep.member, dep.seq)
-        const known = live ?? this.boundary.get(key)
+        // Live, kept exact by an earlier prune, or the member's highest pruned one so far (whose
+        // depth and vector the watermark holds only until a higher one is pruned now).
+        const known =
+          this.get(dep.member, dep.seq) ??
+          this.boundary.get(key) ??
+          (dep.seq === this.prunedSeq[dep.member]
+            ? { depth: this.prunedDepth[dep.member]!, vc: this.prunedVc[dep.member]! }
+            : undefined)
         if (known !== undefined) boundary.set(key, { depth: known.depth, vc: known.vc })
       }
     }
