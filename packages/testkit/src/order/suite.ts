@@ -34,6 +34,13 @@ const CAMPAIGN_REGRESSIONS: readonly {
   found: string
 }[] = [
   {
+    kind: 'crash',
+    pruning: 'retain',
+    seed: 90,
+    found:
+      "order-total: after a restart a kept message depended on a member's earlier highest pruned message, no longer exact once a higher one was pruned: the waves disagreed",
+  },
+  {
     kind: 'membership',
     pruning: 'retain',
     seed: 526,
