@@ -20,6 +20,7 @@ import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type { FailoverParentMessage } from './failover-node.js'
+import { rawRtt } from './order.js'
 import { freeUdpPorts } from './ports.js'
 
 const SUSPECT_AFTER_MS = 150
@@ -99,28 +100,6 @@ const percentile = (sorted: readonly number[], p: number) =>
     : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!
 const round = (x: number) => Math.round(x * 10) / 10
 
-async function rawRtt(): Promise<number> {
-  const { createSocket } = await import('node:dgram')
-  const a = createSocket('udp4')
-  const b = createSocket('udp4')
-  await new Promise<void>((r) => a.bind(0, '127.0.0.1', () => r()))
-  await new Promise<void>((r) => b.bind(0, '127.0.0.1', () => r()))
-  b.on('message', (msg, rinfo) => b.send(msg, rinfo.port, rinfo.address))
-  const rtts: number[] = []
-  for (let i = 0; i < 200; i++) {
-    const t = performance.now()
-    await new Promise<void>((resolve) => {
-      a.once('message', () => resolve())
-      a.send(Buffer.alloc(64), b.address().port, '127.0.0.1')
-    })
-    rtts.push(performance.now() - t)
-  }
-  a.close()
-  b.close()
-  rtts.sort((x, y) => x - y)
-  return percentile(rtts, 0.5)
-}
-
 export async function falseSuspicions(
   seconds: number,
   hogs: number,
@@ -174,7 +153,8 @@ export async function benchSoak(): Promise<Record<string, number | string>> {
 export async function benchFailover(): Promise<Record<string, number | string>> {
   const trials = Number(process.env.FAILOVER_TRIALS ?? 50)
   const loadSeconds = Number(process.env.FAILOVER_LOAD_SECONDS ?? 10)
-  const rttP50Ms = await rawRtt()
+  // The raw baseline every benchmark here reports: node:dgram ping-pong with an echo process.
+  const rttP50Ms = (await rawRtt(2_000, 200)).p50
   const failovers: number[] = []
   const detections: number[] = []
   let unresolved = 0

@@ -160,7 +160,7 @@ const round = (x: number, digits = 3) => {
 // ---- raw baselines ------------------------------------------------------------------------
 
 /** Ping-pong over loopback with plain node:dgram: one datagram out, wait for the echo, repeat. */
-async function rawRtt(
+export async function rawRtt(
   pings: number,
   warmup: number,
   echoes = 1,
