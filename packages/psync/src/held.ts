@@ -84,6 +84,27 @@ export class HeldMessages {
     return ready
   }
 
+  /** Some held message still waits for `member:seq`. */
+  isWanted(member: number, seq: number): boolean {
+    const list = this.waiters.get(key(member, seq))
+    return list?.some((k) => this.waiting.has(k)) ?? false
+  }
+
+  /**
+   * Takes out `member`'s held frames that no other held message waits for (`hold`: from now
+   * on they wait in the parked set instead), lowest seq first.
+   */
+  takeFrom(member: number): DataFrame[] {
+    const out: DataFrame[] = []
+    for (const [k, w] of this.waiting) {
+      if (w.frame.sender !== member || this.isWanted(member, w.frame.seq)) continue
+      this.drop(k, w)
+      out.push(w.frame)
+    }
+    if (out.length > 0) this.pruneWaiters()
+    return out.sort((a, b) => a.seq - b.seq)
+  }
+
   private drop(k: string, w: Waiting): void {
     this.waiting.delete(k)
     this.bytes -= w.frame.payload.length

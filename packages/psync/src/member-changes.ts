@@ -48,6 +48,10 @@ export function hold(s: PsyncSession, p: number): number {
     throw new PsyncError('INVALID_ARGUMENT', 'a member cannot hold its own messages')
   if (s.members.cut[p] === undefined && !s.parked.isOnHold(p)) {
     s.parked.hold(p)
+    // Its messages already waiting for predecessors would be inserted above the seq returned
+    // below once those arrive: they wait for the decision instead (unless another held
+    // message needs them).
+    for (const frame of s.held.takeFrom(p)) s.parked.park(frame)
     s.ctx.log.info('member on hold pending a decision', { member: s.members.name(p) })
   }
   return s.knownSeq(p)

@@ -44,6 +44,19 @@ export class ParkedMessages {
     return true
   }
 
+  /**
+   * Takes one parked message out (a message of a member not on hold depends on it: whoever
+   * sent that one has it, so the decision's cut covers it), or `undefined`.
+   */
+  take(member: number, seq: number): KeptFrame | undefined {
+    const list = this.byMember.get(member)
+    const frame = list?.get(seq)
+    if (frame === undefined) return undefined
+    list!.delete(seq)
+    this.count--
+    return frame
+  }
+
   /** Ends the hold on `member`; returns its parked messages, lowest seq first. */
   release(member: number): KeptFrame[] {
     const list = this.byMember.get(member)

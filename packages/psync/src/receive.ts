@@ -156,8 +156,11 @@ export class Receiver {
     return undefined
   }
 
-  /** Handles one DATA frame; returns what became of it (for `onHeard`). */
-  onData(frame: DataFrame, from: number): HeardKind {
+  /**
+   * Handles one DATA frame; returns what became of it (for `onHeard`). `needed`: the frame
+   * comes out of the parked set because a message of a member not on hold depends on it.
+   */
+  onData(frame: DataFrame, from: number, needed = false): HeardKind {
     const c = this.c
     const { sender, seq } = frame
     if (c.graph.has(sender, seq)) {
@@ -182,7 +185,9 @@ export class Receiver {
       c.counters.inc(reason)
       return 'refused'
     }
-    if (this.parked.isOnHold(sender)) {
+    // A held message (its sender not on hold, or itself needed) waits for this one: its
+    // sender has it, so the decision's cut covers it — receive it, do not park it.
+    if (this.parked.isOnHold(sender) && !needed && !c.held.isWanted(sender, seq)) {
       if (this.parked.has(sender, seq)) {
         c.counters.inc('duplicates')
         return 'duplicate'
@@ -211,8 +216,23 @@ export class Receiver {
       return 'held'
     }
     c.counters.inc('held')
-    c.wants.want(missing, from === c.members.self ? sender : from, c.ctx.clock.now())
-    this.repair.arm()
+    // Predecessors parked pending a decision: this message's sender has them, so they are
+    // below any cut the decision can make — receive them now, or this one (perhaps a vote of
+    // the decision itself) would wait for the decision forever.
+    for (const ref of missing) {
+      const parked = this.parked.take(ref.member, ref.seq)
+      if (parked === undefined) continue
+      c.counters.inc('unparkedNeeded')
+      this.onData(parked, from, true)
+    }
+    if (c.held.has(sender, seq)) {
+      c.wants.want(
+        c.graph.missing(frame.deps),
+        from === c.members.self ? sender : from,
+        c.ctx.clock.now(),
+      )
+      this.repair.arm()
+    }
     return 'held'
   }
 }
