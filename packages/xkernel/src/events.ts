@@ -111,6 +111,17 @@ export interface ConsulEvents {
    */
   'membership.deciding': { readonly group: string; readonly member: NodeId; readonly open: boolean }
   /**
+   * This replica's primary state changed (`@consul/membership`): `minority` or `excluded` —
+   * it may not order (an Order refuses new submits with `OrderError('NO_PRIMARY')`; on
+   * `excluded` it also rejects those still pending: their outcome is unknown here) — or
+   * `primary` again. Raised by Membership; observed by the Orders.
+   */
+  'membership.primary': {
+    readonly group: string
+    readonly state: 'primary' | 'minority' | 'excluded'
+    readonly view: number
+  }
+  /**
    * This host installed a view of the group (Membership), or — layer `psync` — changed the
    * agreed list Psync counts for stability and waves (mask, unmask, exclusion).
    */

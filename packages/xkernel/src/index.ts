@@ -57,6 +57,14 @@ export { type Clock, ScopedClock, type Timer } from './clock.js'
 export { Counters } from './counters.js'
 export { type ChannelSubscription, DIVIDER, type DividerControl } from './divider-control.js'
 export {
+  MEMBERSHIP,
+  type MembershipControl,
+  type PrimaryState,
+  type View,
+  type ViewChange,
+  type ViewChangeReason,
+} from './membership-control.js'
+export {
   DecodeError,
   type DecodeErrorCode,
   StorageCorruptedError,

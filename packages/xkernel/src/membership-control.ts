@@ -1,0 +1,77 @@
+/**
+ * Membership's control interface (`@consul/membership` provides it), here so that Recovery,
+ * the Orders and applications depend on the framework only. With Failure Detection below it,
+ * it is the *strong* membership service: the replicas agree on a sequence of views, each
+ * decided by a majority of the previous one (primary partition), and every member of a view
+ * installs it at the same logical point of the conversation.
+ *
+ * Capability `MEMBERSHIP` ('membership'): a stack that requires it (Recovery) does not
+ * compile without `@consul/membership` — the weak configuration cannot be given Recovery.
+ */
+import { capability } from './capability.js'
+import type { SuspicionReason } from './failure-detection-control.js'
+import type { NodeId } from './transport.js'
+
+/** One agreed view of the group. */
+export interface View {
+  /** 0 for the group's initial member list; +1 at every agreed change. */
+  readonly id: number
+  /** Its members, in the group's canonical (sorted) order. */
+  readonly members: readonly NodeId[]
+}
+
+/**
+ * Why a view changed. `failure`: members suspected and excluded by an agreed decision.
+ * `excluded`: this member learned that the primary excluded *it* (it stops ordering; it
+ * comes back only through Recovery as a new incarnation).
+ */
+export interface ViewChangeReason {
+  readonly kind: 'failure' | 'excluded'
+  /** Who proposed the decision (the coordinator of the round that was chosen). */
+  readonly decidedBy: NodeId
+  /**
+   * Each excluded member's cut: the highest seq of its messages that counts everywhere (its
+   * later messages are void).
+   */
+  readonly cuts: Readonly<Record<NodeId, number>>
+  /** What this replica's Failure Detection said about each excluded member, if it suspected it. */
+  readonly suspicions: Readonly<Record<NodeId, SuspicionReason>>
+}
+
+export interface ViewChange {
+  readonly view: View
+  readonly joined: readonly NodeId[]
+  readonly left: readonly NodeId[]
+  readonly reason: ViewChangeReason
+}
+
+/**
+ * Whether this replica may order: `primary` — it belongs to the current primary view and can
+ * reach a majority of it; `minority` — it suspects so many members of its view that no
+ * decision could include it (a partition's minority side, or the survivor of too many
+ * failures): its Order refuses new submits until it hears a majority again; `excluded` — the
+ * primary excluded it, for good (Recovery brings it back as a new incarnation).
+ */
+export type PrimaryState = 'primary' | 'minority' | 'excluded'
+
+export interface MembershipControl {
+  /** The view installed here. */
+  view(): View
+  /** `primary`, `minority` or `excluded` (see `PrimaryState`). */
+  state(): PrimaryState
+  /** Calls `handler` after every view change installed here, in view order. */
+  onViewChange(handler: (change: ViewChange) => void): () => void
+  /** Calls `handler` on every change of `state()`. */
+  onStateChange(handler: (state: PrimaryState, view: View) => void): () => void
+  /**
+   * Reports a suspicion of `member` (Failure Detection calls it through `onSuspect`; an
+   * application or an operator may too): Membership proposes its exclusion unless another
+   * member has newer evidence that it is alive. Throws `XKernelError('INVALID_ARGUMENT')` for
+   * this member itself or a name outside the current view.
+   */
+  suspect(member: NodeId): void
+  /** The decision round open here, if any: the members it would exclude. */
+  deciding(): readonly NodeId[]
+}
+
+export const MEMBERSHIP = capability<'membership', MembershipControl>('membership')
