@@ -40,6 +40,8 @@ export function lamportOrder(options: LamportOrderOptions = {}) {
     requires: [PSYNC, DIVIDER],
     provides: [ORDER],
     raises: ['trace.sent', 'trace.delivered'],
+    // Membership's verdict: no ordering outside the primary partition (`followPrimary`).
+    observes: ['membership.primary'],
     create: () => ({
       open(ctx) {
         const session = new LamportOrderSession(ctx, resolved)

@@ -46,6 +46,7 @@ import {
 import {
   Acknowledger,
   CommandBatcher,
+  followPrimary,
   OrderError,
   orderedCommand,
   recordOrderDelivery,
@@ -134,6 +135,8 @@ export class LamportOrderSession {
         this.drain()
       },
     })
+    // No new submits outside the primary partition (only Membership raises it).
+    followPrimary(ctx, this.batcher)
     // Registered at open, so the replay of Psync's log (in its start) is seen too. Through the
     // Divider (specification v2): our channel's messages, and every wave. Waves are not used
     // for ordering, but Psync completes stalled waves right after an agreed exclusion: a cue

@@ -41,6 +41,8 @@ export function semanticOrder(options: SemanticOrderOptions) {
     requires: [PSYNC, DIVIDER],
     provides: [ORDER],
     raises: ['trace.sent', 'trace.delivered'],
+    // Membership's verdict: no ordering outside the primary partition (`followPrimary`).
+    observes: ['membership.primary'],
     create: () => ({
       open(ctx) {
         const session = new SemanticOrderSession(ctx, resolved)

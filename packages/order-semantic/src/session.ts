@@ -45,6 +45,7 @@ import {
   commandId,
   decodeCommandBatch,
   encodeCommandBatch,
+  followPrimary,
   OrderError,
   orderedCommand,
   type QueuedCommand,
@@ -103,6 +104,8 @@ export class SemanticOrderSession {
       flush: () => this.batcher.flush(),
       sendAck: () => this.send(new Uint8Array(0)),
     })
+    // No new submits outside the primary partition (only Membership raises it).
+    followPrimary(ctx, this.batcher)
     // Registered at open, so the replay of Psync's log (in its start) is seen too. Bare
     // acknowledgements too: another member's message confirms that ours went on the wire.
     ctx.get(DIVIDER).subscribe('order-semantic', {

@@ -35,6 +35,8 @@ export function totalOrder(options: TotalOrderOptions = {}) {
     requires: [PSYNC, DIVIDER],
     provides: [ORDER],
     raises: ['trace.sent', 'trace.delivered'],
+    // Membership's verdict: no ordering outside the primary partition (`followPrimary`).
+    observes: ['membership.primary'],
     create: () => ({
       open(ctx) {
         const session = new TotalOrderSession(ctx, resolved)

@@ -34,6 +34,7 @@ import {
   CommandBatcher,
   decodeCommandBatch,
   encodeCommandBatch,
+  followPrimary,
   OrderError,
   orderedCommand,
   recordOrderTrace,
@@ -74,6 +75,8 @@ export class TotalOrderSession {
       flush: () => this.batcher.flush(),
       sendAck: () => this.send(new Uint8Array(0)),
     })
+    // No new submits outside the primary partition (only Membership raises it).
+    followPrimary(ctx, this.batcher)
     // Registered at open, so the replay of Psync's log (in its start) is seen too. The Divider
     // hands over command-bearing messages only, and every wave (specification v2).
     ctx.get(DIVIDER).subscribe('order-total', {

@@ -32,6 +32,14 @@
  *   `members()` and the waves Psync completes against the agreed list (Membership calls
  *   `psync.exclude(p, cut)` at the same logical point everywhere). It must never act on
  *   suspicion alone.
+ * - Primary partition: an Order observes `membership.primary` (Membership raises it; without
+ *   Membership in the stack nobody does) and orders only in the primary partition. On
+ *   `'minority'` it refuses new submits with an error coded `'NO_PRIMARY'` naming the group
+ *   and the view (the command is not sent) and keeps the pending ones: they may still be
+ *   ordered once the partition heals. On `'primary'` it accepts submits again. On
+ *   `'excluded'` (final for the session) it refuses new submits likewise and rejects every
+ *   pending one with `'NO_PRIMARY'` too: whether the primary ordered it is unknown here.
+ *   (`followPrimary` and `CommandBatcher.primary` in `@consul/xkernel/order`.)
  * - Restart: after a crash Psync re-delivers its log (`restored: true`) and completes again
  *   every wave above its prune floor; an Order restored from a checkpoint skips what the
  *   checkpoint covers. **Waves are never skipped**: an Order that is shown a wave above the
@@ -52,7 +60,7 @@
  *
  * - `submit(command, { level })`: multicasts a command and resolves with its `OrderedCommand`
  *   (rejects with an error carrying a `code` — the shipped Orders' `OrderError` — if the
- *   Order closes or stops first). Two levels, as Spread's AGREED and SAFE services:
+ *   Order closes or stops first, or outside the primary partition: `NO_PRIMARY`). Two levels, as Spread's AGREED and SAFE services:
  *   - `'agreed'`: resolves once the command is delivered here in order. Delivery is agreed but
  *     **not uniform**: a member about to be excluded (cut off by a partition) may deliver its
  *     own last commands — sent just before the cut, so nobody else has them — and the agreed
@@ -80,7 +88,7 @@
  * (submit queue, one Psync message per event-loop turn, promises settled per delivery level:
  * on delivery, or on delivery and stability), `Acknowledger` (the empty-acknowledgement rule
  * that lets waves complete when a member has nothing to send), `WaveSequence` (the
- * never-skip-a-wave rule), `resolveOrderOptions` (`ackDelayMs`, `maxBatch`, `maxBatchBytes`),
+ * never-skip-a-wave rule), `followPrimary` (the primary-partition rule), `resolveOrderOptions` (`ackDelayMs`, `maxBatch`, `maxBatchBytes`),
  * `encodeCommandBatch` / `decodeCommandBatch` for the framing and `OrderError`; all three
  * shipped Orders do. This file holds only the specification, which other protocols and
  * applications see too.

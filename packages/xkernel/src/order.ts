@@ -11,6 +11,7 @@
  * - `Acknowledger`: the empty-acknowledgement rule that lets waves complete when a member has
  *   nothing to send.
  * - `WaveSequence`, `stopAtWaveGap`, `waveGapMessage`: the never-skip-a-wave rule.
+ * - `followPrimary`: no ordering outside the primary partition (`membership.primary`).
  * - `resolveOrderOptions`, `numberOption`: defaults and checks of the shared options.
  * - `encodeCommandBatch`, `decodeCommandBatch`, `commandId`: the common framing.
  * - `orderedCommand`, `recordOrderDelivery`, `recordOrderTrace`: what a delivery records.
@@ -27,7 +28,13 @@
  *   type PsyncMessage,
  *   type SessionContext,
  * } from '@consul/xkernel'
- * import { Acknowledger, CommandBatcher, encodeCommandBatch, OrderError } from '@consul/xkernel/order'
+ * import {
+ *   Acknowledger,
+ *   CommandBatcher,
+ *   encodeCommandBatch,
+ *   followPrimary,
+ *   OrderError,
+ * } from '@consul/xkernel/order'
  *
  * // A v2 Order: messages through the Divider, sends through Psync.
  * function open(ctx: SessionContext<{ psync: PsyncControl; divider: DividerControl }>) {
@@ -43,6 +50,8 @@
  *     error: (code, message) => new OrderError(code, message),
  *     send: (batch) => send(encodeCommandBatch(batch.map((c) => c.command))),
  *   })
+ *   // No new submits outside the primary partition (declare observes: ['membership.primary']).
+ *   followPrimary(ctx, batcher)
  *   const acks = new Acknowledger(ctx, {
  *     ackDelayMs: 1,
  *     flush: () => batcher.flush(),
@@ -81,4 +90,9 @@ export {
   type ResolvedOrderOptions,
   resolveOrderOptions,
 } from './order/options.js'
+export {
+  type FollowPrimaryContext,
+  followPrimary,
+  type PrimaryFollower,
+} from './order/primary.js'
 export { stopAtWaveGap, WaveSequence, type WaveVerdict, waveGapMessage } from './order/waves.js'

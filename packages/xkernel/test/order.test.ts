@@ -5,6 +5,7 @@ import {
   CommandBatcher,
   type CommandBatcherOptions,
   commandId,
+  followPrimary,
   numberOption,
   type QueuedCommand,
   resolveOrderOptions,
@@ -408,6 +409,100 @@ describe('CommandBatcher', () => {
     expect(batcher.flush()).toBe(false)
     expect(sent).toHaveLength(1)
     batcher.close() // idempotent
+  })
+
+  it("primary('minority'): refuses new submits, keeps the pending ones; 'primary' accepts again", async () => {
+    const { clock, sent, batcher } = setup()
+    const awaited = settle(batcher.submit(bytes(1)))
+    clock.advance(0)
+    const queued = settle(batcher.submit(bytes(2), { level: 'agreed' }))
+    batcher.primary('minority', 4)
+    const refused = settle(batcher.submit(bytes(3)))
+    await tick()
+    expect(refused.error).toBeInstanceOf(TestError)
+    expect(refused.error).toMatchObject({
+      code: 'NO_PRIMARY',
+      message:
+        'group g is in a minority partition (view 4): it cannot order until it reaches a majority again; the command was not sent',
+    })
+    expect(batcher.queued).toBe(1) // the refused one was not queued
+    clock.advance(0) // accepted before the partition: still sent, may be ordered once it heals
+    expect(sent).toHaveLength(2)
+    expect(batcher.awaiting).toBe(2)
+    batcher.primary('primary', 5)
+    const again = settle(batcher.submit(bytes(4), { level: 'agreed' }))
+    clock.advance(0)
+    batcher.stableUpTo(1)
+    batcher.delivered(ordered('a:1', 0))
+    batcher.delivered(ordered('a:2', 0))
+    batcher.delivered(ordered('a:3', 0))
+    await tick()
+    expect([awaited, queued, again].map((r) => r.value?.id)).toEqual(['a:1/0', 'a:2/0', 'a:3/0'])
+  })
+
+  it("primary('excluded'): rejects every pending submit and every later one, for good", async () => {
+    const { clock, sent, batcher } = setup()
+    const safe = settle(batcher.submit(bytes(1))) // sent, awaiting delivery and stability
+    const delivered = settle(batcher.submit(bytes(2))) // sent, delivered, awaiting stability
+    const agreed = settle(batcher.submit(bytes(3), { level: 'agreed' })) // sent
+    clock.advance(0)
+    batcher.take('a:1/1')?.(ordered('a:1', 1))
+    batcher.primary('minority', 6)
+    const queued = settle(batcher.submit(bytes(4))) // refused: never queued
+    batcher.primary('primary', 7)
+    const late = settle(batcher.submit(bytes(5))) // queued, not sent
+    batcher.primary('excluded', 8)
+    await tick()
+    expect(queued.error).toMatchObject({ code: 'NO_PRIMARY' })
+    for (const { error } of [safe, delivered, agreed, late]) {
+      expect(error).toBeInstanceOf(TestError)
+      expect(error).toMatchObject({
+        code: 'NO_PRIMARY',
+        message:
+          'group g: this replica was excluded from the primary partition (view 8) before the command was delivered here; its outcome is unknown here (the primary may have ordered it)',
+      })
+    }
+    expect(batcher.queued).toBe(0)
+    expect(batcher.awaiting).toBe(0)
+    expect(clock.pending).toBe(0)
+    expect(sent).toHaveLength(1)
+    batcher.primary('primary', 9) // excluded is final
+    await expect(batcher.submit(bytes(6))).rejects.toMatchObject({
+      code: 'NO_PRIMARY',
+      message:
+        'group g: this replica was excluded from the primary partition (view 8) and cannot order any more (it rejoins only as a new incarnation); the command was not sent',
+    })
+    batcher.delivered(ordered('a:1', 0)) // a late delivery settles nothing
+    expect(sent).toHaveLength(1)
+    batcher.close()
+    await expect(batcher.submit(bytes(7))).rejects.toMatchObject({ code: 'CLOSED' })
+  })
+
+  it('NO_PRIMARY comes after the checks that do not depend on the partition', async () => {
+    const { batcher } = setup()
+    batcher.primary('minority', 1)
+    await expect(batcher.submit('x' as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    const stop = new TestError('WAVE_GAP', 'stopped')
+    batcher.fail(stop)
+    await expect(batcher.submit(bytes(1))).rejects.toBe(stop)
+  })
+})
+
+describe('followPrimary', () => {
+  it("hands its group's membership.primary to the batcher, and no other group's", () => {
+    const events = new EventBus()
+    const calls: [string, number][] = []
+    followPrimary(
+      { events, group: { port: 'g' } },
+      { primary: (state, view) => void calls.push([state, view]) },
+    )
+    events.emit('membership.primary', { group: 'other', state: 'minority', view: 1 })
+    events.emit('membership.primary', { group: 'g', state: 'minority', view: 2 })
+    events.emit('membership.primary', { group: 'g', state: 'primary', view: 3 })
+    expect(calls).toEqual([
+      ['minority', 2],
+      ['primary', 3],
+    ])
   })
 })
 

@@ -34,7 +34,10 @@ export interface QueuedCommand<T> {
 export type CommandBatcherOptions<T> = {
   readonly maxBatch: number
   readonly maxBatchBytes: number
-  /** Builds the Order's errors (`INVALID_ARGUMENT` and `CLOSED` rejections of `submit`). */
+  /**
+   * Builds the Order's errors (the `INVALID_ARGUMENT`, `CLOSED` and `NO_PRIMARY` rejections
+   * of `submit`).
+   */
   readonly error: OrderErrorFactory
   /**
    * Sends one batch (in the Order's framing, through `psync.send`) and returns the message
@@ -109,7 +112,8 @@ function commandIndex(id: string, message: MessageId): number {
  * its own copy.
  *
  * Rejections (through `error`): `INVALID_ARGUMENT` for a command that is not a `Uint8Array`
- * or is larger than `maxBatchBytes`, `CLOSED` after `close()`.
+ * or is larger than `maxBatchBytes`, `CLOSED` after `close()`, `NO_PRIMARY` while the replica
+ * is outside the primary partition (`primary(state, view)`).
  */
 export class CommandBatcher<T = undefined> {
   private queue: Pending<T>[] = []
@@ -125,6 +129,14 @@ export class CommandBatcher<T = undefined> {
   private timer: Timer | undefined
   private closed = false
   private failure: Error | undefined
+  /**
+   * Whether this replica may order (the last `primary()` call) and the view it was told in.
+   * Invariant: once `'excluded'`, it stays so.
+   */
+  private partition: { state: 'primary' | 'minority' | 'excluded'; view: number } = {
+    state: 'primary',
+    view: 0,
+  }
   private slab = new Uint8Array(0)
   private slabAt = 0
 
@@ -159,6 +171,7 @@ export class CommandBatcher<T = undefined> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
     if (this.closed)
       return Promise.reject(error('CLOSED', `group ${this.ctx.group.port} is closed`))
+    if (this.partition.state !== 'primary') return Promise.reject(this.noPrimary())
     if (command.length > maxBatchBytes) {
       return Promise.reject(
         error(
@@ -363,6 +376,44 @@ export class CommandBatcher<T = undefined> {
         'CLOSED',
         `group ${this.ctx.group.port} closed before the command was delivered`,
       ),
+    )
+  }
+
+  /**
+   * Membership's verdict on this replica (`membership.primary`; `followPrimary` wires it).
+   * `'minority'`: new submits reject with `NO_PRIMARY` — the command is not sent — while the
+   * pending ones stay pending: their messages may still be ordered once the partition heals.
+   * `'excluded'`: the primary went on without this replica, so new submits reject likewise
+   * and so does every pending one (queued or sent, at any level): whether the primary
+   * ordered it cannot be known here. `'primary'` accepts submits again, except after
+   * `'excluded'`, which is final for this batcher (the replica comes back as a new
+   * incarnation, with a new session).
+   */
+  primary(state: 'primary' | 'minority' | 'excluded', view: number): void {
+    if (this.partition.state === 'excluded') return
+    this.partition = { state, view }
+    if (state !== 'excluded' || this.closed || this.failure !== undefined) return
+    this.rejectAll(
+      this.options.error(
+        'NO_PRIMARY',
+        `group ${this.ctx.group.port}: this replica was excluded from the primary partition ` +
+          `(view ${view}) before the command was delivered here; its outcome is unknown here ` +
+          '(the primary may have ordered it)',
+      ),
+    )
+  }
+
+  /** The rejection of a submit outside the primary partition. */
+  private noPrimary(): Error {
+    const { state, view } = this.partition
+    const port = this.ctx.group.port
+    return this.options.error(
+      'NO_PRIMARY',
+      state === 'excluded'
+        ? `group ${port}: this replica was excluded from the primary partition (view ${view}) ` +
+            'and cannot order any more (it rejoins only as a new incarnation); the command was not sent'
+        : `group ${port} is in a minority partition (view ${view}): it cannot order until it ` +
+            'reaches a majority again; the command was not sent',
     )
   }
 

@@ -24,6 +24,12 @@ export type OrderErrorCode =
   | 'BAD_CLASS'
   /** Psync reported a wave above the expected one: the Order stopped (see the spec). */
   | 'WAVE_GAP'
+  /**
+   * The replica is not in the primary partition: minority (new submits are refused until it
+   * reaches a majority again) or excluded (pending submits are rejected too: their outcome is
+   * unknown here). Raised on `membership.primary`; see the spec.
+   */
+  | 'NO_PRIMARY'
 
 export class OrderError extends Error {
   override readonly name = 'OrderError'
@@ -47,4 +53,7 @@ export class OrderError extends Error {
  * `resolveOrderOptions`, `numberOption`): usually `(code, message) => new OrderError(code,
  * message)`; an Order with an error class of its own passes that instead.
  */
-export type OrderErrorFactory = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) => Error
+export type OrderErrorFactory = (
+  code: 'INVALID_ARGUMENT' | 'CLOSED' | 'NO_PRIMARY',
+  message: string,
+) => Error

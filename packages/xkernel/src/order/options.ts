@@ -4,7 +4,11 @@
  * options. A bad value throws the Order's own `INVALID_ARGUMENT` error at the factory, so a
  * misconfigured stack fails before it starts.
  */
-import type { OrderErrorFactory } from './errors.js'
+/**
+ * The options checks only ever report `INVALID_ARGUMENT`, so any factory that builds that
+ * code will do (an `OrderErrorFactory`, or a narrower one).
+ */
+type OptionErrorFactory = (code: 'INVALID_ARGUMENT', message: string) => Error
 
 /** The options every Order built on these blocks shares (all optional). */
 export interface OrderOptions {
@@ -38,7 +42,7 @@ export function numberOption<K extends string>(
   options: { readonly [key in K]?: unknown },
   name: K,
   spec: NumberOptionSpec,
-  error: OrderErrorFactory,
+  error: OptionErrorFactory,
   label = 'order option',
 ): number {
   const value = options[name] ?? spec.fallback
@@ -64,7 +68,7 @@ export function numberOption<K extends string>(
  */
 export function resolveOrderOptions(
   options: OrderOptions,
-  error: OrderErrorFactory,
+  error: OptionErrorFactory,
   label = 'order option',
 ): ResolvedOrderOptions {
   return {
