@@ -15,6 +15,8 @@ interface Waiting {
   readonly frame: DataFrame
   missing: number
   readonly since: number
+  /** Its sender is on hold, but a message of a member not on hold depends on it. */
+  readonly needed: boolean
 }
 
 const key = (member: number, seq: number) => `${member}:${seq}`
@@ -48,12 +50,12 @@ export class HeldMessages {
   }
 
   /** Holds `frame` until `missing` arrive; false when it does not fit the bounds. */
-  add(frame: DataFrame, missing: readonly Ref[], now: number): boolean {
+  add(frame: DataFrame, missing: readonly Ref[], now: number, needed = false): boolean {
     const k = key(frame.sender, frame.seq)
     if (this.waiting.has(k)) return true
     if (this.waiting.size >= this.maxCount || this.bytes + frame.payload.length > this.maxBytes)
       return false
-    this.waiting.set(k, { frame, missing: missing.length, since: now })
+    this.waiting.set(k, { frame, missing: missing.length, since: now, needed })
     this.bytes += frame.payload.length
     for (const ref of missing) {
       const mk = key(ref.member, ref.seq)
@@ -84,20 +86,28 @@ export class HeldMessages {
     return ready
   }
 
-  /** Some held message still waits for `member:seq`. */
-  isWanted(member: number, seq: number): boolean {
+  /**
+   * A held message that counts waits for `member:seq`: one whose sender is not on hold
+   * (`onHold`), or one that is itself needed. (A held member's own later messages waiting for
+   * it do not make it needed: they wait for the decision too.)
+   */
+  isWanted(member: number, seq: number, onHold: (member: number) => boolean): boolean {
     const list = this.waiters.get(key(member, seq))
-    return list?.some((k) => this.waiting.has(k)) ?? false
+    if (list === undefined) return false
+    return list.some((k) => {
+      const w = this.waiting.get(k)
+      return w !== undefined && (w.needed || !onHold(w.frame.sender))
+    })
   }
 
   /**
-   * Takes out `member`'s held frames that no other held message waits for (`hold`: from now
-   * on they wait in the parked set instead), lowest seq first.
+   * Takes out `member`'s held frames that no counting held message waits for (`hold`: from
+   * now on they wait in the parked set instead), lowest seq first. `member` is on hold.
    */
-  takeFrom(member: number): DataFrame[] {
+  takeFrom(member: number, onHold: (member: number) => boolean): DataFrame[] {
     const out: DataFrame[] = []
     for (const [k, w] of this.waiting) {
-      if (w.frame.sender !== member || this.isWanted(member, w.frame.seq)) continue
+      if (w.frame.sender !== member || this.isWanted(member, w.frame.seq, onHold)) continue
       this.drop(k, w)
       out.push(w.frame)
     }

@@ -51,7 +51,7 @@ export function hold(s: PsyncSession, p: number): number {
     // Its messages already waiting for predecessors would be inserted above the seq returned
     // below once those arrive: they wait for the decision instead (unless another held
     // message needs them).
-    for (const frame of s.held.takeFrom(p)) s.parked.park(frame)
+    for (const frame of s.held.takeFrom(p, (m) => s.parked.isOnHold(m))) s.parked.park(frame)
     s.ctx.log.info('member on hold pending a decision', { member: s.members.name(p) })
   }
   return s.knownSeq(p)

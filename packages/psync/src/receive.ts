@@ -187,7 +187,8 @@ export class Receiver {
     }
     // A held message (its sender not on hold, or itself needed) waits for this one: its
     // sender has it, so the decision's cut covers it — receive it, do not park it.
-    if (this.parked.isOnHold(sender) && !needed && !c.held.isWanted(sender, seq)) {
+    const onHold = (m: number) => this.parked.isOnHold(m)
+    if (onHold(sender) && !needed && !c.held.isWanted(sender, seq, onHold)) {
       if (this.parked.has(sender, seq)) {
         c.counters.inc('duplicates')
         return 'duplicate'
@@ -208,7 +209,15 @@ export class Receiver {
       return 'message'
     }
     // The payload is a view into the datagram; keep a copy while it waits.
-    if (!c.held.add({ ...frame, payload: frame.payload.slice() }, missing, c.ctx.clock.now())) {
+    const isNeeded = needed || (onHold(sender) && c.held.isWanted(sender, seq, onHold))
+    if (
+      !c.held.add(
+        { ...frame, payload: frame.payload.slice() },
+        missing,
+        c.ctx.clock.now(),
+        isNeeded,
+      )
+    ) {
       c.counters.inc('droppedHeldOverflow')
       c.ctx.log.debug('held-message bound reached; message dropped, it will be asked for again', {
         id: c.members.idOf(sender, seq),

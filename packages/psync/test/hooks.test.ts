@@ -125,6 +125,43 @@ describe('hold and release', () => {
     expect(sim.host('n1').stats().psync!.droppedExcluded).toBeGreaterThanOrEqual(2)
   })
 
+  it("a message of a member not on hold that depends on a parked one brings it in: its sender has it, so any cut covers it (else a vote of the decision would wait for the decision)", async () => {
+    const { sim, conv, delivered } = await cluster()
+    sim.at(1, () => void conv('n1').hold('n3'))
+    sim.at(5, () => void conv('n3').send(text('x')))
+    await sim.run({ until: 30 })
+    expect(delivered.get('n1')).not.toContain('n3:1')
+    // n2 is not on hold at n1: its message builds on n3:1.
+    sim.at(31, () => void conv('n2').send(text('vote')))
+    await sim.run({ until: 60 })
+    expect(delivered.get('n1')).toContain('n3:1')
+    expect(delivered.get('n1')).toContain('n2:1')
+    expect(sim.host('n1').stats().psync!.unparkedNeeded).toBe(1)
+    expect(conv('n1').onHold('n3')).toBe(true)
+  })
+
+  it("hold parks the member's messages already waiting for a predecessor: none of its chain gets in once the predecessor comes", async () => {
+    const { sim, conv, delivered } = await cluster()
+    // n1 gets n3:2 and n3:3 before n3:1 (n3's datagrams to n1 are lost meanwhile), then
+    // puts n3 on hold: the held chain n3:3 → n3:2 must not pull itself in once n3:1 comes.
+    sim.at(4, () => sim.network.block('n3', 'n1'))
+    sim.at(5, () => void conv('n3').send(text('a')))
+    sim.at(6, () => void conv('n3').send(text('b')))
+    sim.at(7, () => void conv('n3').send(text('c')))
+    sim.at(9, () => sim.network.unblock('n3', 'n1'))
+    sim.at(10, () => inject(sim, 'n3', 'n1', encodeData(2, 2, [{ member: 2, seq: 1 }], text('b'))))
+    sim.at(11, () => inject(sim, 'n3', 'n1', encodeData(2, 3, [{ member: 2, seq: 2 }], text('c'))))
+    let heldAt = -1
+    sim.at(12.5, () => {
+      heldAt = conv('n1').hold('n3')
+    })
+    await sim.run({ until: 400 })
+    expect(heldAt).toBe(0)
+    expect(delivered.get('n1')!.filter((id) => id.startsWith('n3'))).toEqual([])
+    expect(sim.host('n1').stats().psync!.held).toBe(2)
+    expect(sim.host('n1').stats().psync!.parkedNow).toBeGreaterThanOrEqual(3)
+  })
+
   it('masking out drops what was parked; bad arguments throw', async () => {
     const { sim, conv } = await cluster()
     sim.at(1, () => void conv('n1').hold('n3'))
