@@ -71,11 +71,13 @@ function viewsOf(world: World): Map<string, View> {
     let boundaries = inc.boundaries
     const cut = cutOf.get(inc.node)
     if (cut !== undefined) {
-      // Delivery is not uniform: from the excluded member's first delivery of a command the
-      // cut discarded, its history is its own (as a crashed member's would be).
-      const first = inc.deliveries.findIndex(
-        (d) => d.sender === inc.node && messageSeq(d.message) > cut,
-      )
+      // Delivery is not uniform: from the excluded member's first delivery of a command a
+      // cut discarded — its own, or another excluded member's (the two sides of a minority)
+      // — its history is its own (as a crashed member's would be).
+      const first = inc.deliveries.findIndex((d) => {
+        const senderCut = cutOf.get(d.sender)
+        return senderCut !== undefined && messageSeq(d.message) > senderCut
+      })
       if (first >= 0) {
         deliveries = deliveries.slice(0, first)
         boundaries = boundaries.filter((b) => b.count <= first)

@@ -186,7 +186,7 @@ const CHECKPOINT_EVERY_WAVES = 2
  * Records deliveries per node and incarnation; restores the node's latest checkpoint at open;
  * takes checkpoints at wave boundaries and declares the prune floor.
  */
-function probe(current: () => World) {
+export function orderProbe(current: () => World) {
   return defineProtocol({
     name: 'order-probe',
     requires: [ORDER, PSYNC],
@@ -330,7 +330,7 @@ export function orderScenario(
       orderStack(
         setup,
         kind === 'gap' ? { logEveryMs: 2, retainWaves: 4 } : psyncOptions(pruning),
-      ).use(probe(() => world)),
+      ).use(orderProbe(() => world)),
     async setup(s) {
       world = newWorld(kind, pruning)
       world.sim = s
