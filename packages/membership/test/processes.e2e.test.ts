@@ -131,7 +131,8 @@ describe('strong configuration, real processes over UDP', () => {
       Math.min(...[a, b].flatMap((p) => of(p, 'suspect').map((m) => Number(m.at)))) - killedAt
     console.log(
       `kill -9: view 1 installed at both survivors ${installedIn.toFixed(0)} ms after the kill ` +
-        `(suspected after ${suspectedIn.toFixed(0)} ms; suspectAfterMs ${SUSPECT_AFTER_MS})`,
+        `(suspected after ${suspectedIn.toFixed(0)} ms; suspectAfterMs ${SUSPECT_AFTER_MS}; ` +
+        `timeout ${JSON.stringify([a, b].flatMap((p) => of(p, 'suspect').map((m) => m.reason)))})`,
     )
     for (const p of [a, b]) {
       const [change, ...more] = of(p, 'view')
