@@ -1,32 +1,42 @@
 /**
  * One replica process of the failover benchmark (see failover.ts): Psync, the Divider,
- * Failure Detection (the weak configuration: a suspicion masks the member out here) and the
- * total order, on UDP with a group key and memory storage. Instructions over IPC:
+ * Failure Detection and the total order, on UDP with a group key and memory storage — the
+ * weak configuration (a suspicion masks the member out here), or with `stack: 'strong'`
+ * Membership between Failure Detection and the Order (agreed views: a suspicion is only
+ * reported, and the member leaves at a view change). Instructions over IPC:
  *
- * - `setup`: a fresh host at the given ports; replies `ready`.
+ * - `setup`: a fresh host at the given ports, of the given stack; replies `ready`.
  * - `rate`: submits 100-byte commands at a fixed rate until `stop`.
  * - `window`: keeps `window` own commands un-delivered (maximum load) until `stop`.
  * - `stop`: stops submitting; replies `stopped` with the counts.
  * - `teardown`: stops the host; replies `done`. `exit`: ends the process.
  *
- * Unsolicited: `suspect` (a suspicion here, with its reason and the wall time) and `after`
- * (the first command delivered here after a suspicion: ordering resumed). Wall time is
- * `performance.timeOrigin + performance.now()`, one clock for every process on the machine.
+ * Unsolicited: `suspect` (a suspicion here, with its reason and the wall time), `view`
+ * (strong: a view installed here, `MEMBERSHIP.onViewChange`) and `after` (the first command
+ * delivered here after the change — a suspicion (weak) or a view (strong): ordering
+ * resumed). Wall time is `performance.timeOrigin + performance.now()`, one clock for every
+ * process on the machine.
  */
 import { divider } from '@consul/divider'
 import { failureDetection } from '@consul/failure-detection'
+import { membership } from '@consul/membership'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { udp } from '@consul/transport-udp'
 import {
   createLogger,
   FAILURE_DETECTION,
+  type FailureDetectionControl,
   type Host,
+  MEMBERSHIP,
   memoryStorage,
   ORDER,
   type OrderControl,
   stack,
 } from '@consul/xkernel'
+
+/** `weak`: Failure Detection masks out on its own; `strong`: Membership agrees on views. */
+export type FailoverStack = 'weak' | 'strong'
 
 export type FailoverParentMessage =
   | {
@@ -35,6 +45,7 @@ export type FailoverParentMessage =
       readonly peers: Record<string, { host: string; port: number }>
       readonly keyHex: string
       readonly suspectAfterMs?: number
+      readonly stack?: FailoverStack
     }
   | { readonly type: 'rate'; readonly perSecond: number }
   | { readonly type: 'window'; readonly window: number }
@@ -51,6 +62,7 @@ let order: OrderControl | undefined
 let running: { stop(): void } | undefined
 let submitted = 0
 let delivered = 0
+let rejected = 0
 let awaitingResume = false
 
 async function setup(m: Extract<FailoverParentMessage, { type: 'setup' }>): Promise<void> {
@@ -63,21 +75,52 @@ async function setup(m: Extract<FailoverParentMessage, { type: 'setup' }>): Prom
     groupId: 'failover-bench',
     logger,
   })
-  const h = await stack()
+  const below = stack()
     .use(psync({ logEveryMs: 0, retainWaves: 64 }))
     .use(divider())
     .use(
       failureDetection(m.suspectAfterMs === undefined ? {} : { suspectAfterMs: m.suspectAfterMs }),
     )
-    .use(totalOrder({ ackDelayMs: 0 }))
-    .start({ transport, storage: memoryStorage(), logger })
-  const group = await h.open({ port: 'failover', members: Object.keys(m.peers) })
-  order = group.get(ORDER)
+  const strong = m.stack === 'strong'
+  const members = Object.keys(m.peers)
+  let h: Host<never>
+  let fd: FailureDetectionControl
+  if (strong) {
+    const built = await below
+      .use(membership())
+      .use(totalOrder({ ackDelayMs: 0 }))
+      .start({ transport, storage: memoryStorage(), logger })
+    const g = await built.open({ port: 'failover', members })
+    g.get(MEMBERSHIP).onViewChange(({ view, left, reason }) => {
+      awaitingResume = true
+      reply({
+        type: 'view',
+        id: view.id,
+        members: view.members,
+        left,
+        kind: reason.kind,
+        at: wall(),
+      })
+    })
+    h = built as Host<never>
+    fd = g.get(FAILURE_DETECTION)
+    order = g.get(ORDER)
+  } else {
+    const built = await below
+      .use(totalOrder({ ackDelayMs: 0 }))
+      .start({ transport, storage: memoryStorage(), logger })
+    const g = await built.open({ port: 'failover', members })
+    h = built as Host<never>
+    fd = g.get(FAILURE_DETECTION)
+    order = g.get(ORDER)
+  }
   submitted = 0
   delivered = 0
+  rejected = 0
   awaitingResume = false
-  group.get(FAILURE_DETECTION).onSuspect((s) => {
-    awaitingResume = true
+  fd.onSuspect((s) => {
+    // Strong: a suspicion only starts a decision; ordering resumes after the view.
+    if (!strong) awaitingResume = true
     reply({ type: 'suspect', member: s.member, at: wall(), reason: s.reason })
   })
   order.onDeliver(() => {
@@ -87,15 +130,19 @@ async function setup(m: Extract<FailoverParentMessage, { type: 'setup' }>): Prom
       reply({ type: 'after', at: wall() })
     }
   })
-  host = h as Host<never>
+  host = h
 }
 
 const command = new Uint8Array(100)
 const ignore = () => {}
+// Strong: outside the primary partition (minority, excluded) submits reject with NO_PRIMARY.
+const countRejected = () => {
+  rejected++
+}
 
 function submitOne(): void {
   submitted++
-  order!.submit(command, { level: 'agreed' }).then(ignore, ignore)
+  order!.submit(command, { level: 'agreed' }).then(ignore, countRejected)
 }
 
 function rate(perSecond: number): void {
@@ -123,6 +170,7 @@ function window(size: number): void {
         },
         () => {
           inFlight--
+          rejected++
         },
       )
     }
@@ -155,7 +203,7 @@ process.on('message', (raw) => {
     case 'stop':
       running?.stop()
       running = undefined
-      reply({ type: 'stopped', submitted, delivered })
+      reply({ type: 'stopped', submitted, delivered, rejected })
       return
     case 'teardown': {
       running?.stop()
