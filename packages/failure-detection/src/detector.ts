@@ -271,8 +271,12 @@ export class FailureDetectorSession {
       this.ctx.counters.inc('ticksStalled')
       return
     }
+    // Under Membership a member left out of the agreed list was excluded for good: nobody
+    // waits for it any more, so there is nothing to suspect (a masked one, in the weak
+    // configuration, is still watched: hearing it again masks it back in).
+    const agreed = this.delegated ? new Set(this.psync.members()) : undefined
     for (const p of this.peers.values()) {
-      if (p.suspected) continue
+      if (p.suspected || (agreed !== undefined && !agreed.has(p.name))) continue
       const silentForMs = now - p.heardAt
       const { timeoutMs, adaptations } = this.timeout(p, now)
       if (silentForMs <= timeoutMs) continue

@@ -334,6 +334,8 @@ export class MembershipSession {
     const name = this.names[q]!
     this.nackedAt.set(name, this.ctx.clock.now())
     this.ctx.counters.inc('nacked')
+    // Nothing left to decide: Failure Detection's timeouts go back to normal.
+    if (this.pending().size === 0) this.closeDeciding()
     this.progress()
   }
 
@@ -522,6 +524,8 @@ export class MembershipSession {
         error: String(conflict),
       })
     }
+    // Before the view changes: every member that heard `open` hears `closed`, the excluded too.
+    this.closeDeciding()
     const view: View = {
       id: this.current.id + 1,
       members: this.current.members.filter((n) => !leaving.includes(n)),
@@ -537,7 +541,6 @@ export class MembershipSession {
     this.proposal = undefined
     this.maxRound = 0
     this.reported = new Set()
-    this.closeDeciding()
     this.ctx.counters.inc('views')
     const change: ViewChange = {
       view,

@@ -3,9 +3,21 @@ import { failureDetection } from '@consul/failure-detection'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
-import { MEMBERSHIP, ORDER, type OrderedCommand, PSYNC, stack, type ViewChange } from '@consul/xkernel'
+import {
+  DecodeError,
+  FAILURE_DETECTION,
+  MEMBERSHIP,
+  MEMBERSHIP_CHANNEL,
+  ORDER,
+  type OrderedCommand,
+  type PrimaryState,
+  PSYNC,
+  stack,
+  type ViewChange,
+} from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { primaryPartition, viewAgreement } from '../src/checkers.js'
+import { decode, encode, type MembershipMessage } from '../src/codec.js'
 import { membership } from '../src/index.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
@@ -29,14 +41,21 @@ async function cluster(seed = 1, nodes = 3) {
   const changes = new Map<string, ViewChange[]>(sim.nodes.map((n) => [n, []]))
   const delivered = new Map<string, string[]>(sim.nodes.map((n) => [n, []]))
   for (const n of sim.nodes) {
-    group(n).get(MEMBERSHIP).onViewChange((c) => void changes.get(n)!.push(c))
+    group(n)
+      .get(MEMBERSHIP)
+      .onViewChange((c) => void changes.get(n)!.push(c))
     group(n)
       .get(ORDER)
       .onDeliver((c) => void delivered.get(n)!.push(str(c)))
   }
-  const check = () =>
-    sim.check([viewAgreement, primaryPartition({ g: sim.nodes })])
-  return { sim, group, changes, delivered, check }
+  const states = new Map<string, PrimaryState[]>(sim.nodes.map((n) => [n, []]))
+  for (const n of sim.nodes)
+    group(n)
+      .get(MEMBERSHIP)
+      .onStateChange((s) => void states.get(n)!.push(s))
+  const check = () => sim.check([viewAgreement, primaryPartition({ g: sim.nodes })])
+  const submit = (n: string, s: string) => group(n).get(ORDER).submit(text(s), { level: 'safe' })
+  return { sim, group, changes, delivered, states, check, submit }
 }
 
 describe('strong configuration', () => {
@@ -56,5 +75,192 @@ describe('strong configuration', () => {
       expect(delivered.get(n)).toEqual(['before', 'after'])
     }
     expect(check()).toEqual([])
+  })
+})
+
+describe('adaptation through events', () => {
+  it('a nacked suspicion closes the decision: a later crash is detected with the plain timeout (regression)', async () => {
+    const { sim, group, changes } = await cluster(1)
+    const reasons: { member: string; timeoutMs: number; adaptations: readonly string[] }[] = []
+    group('n1')
+      .get(FAILURE_DETECTION)
+      .onSuspect((s) => void reasons.push({ member: s.member, ...s.reason }))
+    // n3 is busy, so n2 and n3 have newer messages of it than n1's down: nacked.
+    sim.every(1, 400, () => {
+      group('n3').get(ORDER).submit(text('busy')).catch(() => {})
+    })
+    sim.at(200, () => group('n1').get(MEMBERSHIP).suspect('n3'))
+    sim.at(1000, () => {
+      expect(group('n1').get(MEMBERSHIP).deciding()).toEqual([])
+      sim.crash('n2')
+    })
+    await sim.run({ until: 2000 })
+    expect(sim.host('n1').stats().membership!.nacked).toBeGreaterThan(0)
+    expect(reasons).toEqual([expect.objectContaining({ member: 'n2', timeoutMs: 150, adaptations: [] })])
+    const [c] = changes.get('n1')!
+    expect(c!.left).toEqual(['n2'])
+  })
+})
+
+describe('primary partition', () => {
+  it('an isolated member is in the minority: its submits fail with NO_PRIMARY; after the heal it learns its exclusion', async () => {
+    const { sim, group, changes, states, check, submit } = await cluster(3)
+    const outcomes: string[] = []
+    sim.at(200, () => sim.network.partition(['n1', 'n2'], ['n3']))
+    // The second suspicion waits longer (a decision is open: Failure Detection's 'deciding').
+    sim.at(700, () => {
+      expect(group('n3').get(MEMBERSHIP).state()).toBe('minority')
+      submit('n3', 'lonely').then(
+        () => outcomes.push('resolved'),
+        (e: { code?: string }) => outcomes.push(e.code ?? 'error'),
+      )
+      void submit('n1', 'majority')
+    })
+    sim.at(1000, () => sim.network.heal())
+    await sim.run({ until: 2500 })
+    expect(outcomes).toEqual(['NO_PRIMARY'])
+    // Hearing the majority again it calls itself primary for the moment it takes to receive
+    // the decision that excluded it (its submits then wait, and are rejected on learning it).
+    expect(states.get('n3')![0]).toBe('minority')
+    expect(states.get('n3')!.at(-1)).toBe('excluded')
+    expect(group('n3').get(MEMBERSHIP).state()).toBe('excluded')
+    const [c3] = changes.get('n3')!
+    expect(c3!.reason.kind).toBe('excluded')
+    expect(c3!.left).toEqual(['n3'])
+    for (const n of ['n1', 'n2']) {
+      expect(changes.get(n)!.map((c) => c.view)).toEqual([{ id: 1, members: ['n1', 'n2'] }])
+      expect(group(n).get(MEMBERSHIP).state()).toBe('primary')
+    }
+    // The minority side never decided anything on its own.
+    expect(sim.host('n3').stats().membership!.ballots ?? 0).toBe(0)
+    expect(check()).toEqual([])
+  })
+
+  it('a partition that heals before anyone is suspected changes nothing', async () => {
+    const { sim, changes, check, delivered, submit } = await cluster(4)
+    sim.at(200, () => sim.network.partition(['n1', 'n2'], ['n3']))
+    sim.at(260, () => sim.network.heal())
+    sim.at(300, () => void submit('n3', 'x'))
+    await sim.run({ until: 1500 })
+    for (const n of ['n1', 'n2', 'n3']) {
+      expect(changes.get(n)).toEqual([])
+      expect(delivered.get(n)).toEqual(['x'])
+    }
+    expect(check()).toEqual([])
+  })
+})
+
+describe('restart', () => {
+  it('a survivor that restarts replays the decision from its log and installs the same view', async () => {
+    const { sim, group, changes, check, submit } = await cluster(5)
+    sim.at(200, () => sim.crash('n3'))
+    sim.at(800, () => sim.crash('n2'))
+    sim.at(900, async () => {
+      await sim.restart('n2')
+    })
+    sim.at(1300, () => void submit('n2', 'after restart'))
+    await sim.run({ until: 2500 })
+    expect(group('n2').get(MEMBERSHIP).view()).toEqual({ id: 1, members: ['n1', 'n2'] })
+    expect(group('n2').get(PSYNC).members()).toEqual(['n1', 'n2'])
+    expect(changes.get('n1')!.map((c) => c.view.id)).toEqual([1])
+    expect(check()).toEqual([])
+  })
+})
+
+describe('composition', () => {
+  it('host.describe() shows the event edges: Membership deciding → Failure Detection, primary → the Order', async () => {
+    const { sim } = await cluster()
+    const d = sim.host('n1').describe()
+    expect(d.eventEdges).toContainEqual({
+      event: 'membership.deciding',
+      from: 'membership',
+      to: 'failure-detection',
+    })
+    expect(d.eventEdges).toContainEqual({
+      event: 'membership.primary',
+      from: 'membership',
+      to: 'order-total',
+    })
+    expect(d.edges).toContainEqual({
+      from: 'membership',
+      to: 'failure-detection',
+      capability: 'failure-detection',
+    })
+  })
+})
+
+describe('bad input', () => {
+  const messages: MembershipMessage[] = [
+    { kind: 'down', instance: 3, member: 2 },
+    { kind: 'ackDown', instance: 0, member: 0 },
+    { kind: 'nackDown', instance: 1, member: 4 },
+    { kind: 'propose', instance: 2, round: 7, set: [1, 3] },
+    {
+      kind: 'promise',
+      instance: 2,
+      ballot: { round: 7, rank: 0 },
+      holds: [
+        [1, 99],
+        [3, 0],
+      ],
+      accepted: undefined,
+    },
+    {
+      kind: 'promise',
+      instance: 2,
+      ballot: { round: 8, rank: 4 },
+      holds: [[1, 5]],
+      accepted: { ballot: { round: 7, rank: 0 }, set: [1], value: { members: [1], cuts: [4] } },
+    },
+    { kind: 'accept', instance: 9, round: 1, set: [2], value: { members: [2], cuts: [123456789] } },
+    { kind: 'accepted', instance: 9, ballot: { round: 1, rank: 3 } },
+  ]
+
+  it('every message round-trips through the codec', () => {
+    for (const m of messages) expect(decode(encode(m), 5)).toEqual(m)
+  })
+
+  it('malformed payloads throw DecodeError: truncations, bad indices, repeats, trailing bytes, other versions', () => {
+    const bad: Uint8Array[] = [
+      new Uint8Array([]),
+      new Uint8Array([MEMBERSHIP_CHANNEL.id, 1, 1]),
+      new Uint8Array([MEMBERSHIP_CHANNEL.id, 2, 1, 0, 0]),
+      new Uint8Array([MEMBERSHIP_CHANNEL.id, 1, 99, 0, 0]),
+      encode({ kind: 'down', instance: 0, member: 7 }),
+      encode({ kind: 'propose', instance: 0, round: 1, set: [1, 1] }),
+      new Uint8Array([...encode({ kind: 'down', instance: 0, member: 1 }), 0]),
+    ]
+    for (const m of messages) {
+      const bytes = encode(m)
+      for (let cut = 3; cut < bytes.length; cut++) bad.push(bytes.subarray(0, cut))
+    }
+    for (const b of bad) expect(() => decode(b, 5), String([...b])).toThrow(DecodeError)
+  })
+
+  it('a malformed membership message from a member is counted and dropped, the group goes on', async () => {
+    const { sim, group, delivered, submit } = await cluster()
+    sim.at(
+      100,
+      () =>
+        void group('n2')
+          .get(PSYNC)
+          .send(new Uint8Array([MEMBERSHIP_CHANNEL.id, 1, 42, 0])),
+    )
+    sim.at(150, () => void submit('n1', 'fine'))
+    await sim.run({ until: 600 })
+    expect(sim.host('n1').stats().membership!.droppedMalformed).toBe(1)
+    expect(delivered.get('n3')).toEqual(['fine'])
+  })
+
+  it('bad options and arguments throw INVALID_ARGUMENT', async () => {
+    expect(() => membership({ retryAfterMs: -1 })).toThrow(/retryAfterMs must be a positive number/)
+    expect(() => membership({ tickMs: Number.NaN })).toThrow(/tickMs/)
+    expect(() => membership({ bogus: 1 } as never)).toThrow(/unknown membership option bogus/)
+    expect(() => membership(null as never)).toThrow(/must be an object/)
+    const { group } = await cluster()
+    const m = group('n1').get(MEMBERSHIP)
+    expect(() => m.suspect('n1')).toThrow(/cannot suspect itself/)
+    expect(() => m.suspect('n9')).toThrow(/n9 is not a member of view 0/)
+    expect(() => m.onViewChange(42 as never)).toThrow(/onViewChange takes a function/)
   })
 })

@@ -162,7 +162,21 @@ export class PsyncSession implements Conversation {
   accept(first: KeptFrame, restored: boolean, waiting: HeldMessages = this.held): void {
     const self = this.members.self
     const work: KeptFrame[] = [first]
+    const onHold = (m: number) => this.parked.isOnHold(m)
     for (let frame = work.pop(); frame !== undefined; frame = work.pop()) {
+      // Released from waiting in this same loop, but a delivery just above put its sender on
+      // hold (Membership deciding about it): it waits for the decision too — unless a message
+      // of a member not on hold still waits for it.
+      if (
+        frame !== first &&
+        !restored &&
+        onHold(frame.sender) &&
+        !waiting.isWanted(frame.sender, frame.seq, onHold)
+      ) {
+        if (this.parked.park(frame)) this.counters.inc('parked')
+        else this.counters.inc('droppedParkedOverflow')
+        continue
+      }
       // An own message of an earlier incarnation, fetched back from a peer, is a replay too.
       const node = this.graph.insert(
         frame.sender,

@@ -162,6 +162,26 @@ describe('hold and release', () => {
     expect(sim.host('n1').stats().psync!.parkedNow).toBeGreaterThanOrEqual(3)
   })
 
+  it('a hold taken while delivering (Membership deciding on a message) parks what the same insertion released (regression: campaign seed 5583)', async () => {
+    const { sim, conv, delivered } = await cluster()
+    // n1 lacks n2:1; it holds n3:1 and then n2:2, both waiting for n2:1. When n2:1 comes,
+    // both are released together: delivering n2:2 puts n3 on hold, so n3:1 must wait.
+    sim.at(1, () => sim.network.block('n2', 'n1'))
+    sim.at(2, () => void conv('n2').send(text('first')))
+    sim.at(10, () => void conv('n3').send(text('late')))
+    sim.at(10.5, () => void conv('n2').send(text('decide')))
+    sim.at(12, () =>
+      inject(sim, 'n3', 'n1', encodeData(1, 2, [{ member: 1, seq: 1 }], text('decide'))),
+    )
+    conv('n1').onDeliver((m) => {
+      if (m.id === 'n2:2') conv('n1').hold('n3')
+    })
+    await sim.run({ until: 300 })
+    expect(delivered.get('n1')).toContain('n2:2')
+    expect(delivered.get('n1')).not.toContain('n3:1')
+    expect(conv('n1').onHold('n3')).toBe(true)
+  })
+
   it('masking out drops what was parked; bad arguments throw', async () => {
     const { sim, conv } = await cluster()
     sim.at(1, () => void conv('n1').hold('n3'))
