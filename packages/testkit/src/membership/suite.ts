@@ -1,0 +1,91 @@
+/**
+ * The vitest side of the Membership conformance suite: `membershipSuite(setup)` declares one
+ * test per aspect (each over a few seeds; `pnpm campaign:membership` runs thousands), and
+ * `membershipSuiteTeeth(setup)` shows the suite rejecting each broken Membership in
+ * `broken.ts`.
+ */
+import { describe, expect, it } from 'vitest'
+import { BROKEN_MEMBERSHIPS, type BrokenMembership, brokenMembership } from './broken.js'
+import {
+  MEMBERSHIP_ASPECTS,
+  type MembershipAspect,
+  type MembershipSetup,
+  runMembershipScenario,
+} from './harness.js'
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i)
+
+/** Seeds the campaign found failing once, kept (aspect, seed, what it found). */
+export const MEMBERSHIP_REGRESSIONS: readonly {
+  aspect: MembershipAspect
+  seed: number
+  found: string
+}[] = [
+  {
+    aspect: 'swarm',
+    seed: 6,
+    found:
+      "psync: hold left a held member's own waiting chain in place; an acceptor inserted the suspect's messages above its promise (CUT_CONFLICT)",
+  },
+  {
+    aspect: 'swarm',
+    seed: 5583,
+    found:
+      'psync: a hold taken while delivering did not park what the same insertion had released; the coordinator delivered past the cut and left a 2-member view stuck',
+  },
+]
+
+export function membershipSuite(setup: MembershipSetup, options: { seeds?: number } = {}): void {
+  const seeds = options.seeds ?? 4
+  describe(`membership conformance: ${setup.name}`, () => {
+    for (const aspect of MEMBERSHIP_ASPECTS)
+      it(`${aspect}: views agree, a majority decides, the order holds across views`, async () => {
+        for (const seed of range(1, seeds)) {
+          const run = await runMembershipScenario(setup, aspect, seed)
+          expect(run.problems, `${aspect} seed ${seed} (${run.environment})`).toEqual([])
+        }
+      }, 240_000)
+    it('campaign regressions', async () => {
+      for (const { aspect, seed, found } of MEMBERSHIP_REGRESSIONS) {
+        const run = await runMembershipScenario(setup, aspect, seed)
+        expect(run.problems, `${aspect} seed ${seed} (once: ${found})`).toEqual([])
+      }
+    }, 240_000)
+  })
+}
+
+/** Where each broken Membership must be caught, and by which check. */
+export const BROKEN_MEMBERSHIP_CAUGHT: Record<
+  BrokenMembership,
+  { aspect: MembershipAspect; checks: readonly string[] }
+> = {
+  // Only one member suspects: it goes on without the other, the rest wait for it.
+  local: { aspect: 'one-way', checks: ['view-agreement', 'total-order agreement'] },
+  'no-majority': { aspect: 'partition', checks: ['primary-partition', 'view-agreement'] },
+}
+
+export function membershipSuiteTeeth(setup: Omit<MembershipSetup, 'membership' | 'name'>): void {
+  describe('the membership suite has teeth', () => {
+    for (const fault of BROKEN_MEMBERSHIPS)
+      it(`rejects a Membership that is ${fault}`, async () => {
+        const { aspect, checks } = BROKEN_MEMBERSHIP_CAUGHT[fault]
+        let caught = 0
+        for (const seed of range(1, 4)) {
+          const run = await runMembershipScenario(
+            {
+              ...setup,
+              name: `broken-${fault}`,
+              membership: () => brokenMembership(fault) as never,
+            },
+            aspect,
+            seed,
+          )
+          if (run.problems.some((p) => checks.some((check) => p.startsWith(`[${check}]`)))) caught++
+        }
+        expect(
+          caught,
+          `${fault} caught by [${checks.join('] or [')}] in ${aspect}`,
+        ).toBeGreaterThan(0)
+      }, 240_000)
+  })
+}
