@@ -398,7 +398,12 @@ export class MembershipSession {
   }
 
   private onPropose(from: number, round: number, set: readonly number[]): void {
-    if (set.some((r) => !this.inView(r)) || set.includes(from)) {
+    if (
+      set.some((r) => !this.inView(r)) ||
+      set.includes(from) ||
+      set.length === 0 ||
+      (this.current.members.length - set.length) * 2 <= this.current.members.length
+    ) {
       this.ctx.counters.inc('droppedInvalid')
       return
     }
