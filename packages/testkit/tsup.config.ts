@@ -1,7 +1,13 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/storage.ts', 'src/transport.ts', 'src/order.ts', 'src/membership.ts'],
+  entry: [
+    'src/index.ts',
+    'src/storage.ts',
+    'src/transport.ts',
+    'src/order.ts',
+    'src/membership.ts',
+  ],
   format: ['esm'],
   dts: true,
   sourcemap: true,

@@ -87,7 +87,10 @@ describe('adaptation through events', () => {
       .onSuspect((s) => void reasons.push({ member: s.member, ...s.reason }))
     // n3 is busy, so n2 and n3 have newer messages of it than n1's down: nacked.
     sim.every(1, 400, () => {
-      group('n3').get(ORDER).submit(text('busy')).catch(() => {})
+      group('n3')
+        .get(ORDER)
+        .submit(text('busy'))
+        .catch(() => {})
     })
     sim.at(200, () => group('n1').get(MEMBERSHIP).suspect('n3'))
     sim.at(1000, () => {
@@ -96,7 +99,9 @@ describe('adaptation through events', () => {
     })
     await sim.run({ until: 2000 })
     expect(sim.host('n1').stats().membership!.nacked).toBeGreaterThan(0)
-    expect(reasons).toEqual([expect.objectContaining({ member: 'n2', timeoutMs: 150, adaptations: [] })])
+    expect(reasons).toEqual([
+      expect.objectContaining({ member: 'n2', timeoutMs: 150, adaptations: [] }),
+    ])
     const [c] = changes.get('n1')!
     expect(c!.left).toEqual(['n2'])
   })

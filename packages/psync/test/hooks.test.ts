@@ -125,7 +125,7 @@ describe('hold and release', () => {
     expect(sim.host('n1').stats().psync!.droppedExcluded).toBeGreaterThanOrEqual(2)
   })
 
-  it("a message of a member not on hold that depends on a parked one brings it in: its sender has it, so any cut covers it (else a vote of the decision would wait for the decision)", async () => {
+  it('a message of a member not on hold that depends on a parked one brings it in: its sender has it, so any cut covers it (else a vote of the decision would wait for the decision)', async () => {
     const { sim, conv, delivered } = await cluster()
     sim.at(1, () => void conv('n1').hold('n3'))
     sim.at(5, () => void conv('n3').send(text('x')))

@@ -57,14 +57,6 @@ export { type Clock, ScopedClock, type Timer } from './clock.js'
 export { Counters } from './counters.js'
 export { type ChannelSubscription, DIVIDER, type DividerControl } from './divider-control.js'
 export {
-  MEMBERSHIP,
-  type MembershipControl,
-  type PrimaryState,
-  type View,
-  type ViewChange,
-  type ViewChangeReason,
-} from './membership-control.js'
-export {
   DecodeError,
   type DecodeErrorCode,
   StorageCorruptedError,
@@ -111,6 +103,14 @@ export {
   memorySink,
 } from './logger.js'
 export { canonicalMembers, groupTag } from './members.js'
+export {
+  MEMBERSHIP,
+  type MembershipControl,
+  type PrimaryState,
+  type View,
+  type ViewChange,
+  type ViewChangeReason,
+} from './membership-control.js'
 export {
   type CrashOptions,
   MemoryStorage,
