@@ -38,6 +38,9 @@ import { LocalHealth } from './health.js'
 import type { ResolvedOptions } from './options.js'
 import './trace.js'
 
+/** Own messages remembered with the time they went on the wire (the oldest dropped beyond). */
+const MAX_ON_WIRE = 4_096
+
 interface Peer {
   readonly name: NodeId
   heardAt: number
@@ -52,6 +55,16 @@ interface Peer {
   checkpoint: number
   /** Heard from at least once since the group opened here. */
   everHeard: boolean
+  /**
+   * Suspected for not acknowledging us: hearing it is not enough to clear that — it must
+   * acknowledge this own seq (the highest on the wire when it was suspected). 0: not deaf.
+   */
+  deafUntilAck: number
+  /**
+   * Since when it has been heard without a silence longer than `suspectAfterMs`: a member that
+   * just started (or came back) has had no chance to acknowledge what was sent before.
+   */
+  heardSince: number
 }
 
 export class FailureDetectorSession {
@@ -74,6 +87,11 @@ export class FailureDetectorSession {
   /** The worst lateness of a tick so far (ms), for `host.stats()`. */
   private worstLate = 0
   private readonly offs: (() => void)[] = []
+  /**
+   * When own messages went on the wire: `[seq, at]`, increasing, the oldest dropped once
+   * every peer acknowledged it (bounded by `MAX_ON_WIRE`).
+   */
+  private readonly onWireAt: [number, number][] = []
 
   constructor(
     private readonly ctx: SessionContext<{ psync: PsyncControl; divider: DividerControl }>,
@@ -98,6 +116,8 @@ export class FailureDetectorSession {
         deciding: false,
         checkpoint: 0,
         everHeard: false,
+        deafUntilAck: 0,
+        heardSince: now,
       })
     }
     this.offs.push(
@@ -106,8 +126,10 @@ export class FailureDetectorSession {
         channels: [FAILURE_DETECTION_CHANNEL],
         deliver: (m) => this.onAlive(m),
       }),
-      this.psync.onDurable(() => {
-        this.lastOwnAt = this.ctx.clock.now()
+      this.psync.onDurable((seq) => {
+        const now = this.ctx.clock.now()
+        this.lastOwnAt = now
+        this.onWire(seq, now)
       }),
     )
     // Session-scoped: removed when the session closes.
@@ -187,11 +209,15 @@ export class FailureDetectorSession {
   private heard(member: NodeId, at: number, lastSeq: number): void {
     const p = this.peers.get(member)
     if (p === undefined) return
+    if (!p.everHeard) p.heardSince = at
     if (at > p.heardAt) p.heardAt = at
     p.everHeard = true
     if (lastSeq > p.lastSeq) p.lastSeq = lastSeq
     if (!p.suspected) return
+    // It spoke all along; it is back once it acknowledges what we had sent by then.
+    if (p.deafUntilAck > 0 && this.psync.acknowledgedBy(member) < p.deafUntilAck) return
     p.suspected = false
+    p.deafUntilAck = 0
     this.ctx.counters.inc('alive')
     this.ctx.log.info('suspected member heard from again', { member })
     this.trace('failure-detection.alive', { member })
@@ -258,6 +284,29 @@ export class FailureDetectorSession {
     return Math.max(this.health.lag(), this.ctx.clock.lag?.() ?? 0)
   }
 
+  private onWire(seq: number, at: number): void {
+    const last = this.onWireAt.at(-1)
+    if (last !== undefined && last[0] >= seq) return
+    this.onWireAt.push([seq, at])
+    if (this.onWireAt.length > MAX_ON_WIRE) this.onWireAt.shift()
+  }
+
+  /**
+   * How long `p` has left an own message unacknowledged: since the oldest one on the wire it
+   * has not shown it holds (0 when it has them all).
+   */
+  private unacknowledgedFor(p: Peer, now: number): number {
+    const acked = this.psync.acknowledgedBy(p.name)
+    // Drop what every member still in the agreed list has acknowledged (a suspected one too:
+    // its oldest unacknowledged message is what decides whether it is back).
+    let floor = Number.POSITIVE_INFINITY
+    for (const name of this.psync.members())
+      if (name !== this.ctx.self) floor = Math.min(floor, this.psync.acknowledgedBy(name))
+    while (this.onWireAt.length > 0 && this.onWireAt[0]![0] <= floor) this.onWireAt.shift()
+    const oldest = this.onWireAt.find(([seq]) => seq > acked)
+    return oldest === undefined ? 0 : now - Math.max(oldest[1], p.heardSince)
+  }
+
   private tick(): void {
     if (this.closed) return
     const now = this.ctx.clock.now()
@@ -279,19 +328,30 @@ export class FailureDetectorSession {
       if (p.suspected || (agreed !== undefined && !agreed.has(p.name))) continue
       const silentForMs = now - p.heardAt
       const { timeoutMs, adaptations } = this.timeout(p, now)
-      if (silentForMs <= timeoutMs) continue
+      // Heard, but it does not hear us: as good as silent for the group (a one-way partition).
+      // Under Membership only: alone, a masked-out member's messages are dropped here, and the
+      // messages of members that build on them wait for good — no acknowledgement to read.
+      const unacknowledgedForMs = this.delegated && p.everHeard ? this.unacknowledgedFor(p, now) : 0
+      // Deaf only while it is clearly heard (within half the timeout): one we barely hear is
+      // judged by its silence, or a member we cannot hear would be called deaf — and a deaf
+      // suspicion is one no third member can refute.
+      const deaf = unacknowledgedForMs > timeoutMs && silentForMs <= timeoutMs / 2
+      if (silentForMs <= timeoutMs && !deaf) continue
       this.suspect(p, now, {
         silentForMs,
         timeoutMs,
         lastSeq: p.lastSeq,
         localLagMs: this.localLag(),
         adaptations,
+        unacknowledgedForMs: deaf ? unacknowledgedForMs : 0,
       })
     }
   }
 
   private suspect(p: Peer, now: number, reason: Suspicion['reason']): void {
     p.suspected = true
+    p.deafUntilAck =
+      reason.unacknowledgedForMs > 0 ? Math.max(1, this.psync.acknowledgedBy(this.ctx.self)) : 0
     this.ctx.counters.inc('suspicions')
     this.ctx.log.warn('member suspected', { member: p.name, ...reason })
     this.trace('failure-detection.suspected', { member: p.name, reason })

@@ -6,9 +6,9 @@
  *
  * | kind | body | meaning |
  * |---|---|---|
- * | `down` | member | "I suspect it" (a local suspicion) |
+ * | `down` | member · deaf | "I suspect it": silent, or (`deaf`) speaking but acknowledging nothing of ours |
  * | `ackDown` | member | "I have nothing newer from it than your `down` has" |
- * | `nackDown` | member | "I hold a message of it your `down` did not have: it is slow, not dead" |
+ * | `nackDown` | member | "I hold a message of it your `down` did not have: it is slow, not dead" (a silent down; a deaf one is nacked only by the member itself) |
  * | `propose` | round · set | phase 1 of a ballot (`round`, the sender's rank): "exclude this set" |
  * | `promise` | round · rank · holds · accepted? | phase 1 answer: the highest seq of each member of the set held here, the value accepted so far |
  * | `accept` | round · set · value | phase 2: the value (the set and each member's cut) |
@@ -51,10 +51,13 @@ export interface Value {
 
 export type MembershipMessage =
   | {
-      readonly kind: 'down' | 'ackDown' | 'nackDown'
+      readonly kind: 'down'
       readonly instance: number
       readonly member: number
+      /** The suspicion is not silence but deafness: it speaks, yet acknowledges nothing of ours. */
+      readonly deaf: boolean
     }
+  | { readonly kind: 'ackDown' | 'nackDown'; readonly instance: number; readonly member: number }
   | {
       readonly kind: 'propose'
       readonly instance: number
@@ -157,6 +160,8 @@ export function encode(message: MembershipMessage): Uint8Array {
   const w = new Writer()
   switch (message.kind) {
     case 'down':
+      w.uint(message.member).uint(message.deaf ? 1 : 0)
+      break
     case 'ackDown':
     case 'nackDown':
       w.uint(message.member)
@@ -196,13 +201,17 @@ export function decode(payload: Uint8Array, members: number): MembershipMessage 
   const instance = r.uint()
   let out: MembershipMessage
   switch (kind) {
-    case KIND.down:
-    case KIND.ackDown:
-    case KIND.nackDown: {
-      const name = kind === KIND.down ? 'down' : kind === KIND.ackDown ? 'ackDown' : 'nackDown'
-      out = { kind: name, instance, member: r.member() }
+    case KIND.down: {
+      const member = r.member()
+      const flag = r.uint()
+      if (flag > 1) throw new DecodeError('INVALID', `down flag ${flag}`)
+      out = { kind: 'down', instance, member, deaf: flag === 1 }
       break
     }
+    case KIND.ackDown:
+    case KIND.nackDown:
+      out = { kind: kind === KIND.ackDown ? 'ackDown' : 'nackDown', instance, member: r.member() }
+      break
     case KIND.propose: {
       const round = r.uint()
       if (round < 1) throw new DecodeError('INVALID', 'propose round 0')

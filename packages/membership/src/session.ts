@@ -222,11 +222,14 @@ export class MembershipSession {
   }
 
   private report(q: number): void {
-    if (this.reported.has(q)) return
+    // A ballot names this member: the others park its messages, so to it they look deaf —
+    // those are no suspicions to act on.
+    if (this.reported.has(q) || this.proposed.has(this.me)) return
     const at = this.nackedAt.get(this.names[q]!)
     if (at !== undefined && this.ctx.clock.now() - at < this.options.retryAfterMs) return
     this.reported.add(q)
-    this.send({ kind: 'down', instance: this.instance, member: q })
+    const deaf = (this.suspects.get(this.names[q]!)?.unacknowledgedForMs ?? 0) > 0
+    this.send({ kind: 'down', instance: this.instance, member: q, deaf })
   }
 
   private send(message: MembershipMessage): void {
@@ -279,7 +282,7 @@ export class MembershipSession {
   private handle(m: PsyncMessage, from: number, message: MembershipMessage): void {
     switch (message.kind) {
       case 'down':
-        this.onDown(m, from, message.member)
+        this.onDown(m, from, message.member, message.deaf)
         return
       case 'ackDown':
         this.onAckDown(from, message.member)
@@ -304,8 +307,14 @@ export class MembershipSession {
 
   // ---- step 1: reports ---------------------------------------------------------------------
 
-  private onDown(m: PsyncMessage, from: number, q: number): void {
+  private onDown(m: PsyncMessage, from: number, q: number, deaf: boolean): void {
     if (!this.inView(q)) return
+    // An accusation from a member this replica suspects itself, or that a ballot already
+    // names, is not credible (a deaf minority accuses everyone it stopped hearing).
+    if (from !== this.me && !this.credible(from)) {
+      this.ctx.counters.inc('ignoredDown')
+      return
+    }
     let down = this.downs.get(q)
     if (down === undefined) {
       down = { answeredBy: new Set() }
@@ -313,9 +322,11 @@ export class MembershipSession {
     }
     down.answeredBy.add(from)
     if (from !== this.me) {
-      // Newer evidence than the reporter had: `q` spoke after what the `down` saw.
+      // Newer evidence than the reporter had: `q` spoke after what the `down` saw. (A deaf
+      // member keeps speaking: that is no evidence it hears the reporter — only it may nack.)
       const last = this.last[q]
-      const newer = q === this.me || (last !== undefined && !this.psync.precedes(last, m.id))
+      const newer =
+        q === this.me || (!deaf && last !== undefined && !this.psync.precedes(last, m.id))
       this.send({ kind: newer ? 'nackDown' : 'ackDown', instance: this.instance, member: q })
     }
     this.openDeciding()
@@ -337,6 +348,15 @@ export class MembershipSession {
     // Nothing left to decide: Failure Detection's timeouts go back to normal.
     if (this.pending().size === 0) this.closeDeciding()
     this.progress()
+  }
+
+  /**
+   * Whether this replica follows `r`'s reports and ballots: not while it suspects `r` itself
+   * or a ballot names `r` (a deaf minority accuses everyone it stopped hearing, and could
+   * otherwise drive a ballot through a majority member that still hears it).
+   */
+  private credible(r: number): boolean {
+    return !this.suspects.has(this.names[r]!) && !this.proposed.has(r) && !this.held.has(r)
   }
 
   /** Members a decision of this instance is about: reported, proposed or held. */
@@ -368,6 +388,9 @@ export class MembershipSession {
   /** Proposes when this member coordinates and there is something new to decide. */
   private progress(): void {
     if (this.restoring || this.closed || this.primaryState === 'excluded') return
+    if (this.proposed.has(this.me)) return
+    // A replica that does not hear a majority of its view coordinates nothing.
+    if (this.primaryState !== 'primary') return
     if (this.coordinator() !== this.me) return
     const set = new Set<number>([...this.candidates(), ...this.proposed, ...this.held])
     if (set.size === 0) return
@@ -405,6 +428,10 @@ export class MembershipSession {
       (this.current.members.length - set.length) * 2 <= this.current.members.length
     ) {
       this.ctx.counters.inc('droppedInvalid')
+      return
+    }
+    if (from !== this.me && !this.credible(from)) {
+      this.ctx.counters.inc('ignoredBallot')
       return
     }
     if (round > this.maxRound) this.maxRound = round
@@ -479,7 +506,12 @@ export class MembershipSession {
     }
     const ballot = { round, rank: from }
     const key = ballotKey(ballot)
+    // Every member learns; only a credible proposer's value is accepted here.
     if (!this.decrees.has(key)) this.decrees.set(key, { ballot, set, value, acks: new Set() })
+    if (from !== this.me && !this.credible(from)) {
+      this.ctx.counters.inc('ignoredBallot')
+      return
+    }
     if (set.includes(this.me)) return
     if (this.promised !== undefined && compareBallots(ballot, this.promised) < 0) return
     this.promised = ballot

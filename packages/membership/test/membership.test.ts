@@ -141,6 +141,32 @@ describe('primary partition', () => {
     expect(check()).toEqual([])
   })
 
+  it('a member that speaks but no longer hears the others (a one-way partition) is excluded as deaf, not waited for forever (regression: campaign seeds 63, 983, 5607)', async () => {
+    const { sim, group, changes, check, submit } = await cluster(2)
+    const outcome: string[] = []
+    sim.at(200, () => {
+      sim.network.block('n1', 'n3')
+      sim.network.block('n2', 'n3')
+    })
+    sim.at(700, () => {
+      submit('n1', 'majority').then(
+        () => outcome.push('ordered'),
+        (e: { code?: string }) => outcome.push(e.code ?? 'error'),
+      )
+    })
+    sim.at(1200, () => sim.network.heal())
+    await sim.run({ until: 2500 })
+    expect(outcome).toEqual(['ordered'])
+    for (const n of ['n1', 'n2']) {
+      const [c] = changes.get(n)!
+      expect(c!.left).toEqual(['n3'])
+      // n3 was heard all along: it was suspected for never acknowledging.
+      expect(c!.reason.suspicions.n3!.unacknowledgedForMs).toBeGreaterThan(150)
+    }
+    expect(group('n3').get(MEMBERSHIP).state()).toBe('excluded')
+    expect(check()).toEqual([])
+  })
+
   it('a partition that heals before anyone is suspected changes nothing', async () => {
     const { sim, changes, check, delivered, submit } = await cluster(4)
     sim.at(200, () => sim.network.partition(['n1', 'n2'], ['n3']))
@@ -196,7 +222,8 @@ describe('composition', () => {
 
 describe('bad input', () => {
   const messages: MembershipMessage[] = [
-    { kind: 'down', instance: 3, member: 2 },
+    { kind: 'down', instance: 3, member: 2, deaf: false },
+    { kind: 'down', instance: 3, member: 1, deaf: true },
     { kind: 'ackDown', instance: 0, member: 0 },
     { kind: 'nackDown', instance: 1, member: 4 },
     { kind: 'propose', instance: 2, round: 7, set: [1, 3] },
@@ -231,9 +258,10 @@ describe('bad input', () => {
       new Uint8Array([MEMBERSHIP_CHANNEL.id, 1, 1]),
       new Uint8Array([MEMBERSHIP_CHANNEL.id, 2, 1, 0, 0]),
       new Uint8Array([MEMBERSHIP_CHANNEL.id, 1, 99, 0, 0]),
-      encode({ kind: 'down', instance: 0, member: 7 }),
+      encode({ kind: 'down', instance: 0, member: 7, deaf: false }),
       encode({ kind: 'propose', instance: 0, round: 1, set: [1, 1] }),
-      new Uint8Array([...encode({ kind: 'down', instance: 0, member: 1 }), 0]),
+      new Uint8Array([...encode({ kind: 'down', instance: 0, member: 1, deaf: false }), 0]),
+      new Uint8Array([MEMBERSHIP_CHANNEL.id, 1, 1, 0, 1, 2]),
     ]
     for (const m of messages) {
       const bytes = encode(m)

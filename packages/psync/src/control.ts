@@ -52,6 +52,10 @@ export function makeControl(s: PsyncSession): PsyncControl {
     wave: (depth) => s.sortedWave(depth).map((n) => s.delivery.view(n)),
     waveComplete: (depth) => s.isWaveComplete(depth),
     members: () => s.members.counted(),
+    acknowledgedBy: (name) => {
+      const q = s.members.member(name)
+      return q === s.members.self ? s.own.transmittedSeq : s.resender.ackedAt[q]!
+    },
     onMembersChanged: (handler) => s.memberHandlers.add(handler),
     onHeard: (handler) => s.receiver.heardHandlers.add(handler),
     maskOut: (name) => maskOut(s, s.members.member(name)),

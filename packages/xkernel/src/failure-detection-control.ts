@@ -20,6 +20,12 @@ export interface SuspicionReason {
   readonly localLagMs: number
   /** What lengthened the timeout (`retransmitting`, `recovering`, `deciding`, `local-lag`). */
   readonly adaptations: readonly string[]
+  /**
+   * 0 for a silent member. Otherwise the member still speaks but has not acknowledged this
+   * replica's messages for this long (ms) — a one-way partition: it does not hear us, so it
+   * cannot take part (and its silence would never be noticed).
+   */
+  readonly unacknowledgedForMs: number
 }
 
 export interface Suspicion {

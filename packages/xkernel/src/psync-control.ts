@@ -134,6 +134,13 @@ export interface PsyncControl {
   waveComplete(depth: number): boolean
   /** The agreed membership list: members neither masked out nor excluded. */
   members(): readonly NodeId[]
+  /**
+   * The highest seq of this member's own messages that `member` has shown it holds — a message
+   * of it with them in its causal past, or an ACK — 0 before any; for this member itself, the
+   * highest seq on the wire. What Failure Detection reads to tell a member that speaks but no
+   * longer hears us (a one-way partition). Throws `NOT_A_MEMBER` for a name outside the list.
+   */
+  acknowledgedBy(member: NodeId): number
   /** Calls `handler` after every change of `members()` (mask, unmask, exclusion). */
   onMembersChanged(handler: (members: readonly NodeId[]) => void): () => void
   /**

@@ -82,6 +82,7 @@ export const MEMBERSHIP_ASPECTS = [
   'concurrent',
   'false-suspicion',
   'partition',
+  'asymmetric-partition',
   'one-way',
   'flapping',
   'stall',
@@ -372,6 +373,32 @@ function script(
           out.push(
             `[aspect] the minority [${minority.join()}] still called itself primary at the end of the partition`,
           )
+        for (const m of minority) {
+          const state = world.controls.get(m)?.state()
+          if (state !== 'excluded')
+            out.push(`[aspect] ${m} (minority) ends ${String(state)}, not excluded`)
+        }
+        return out
+      }
+    }
+    case 'asymmetric-partition': {
+      // One side does not hear the other, which hears it: the side that hears nothing is
+      // suspected for silence, the deaf one for never acknowledging — either way the
+      // minority leaves and the majority goes on.
+      const shuffled = shuffle(r, nodes)
+      const minority = shuffled.slice(0, Math.floor((nodes.length - 1) / 2))
+      const majority = shuffled.slice(minority.length)
+      const deafMinority = r.next() < 0.5
+      const at = 300 + r.int(800)
+      const length = 700 + r.int(800)
+      sim.at(at, () => {
+        for (const a of majority)
+          for (const b of minority) deafMinority ? sim.network.block(a, b) : sim.network.block(b, a)
+      })
+      sim.at(at + length, () => sim.network.heal())
+      world.environment = `${deafMinority ? `[${minority.join()}] does not hear [${majority.join()}]` : `[${majority.join()}] does not hear [${minority.join()}]`} at ${at} for ${length} ms`
+      return () => {
+        const out = viewIs(majority, 'the minority side is excluded')
         for (const m of minority) {
           const state = world.controls.get(m)?.state()
           if (state !== 'excluded')

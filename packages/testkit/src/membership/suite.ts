@@ -27,6 +27,12 @@ export const MEMBERSHIP_REGRESSIONS: readonly {
     found:
       "psync: hold left a held member's own waiting chain in place; an acceptor inserted the suspect's messages above its promise (CUT_CONFLICT)",
   },
+  ...[63, 983].map((seed) => ({
+    aspect: 'swarm' as const,
+    seed,
+    found:
+      'a one-way partition: a member that spoke but no longer heard the others was never suspected (it was heard), so nothing was decided and the group stopped',
+  })),
   {
     aspect: 'swarm',
     seed: 5583,
