@@ -46,5 +46,6 @@ export {
   type Submission,
   type World,
 } from './order/harness.js'
+export { orderPrimarySuite } from './order/primary-suite.js'
 export { type OrderRun, runOrderScenario } from './order/run.js'
 export { orderSuite, orderSuiteTeeth, pruningFor } from './order/suite.js'
