@@ -10,10 +10,10 @@
  * prints its problems and the command that replays it alone; the last line is
  * `N passed, N failed`. Exit code 1 when any seed failed.
  */
-import { fork } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { OrderRun, OrderSetup } from '@consul/testkit/order'
+import { runSeedWorkers } from './lib/seed-workers.js'
 
 const ORDERS = ['order-total', 'order-semantic', 'order-lamport'] as const
 type OrderName = (typeof ORDERS)[number]
@@ -107,43 +107,19 @@ async function main(): Promise<void> {
   let failed = 0
   const started = Date.now()
   for (const order of args.orders) {
-    const count = args.to - args.from + 1
-    const jobs = Math.min(args.jobs, count)
-    const per = Math.ceil(count / jobs)
-    let orderPassed = 0
-    let orderFailed = 0
-    const workers: Promise<void>[] = []
-    for (let j = 0; j < jobs; j++) {
-      const from = args.from + j * per
-      const to = Math.min(args.to, from + per - 1)
-      if (from > to) continue
-      const child = fork(self, ['--worker', order, String(from), String(to)], {
-        execArgv: process.execArgv,
-        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      })
-      child.on('message', (line: Line) => {
-        if (line.problems.length === 0) {
-          orderPassed++
-          return
-        }
-        orderFailed++
+    const { passed: orderPassed, failed: orderFailed } = await runSeedWorkers<Line>({
+      script: self,
+      args: (from, to) => ['--worker', order, String(from), String(to)],
+      from: args.from,
+      to: args.to,
+      jobs: args.jobs,
+      onFailure: (line) =>
         process.stdout.write(
           `${order} seed=${line.seed} FAIL (${line.kind}, pruning ${line.pruning}; ${line.environment})\n` +
             line.problems.map((p) => `  ${p}\n`).join('') +
             `  replay: pnpm campaign ${order} --seed ${line.seed}\n`,
-        )
-      })
-      workers.push(
-        new Promise((resolve, reject) => {
-          child.on('exit', (code) =>
-            code === 0
-              ? resolve()
-              : reject(new Error(`${order} worker ${from}..${to} exited with ${code}`)),
-          )
-        }),
-      )
-    }
-    await Promise.all(workers)
+        ),
+    })
     process.stdout.write(
       `${order}: seeds ${args.from}..${args.to}: ${orderPassed} passed, ${orderFailed} failed (${Math.round((Date.now() - started) / 1000)} s)\n`,
     )

@@ -1,0 +1,58 @@
+/**
+ * The worker pool both campaign commands share: seeds `from..to` split over `jobs` forked
+ * copies of the calling script (each runs its share and sends one line per seed over IPC);
+ * a line with problems is handed to `onFailure`. Resolves with the counts; rejects if a worker
+ * exits abnormally.
+ */
+import { fork } from 'node:child_process'
+
+export interface SeedLine {
+  readonly seed: number
+  readonly problems: readonly string[]
+}
+
+export async function runSeedWorkers<L extends SeedLine>(options: {
+  /** The script to fork (the caller's own file). */
+  readonly script: string
+  /** The worker's arguments for its share of the seeds. */
+  readonly args: (from: number, to: number) => readonly string[]
+  readonly from: number
+  readonly to: number
+  readonly jobs: number
+  readonly onFailure: (line: L) => void
+}): Promise<{ passed: number; failed: number }> {
+  const { from, to } = options
+  const count = to - from + 1
+  const jobs = Math.min(options.jobs, count)
+  const per = Math.ceil(count / jobs)
+  let passed = 0
+  let failed = 0
+  const workers: Promise<void>[] = []
+  for (let j = 0; j < jobs; j++) {
+    const first = from + j * per
+    const last = Math.min(to, first + per - 1)
+    if (first > last) continue
+    const child = fork(options.script, [...options.args(first, last)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
+    child.on('message', (line: L) => {
+      if (line.problems.length === 0) passed++
+      else {
+        failed++
+        options.onFailure(line)
+      }
+    })
+    workers.push(
+      new Promise((resolve, reject) => {
+        child.on('exit', (code) =>
+          code === 0
+            ? resolve()
+            : reject(new Error(`worker ${first}..${last} exited with ${code}`)),
+        )
+      }),
+    )
+  }
+  await Promise.all(workers)
+  return { passed, failed }
+}
