@@ -297,14 +297,20 @@ export class FailureDetectorSession {
    */
   private unacknowledgedFor(p: Peer, now: number): number {
     const acked = this.psync.acknowledgedBy(p.name)
-    // Drop what every member still in the agreed list has acknowledged (a suspected one too:
-    // its oldest unacknowledged message is what decides whether it is back).
+    const oldest = this.onWireAt.find(([seq]) => seq > acked)
+    return oldest === undefined ? 0 : now - Math.max(oldest[1], p.heardSince)
+  }
+
+  /**
+   * Drops the own messages every member still in the agreed list has acknowledged (a
+   * suspected one too: its oldest unacknowledged message decides whether it is back). Once
+   * per tick; `unacknowledgedFor` needs no pruning to be right, only to stay short.
+   */
+  private forgetAcknowledged(): void {
     let floor = Number.POSITIVE_INFINITY
     for (const name of this.psync.members())
       if (name !== this.ctx.self) floor = Math.min(floor, this.psync.acknowledgedBy(name))
     while (this.onWireAt.length > 0 && this.onWireAt[0]![0] <= floor) this.onWireAt.shift()
-    const oldest = this.onWireAt.find(([seq]) => seq > acked)
-    return oldest === undefined ? 0 : now - Math.max(oldest[1], p.heardSince)
   }
 
   private tick(): void {
@@ -324,6 +330,7 @@ export class FailureDetectorSession {
     // waits for it any more, so there is nothing to suspect (a masked one, in the weak
     // configuration, is still watched: hearing it again masks it back in).
     const agreed = this.delegated ? new Set(this.psync.members()) : undefined
+    if (this.delegated) this.forgetAcknowledged()
     for (const p of this.peers.values()) {
       if (p.suspected || (agreed !== undefined && !agreed.has(p.name))) continue
       const silentForMs = now - p.heardAt

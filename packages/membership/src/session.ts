@@ -76,7 +76,7 @@ type Caps = {
 }
 
 interface Down {
-  /** The latest `down(q)` delivered here, for the nack test of later answers. */
+  /** Who reported or acknowledged `down(q)` in this instance (a candidate once every voter has). */
   readonly answeredBy: Set<number>
 }
 
