@@ -5,8 +5,8 @@
  *
  * Invariants: `transmittedSeq ≤ mySeq`; an id that went on the wire is never reused (after a
  * restart `mySeq` starts at the durable high-water mark or above); `missing` is empty except
- * after a restart that lost own records; while `missing` is not empty or `uncertain` is set,
- * `notReady()` names why nothing may be sent.
+ * after a restart that lost own records; while the log replays, `missing` is not empty or
+ * `uncertain` is set, `notReady()` names why nothing may be sent.
  */
 import type { Logger } from '@consul/xkernel'
 import { PsyncError } from './errors.js'
@@ -25,6 +25,12 @@ export class OwnChain {
   readonly missing = new Set<number>()
   /** The restored high-water mark could not be trusted: wait for a peer's word on own seqs. */
   uncertain = false
+  /**
+   * The log is being replayed into the graph: a send from a delivery callback of the replay
+   * would take the next seq but depend only on what the replay has inserted so far — an own
+   * message older than its own predecessor, in a wave the others completed long ago.
+   */
+  replaying = false
 
   constructor(
     private readonly port: string,
@@ -33,6 +39,12 @@ export class OwnChain {
 
   /** Why `send` must wait, or undefined when it may go ahead. */
   notReady(): PsyncError | undefined {
+    if (this.replaying) {
+      return new PsyncError(
+        'NOT_READY',
+        `conversation ${this.port} is replaying its log after a restart: a message delivered by the replay is answered already (it was before the crash), nothing new is sent until the replay ends`,
+      )
+    }
     if (this.uncertain) {
       return new PsyncError(
         'NOT_READY',

@@ -44,6 +44,15 @@ export class RestartHandshake {
    * anything was on disk, 0 for a fresh member).
    */
   restore(): number {
+    this.c.own.replaying = true
+    try {
+      return this.replay()
+    } finally {
+      this.c.own.replaying = false
+    }
+  }
+
+  private replay(): number {
     const c = this.c
     const { graph, members, own } = c
     const n = members.size

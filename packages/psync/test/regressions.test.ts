@@ -485,3 +485,60 @@ describe('bug 7: repair converges in a few round trips after a heal, even under 
     expect(Math.max(...times)).toBeLessThan(1_000)
   })
 })
+
+const ECHO: Capability<'echo', { ok: true }> = capability('echo')
+
+describe('a send while the log replays', () => {
+  it('throws NOT_READY: an answer to a replayed delivery would depend on a prefix of the log only (regression: membership campaign swarm seed 611)', async () => {
+    const seen: Seen[] = []
+    const attempts: string[] = []
+    let sim: Simulation<ProbeCaps> | undefined
+    // Answers every delivery of another member's message, replayed ones included.
+    const echo = defineProtocol({
+      name: 'echo',
+      requires: [PSYNC],
+      provides: [ECHO],
+      create: () => ({
+        open(ctx) {
+          const conversation = ctx.get(PSYNC)
+          conversation.onDeliver((m) => {
+            if (ctx.self !== 'n1' || m.sender === 'n1' || !m.restored) return
+            try {
+              attempts.push(`sent ${conversation.send(text(`re ${m.id}`)).id}`)
+            } catch (error) {
+              attempts.push((error as { code?: string }).code ?? String(error))
+            }
+          })
+          return { controls: { echo: { ok: true as const } } }
+        },
+      }),
+    })
+    sim = new Simulation<ProbeCaps>({
+      seed: 3,
+      nodes: 3,
+      stack: stack()
+        .use(psync({ logEveryMs: 1 }))
+        .use(echo)
+        .use(probe(seen, (node) => sim?.incarnation(node) ?? 0)) as never,
+      network: { delay: dist.constant(1) },
+    })
+    await sim.start()
+    await sim.openAll({ port: 'g' })
+    const conv = (node: string) => sim!.host(node).group('g')!.get(PSYNC)
+    sim.at(1, () => void conv('n2').send(text('a')))
+    sim.at(5, () => void conv('n1').send(text('mine')))
+    sim.at(9, () => void conv('n3').send(text('b')))
+    await sim.run({ until: 50 })
+    sim.crash('n1')
+    await sim.restart('n1')
+    await sim.run({ for: 200 })
+    // Every answer to a replayed delivery was refused: no message of n1 after the restart
+    // that does not follow its own n1:1.
+    expect(attempts.length).toBeGreaterThan(0)
+    expect(attempts.every((a) => a === 'NOT_READY')).toBe(true)
+    const next = conv('n1').send(text('after the replay'))
+    expect(conv('n1').precedes('n1:1', next.id)).toBe(true)
+    await sim.run({ for: 100 })
+    expect(sim.check([noCreation, noDuplication, ...psyncCheckers])).toEqual([])
+  })
+})
