@@ -13,6 +13,8 @@
  * | `promise` | round · rank · holds · accepted? | phase 1 answer: the highest seq of each member of the set held here, the value accepted so far |
  * | `accept` | round · set · value | phase 2: the value (the set and each member's cut) |
  * | `accepted` | round · rank | phase 2 answer |
+ * | `up` | member | "I am up again" — sent by the member itself after a restart, once Recovery has replayed |
+ * | `ackUp` | member | "I hear you": every other member of the view answers an `up` |
  *
  * Decoding checks every index against the member count and every length against the
  * payload; anything else throws `DecodeError` (the session counts it and drops it).
@@ -35,6 +37,8 @@ export const KIND = {
   promise: 5,
   accept: 6,
   accepted: 7,
+  up: 8,
+  ackUp: 9,
 } as const
 
 /** A ballot: `round` (from 1) and the proposer's rank (its canonical index); compared in that order. */
@@ -57,7 +61,11 @@ export type MembershipMessage =
       /** The suspicion is not silence but deafness: it speaks, yet acknowledges nothing of ours. */
       readonly deaf: boolean
     }
-  | { readonly kind: 'ackDown' | 'nackDown'; readonly instance: number; readonly member: number }
+  | {
+      readonly kind: 'ackDown' | 'nackDown' | 'up' | 'ackUp'
+      readonly instance: number
+      readonly member: number
+    }
   | {
       readonly kind: 'propose'
       readonly instance: number
@@ -164,6 +172,8 @@ export function encode(message: MembershipMessage): Uint8Array {
       break
     case 'ackDown':
     case 'nackDown':
+    case 'up':
+    case 'ackUp':
       w.uint(message.member)
       break
     case 'propose':
@@ -240,6 +250,10 @@ export function decode(payload: Uint8Array, members: number): MembershipMessage 
     }
     case KIND.accepted:
       out = { kind: 'accepted', instance, ballot: { round: r.uint(), rank: r.member() } }
+      break
+    case KIND.up:
+    case KIND.ackUp:
+      out = { kind: kind === KIND.up ? 'up' : 'ackUp', instance, member: r.member() }
       break
     default:
       throw new DecodeError('INVALID', `membership message kind ${String(kind)}`)

@@ -12,12 +12,20 @@ export interface MembershipOptions {
    * suspects it (ms). Default 300.
    */
   readonly retryAfterMs?: number
+  /**
+   * How long a member waits for evidence before it acknowledges a *deaf* `down(q)` — a
+   * report that `q` has not acknowledged the reporter's messages — while it hears `q` itself
+   * (ms). Evidence is a message of `q` that has the `down` in its causal past (`q` heard the
+   * accusation, so it is not deaf to the accuser): then it answers `nackDown`. Default 100.
+   */
+  readonly deafProofMs?: number
   /** How often the session re-examines its state: retries, reports, the primary test (ms). Default 20. */
   readonly tickMs?: number
 }
 
 export interface ResolvedOptions {
   readonly retryAfterMs: number
+  readonly deafProofMs: number
   readonly tickMs: number
 }
 
@@ -34,12 +42,13 @@ function positive(name: string, value: unknown, fallback: number): number {
 export function resolveOptions(options: MembershipOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null)
     throw new XKernelError('INVALID_ARGUMENT', 'membership options must be an object')
-  const known = new Set(['retryAfterMs', 'tickMs'])
+  const known = new Set(['retryAfterMs', 'deafProofMs', 'tickMs'])
   for (const key of Object.keys(options))
     if (!known.has(key))
       throw new XKernelError('INVALID_ARGUMENT', `unknown membership option ${key}`)
   return {
     retryAfterMs: positive('retryAfterMs', options.retryAfterMs, 300),
+    deafProofMs: positive('deafProofMs', options.deafProofMs, 100),
     tickMs: positive('tickMs', options.tickMs, 20),
   }
 }

@@ -6,18 +6,21 @@
  *
  * 1. **Report.** A member that suspects `q` sends `down(q)`. Every member answers it:
  *    `nackDown(q)` when it holds a message of `q` that the `down` did not have in its past
- *    (`q` is slow, not dead: the suspicion is dropped), `ackDown(q)` otherwise. `q` becomes a
- *    *candidate* once every member of the view outside the pending set has answered
- *    `ackDown` (or reported it too).
+ *    (`q` is slow, not dead: the suspicion is dropped) — for a *deaf* `down`, a message of `q`
+ *    with the `down` in its past (`q` heard the accuser; awaited up to `deafProofMs`) —
+ *    `ackDown(q)` otherwise. `q` becomes a *candidate* once every member of the view outside
+ *    the pending set has answered `ackDown` (or reported it too).
  * 2. **Ballot** (Paxos, one decree per instance). The coordinator — the lowest-ranked member
- *    of the view that nobody has reported — proposes a set `S` (every candidate, and every
- *    member any earlier ballot of this instance proposed: within an instance the set only
- *    grows). Every member outside `S` is an acceptor: on `propose` it puts the members of `S`
- *    on hold in Psync (their later messages are parked, so nothing of theirs enters a wave)
- *    and promises, with the highest seq of each it holds and the value it accepted so far.
- *    With a promise from every acceptor the coordinator sends `accept` with the value — the
- *    highest-ballot accepted value reported, else `S` with each member's cut = the highest
- *    seq any promise held — and each acceptor answers `accepted`. A member *learns* the value
+ *    of the view that nobody has reported — proposes a set `S` (every candidate, and the set
+ *    of the highest ballot whose value someone accepted). Every member outside `S` is an
+ *    acceptor: on `propose` — if every member of `S` still stands reported here — it puts the
+ *    members of `S` on hold in Psync (their later messages are parked, so nothing of theirs
+ *    enters a wave) and promises, with the highest seq of each it holds and the value it
+ *    accepted so far. With a promise from every acceptor the coordinator sends `accept` with
+ *    the value — the highest-ballot accepted value reported (its set inside `S`), else `S`;
+ *    each cut the highest of that value's and the promises' — and each acceptor answers
+ *    `accepted`. An acceptor that accepted nothing and sees a member of its set nacked
+ *    releases it and refuses that ballot: refuted ballots are abandoned. A member *learns* the value
  *    once every acceptor of that ballot has sent `accepted`: it excludes each member of the
  *    value with its cut (Psync's `exclude`), releases the rest, and installs the next view.
  *
@@ -110,11 +113,25 @@ export class MembershipSession {
   private instance = 0
   // ---- this instance ----
   private downs = new Map<number, Down>()
-  /** Members some `propose` of this instance named (the set only grows). */
-  private proposed = new Set<number>()
+  /**
+   * Deaf `down(q)`s this member has not answered yet: it hears `q`, so it waits until
+   * `deadline` for a message of `q` with the `down` in its past (then `nackDown`).
+   */
+  private deafAnswers = new Map<number, { readonly after: MessageId; readonly deadline: number }>()
+  /** A credible ballot of this instance names this member (it reports nobody meanwhile). */
+  private namedSelf = false
   /** Members on hold here in this instance. */
   private held = new Set<number>()
+  /**
+   * The highest ballot promised here. After a release (a member of its set was nacked
+   * before anything was accepted here) its rank is past every member's: this acceptor then
+   * refuses that ballot's `accept`.
+   */
   private promised: Ballot | undefined
+  /** The highest-ballot value known to be accepted by someone in this instance, and its set. */
+  private acceptedKnown: { ballot: Ballot; set: readonly number[] } | undefined
+  /** Sets of accepted values a promise quorum of this member's ballots reported. */
+  private mustCover = new Set<number>()
   private acceptedHere: { ballot: Ballot; set: readonly number[]; value: Value } | undefined
   private decrees = new Map<string, Decree>()
   private proposal: Proposal | undefined
@@ -129,6 +146,16 @@ export class MembershipSession {
   private reported = new Set<number>()
   /** The latest message delivered from each member (the nack test). */
   private readonly last: (MessageId | undefined)[]
+  /** A pending `control.up()`: its `up` message (once sent) and who acknowledged it. */
+  private upWait:
+    | {
+        readonly promise: Promise<View>
+        readonly resolve: (view: View) => void
+        readonly reject: (error: Error) => void
+        sent: MessageId | undefined
+        readonly acks: Set<number>
+      }
+    | undefined
   private restoring = false
   private closed = false
   private readonly viewHandlers = new Listeners<[ViewChange]>(
@@ -159,7 +186,15 @@ export class MembershipSession {
       }),
       this.psync.onDeliver((m) => {
         const r = this.rank.get(m.sender)
-        if (r !== undefined) this.last[r] = m.id
+        if (r === undefined) return
+        this.last[r] = m.id
+        const waiting = this.deafAnswers.get(r)
+        // `q` heard the accusation: it is not deaf to the accuser.
+        if (waiting !== undefined && this.psync.precedes(waiting.after, m.id)) {
+          this.deafAnswers.delete(r)
+          // Replayed after a restart: answered the first time (or never on the wire).
+          if (!m.restored) this.send({ kind: 'nackDown', instance: this.instance, member: r })
+        }
       }),
       this.fd.onSuspect((s) => this.suspectLocally(s.member, s.reason)),
       this.fd.onAlive((member) => this.heardAgain(member)),
@@ -180,6 +215,7 @@ export class MembershipSession {
         this.suspectLocally(member, undefined)
       },
       deciding: () => [...this.pending()].sort((a, b) => a - b).map((i) => this.names[i]!),
+      up: () => this.up(),
     }
   }
 
@@ -190,6 +226,14 @@ export class MembershipSession {
   close(): void {
     this.closed = true
     for (const off of this.offs.splice(0)) off()
+    const wait = this.upWait
+    this.upWait = undefined
+    wait?.reject(
+      new XKernelError(
+        'GROUP_CLOSED',
+        `group ${this.ctx.group.port} closed before up was acknowledged`,
+      ),
+    )
   }
 
   gauges(): Record<string, number> {
@@ -224,7 +268,7 @@ export class MembershipSession {
   private report(q: number): void {
     // A ballot names this member: the others park its messages, so to it they look deaf —
     // those are no suspicions to act on.
-    if (this.reported.has(q) || this.proposed.has(this.me)) return
+    if (this.reported.has(q) || this.namedSelf) return
     const at = this.nackedAt.get(this.names[q]!)
     if (at !== undefined && this.ctx.clock.now() - at < this.options.retryAfterMs) return
     this.reported.add(q)
@@ -232,11 +276,12 @@ export class MembershipSession {
     this.send({ kind: 'down', instance: this.instance, member: q, deaf })
   }
 
-  private send(message: MembershipMessage): void {
-    if (this.restoring || this.closed) return
+  private send(message: MembershipMessage): MessageId | undefined {
+    if (this.restoring || this.closed) return undefined
     try {
-      this.psync.send(encode(message))
+      const sent = this.psync.send(encode(message))
       this.ctx.counters.inc(`sent.${message.kind}`)
+      return sent.id
     } catch (error) {
       // NOT_READY after a restart, CLOSED at the end: the retry timer asks again.
       this.ctx.counters.inc('notSent')
@@ -244,6 +289,7 @@ export class MembershipSession {
         kind: message.kind,
         error: String(error),
       })
+      return undefined
     }
   }
 
@@ -302,7 +348,73 @@ export class MembershipSession {
       case 'accepted':
         this.onAccepted(from, message.ballot)
         return
+      case 'up':
+        this.onUp(from, message.member)
+        return
+      case 'ackUp':
+        this.onAckUp(m, from, message.member)
+        return
     }
+  }
+
+  // ---- up: a restarted member announces itself --------------------------------------------
+
+  private up(): Promise<View> {
+    if (this.primaryState === 'excluded')
+      return Promise.reject(
+        new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`),
+      )
+    if (this.closed)
+      return Promise.reject(
+        new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`),
+      )
+    if (this.upWait !== undefined) return this.upWait.promise
+    let resolve!: (view: View) => void
+    let reject!: (error: Error) => void
+    const promise = new Promise<View>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    this.upWait = { promise, resolve, reject, sent: undefined, acks: new Set() }
+    this.sendUp()
+    return promise
+  }
+
+  private sendUp(): void {
+    const wait = this.upWait
+    if (wait === undefined) return
+    // Not sent (Psync not ready yet after a restart): the tick sends it again.
+    wait.sent = this.send({ kind: 'up', instance: this.instance, member: this.me })
+    this.checkUp()
+  }
+
+  private checkUp(): void {
+    const wait = this.upWait
+    if (wait === undefined || wait.sent === undefined) return
+    if (!this.viewRanks().every((r) => r === this.me || wait.acks.has(r))) return
+    this.upWait = undefined
+    this.ctx.counters.inc('upAcknowledged')
+    wait.resolve(this.current)
+  }
+
+  private onUp(from: number, q: number): void {
+    if (q !== from) {
+      this.ctx.counters.inc('droppedInvalid')
+      return
+    }
+    if (from === this.me) return
+    // Its own word that it is alive and hears: as good as a nack of any report of it.
+    if (this.downs.has(q) || this.held.has(q) || this.deafAnswers.has(q)) this.onNackDown(q)
+    this.send({ kind: 'ackUp', instance: this.instance, member: q })
+  }
+
+  private onAckUp(m: PsyncMessage, from: number, q: number): void {
+    const wait = this.upWait
+    if (q !== this.me || from === this.me || wait?.sent === undefined) return
+    // Only answers to this `up` (not replayed answers to one before a restart).
+    if (!this.psync.precedes(wait.sent, m.id)) return
+    wait.acks.add(from)
+    this.checkUp()
   }
 
   // ---- step 1: reports ---------------------------------------------------------------------
@@ -322,12 +434,22 @@ export class MembershipSession {
     }
     down.answeredBy.add(from)
     if (from !== this.me) {
-      // Newer evidence than the reporter had: `q` spoke after what the `down` saw. (A deaf
-      // member keeps speaking: that is no evidence it hears the reporter — only it may nack.)
-      const last = this.last[q]
-      const newer =
-        q === this.me || (!deaf && last !== undefined && !this.psync.precedes(last, m.id))
-      this.send({ kind: newer ? 'nackDown' : 'ackDown', instance: this.instance, member: q })
+      const name = this.names[q]!
+      if (deaf && q !== this.me && !this.suspects.has(name)) {
+        // A deaf member keeps speaking, so its speech so far is no evidence that it hears
+        // the reporter; a message of `q` that has this `down` in its past is. Wait for one.
+        if (!this.deafAnswers.has(q))
+          this.deafAnswers.set(q, {
+            after: m.id,
+            deadline: this.ctx.clock.now() + this.options.deafProofMs,
+          })
+      } else {
+        // Newer evidence than the reporter had: `q` spoke after what the `down` saw.
+        const last = this.last[q]
+        const newer =
+          q === this.me || (!deaf && last !== undefined && !this.psync.precedes(last, m.id))
+        this.send({ kind: newer ? 'nackDown' : 'ackDown', instance: this.instance, member: q })
+      }
     }
     this.openDeciding()
     this.progress()
@@ -339,12 +461,22 @@ export class MembershipSession {
   }
 
   private onNackDown(q: number): void {
-    // Dropped for this instance unless a ballot already named it (then the set only grows).
+    // Evidence that `q` is alive and hears: the report is dropped for this instance.
     this.downs.delete(q)
     this.reported.delete(q)
+    this.deafAnswers.delete(q)
+    if (q === this.me) this.namedSelf = false
     const name = this.names[q]!
     this.nackedAt.set(name, this.ctx.clock.now())
     this.ctx.counters.inc('nacked')
+    // Not accepted anything yet: the hold on `q` ends, and the ballot promised here (which
+    // names it) is refused from now on — it can no longer be chosen, so its cut is moot.
+    if (this.acceptedHere === undefined && this.held.delete(q)) {
+      this.psync.release(name)
+      if (this.promised !== undefined)
+        this.promised = { round: this.promised.round, rank: this.names.length }
+      this.ctx.counters.inc('released')
+    }
     // Nothing left to decide: Failure Detection's timeouts go back to normal.
     if (this.pending().size === 0) this.closeDeciding()
     this.progress()
@@ -356,13 +488,21 @@ export class MembershipSession {
    * otherwise drive a ballot through a majority member that still hears it).
    */
   private credible(r: number): boolean {
-    return !this.suspects.has(this.names[r]!) && !this.proposed.has(r) && !this.held.has(r)
+    return !this.suspects.has(this.names[r]!) && !this.held.has(r)
   }
 
-  /** Members a decision of this instance is about: reported, proposed or held. */
+  /**
+   * Members a decision of this instance is about: reported, held here, or in the set of the
+   * highest ballot whose value someone accepted.
+   */
   private pending(): Set<number> {
-    const out = new Set<number>([...this.downs.keys(), ...this.proposed, ...this.held])
-    return out
+    return new Set<number>([...this.downs.keys(), ...this.held, ...(this.acceptedKnown?.set ?? [])])
+  }
+
+  /** Records that someone accepted `ballot`'s value (the highest such ballot is kept). */
+  private knowAccepted(ballot: Ballot, set: readonly number[]): void {
+    if (this.acceptedKnown === undefined || compareBallots(ballot, this.acceptedKnown.ballot) > 0)
+      this.acceptedKnown = { ballot, set }
   }
 
   /** A reported member every member outside the pending set has acknowledged. */
@@ -388,12 +528,19 @@ export class MembershipSession {
   /** Proposes when this member coordinates and there is something new to decide. */
   private progress(): void {
     if (this.restoring || this.closed || this.primaryState === 'excluded') return
-    if (this.proposed.has(this.me)) return
+    if (this.namedSelf) return
     // A replica that does not hear a majority of its view coordinates nothing.
     if (this.primaryState !== 'primary') return
     if (this.coordinator() !== this.me) return
-    const set = new Set<number>([...this.candidates(), ...this.proposed, ...this.held])
-    if (set.size === 0) return
+    // Paxos: a value someone accepted may have been chosen, so its set is proposed again
+    // (with the new candidates); otherwise the candidates alone.
+    const set = new Set<number>([
+      ...this.candidates(),
+      ...(this.acceptedKnown?.set ?? []),
+      ...this.mustCover,
+    ])
+    // A value someone accepted names this member: another member coordinates it.
+    if (set.size === 0 || set.has(this.me)) return
     if (
       this.proposal !== undefined &&
       this.proposal.set.length === set.size &&
@@ -435,16 +582,36 @@ export class MembershipSession {
       return
     }
     if (round > this.maxRound) this.maxRound = round
-    for (const r of set) this.proposed.add(r)
     this.openDeciding()
     const ballot = { round, rank: from }
-    // Not an acceptor of a ballot that excludes it; a stale ballot gets no answer.
-    if (set.includes(this.me)) return
+    // Every member of the set must still stand reported here, or be in a value someone
+    // accepted: a `nackDown` the proposer had not seen yet refutes the ballot (it comes again
+    // without that member once the proposer sees the nack).
+    const accepted = this.acceptedKnown?.set ?? []
+    if (!set.every((r) => this.downs.has(r) || accepted.includes(r))) {
+      this.ctx.counters.inc('refusedBallot')
+      return
+    }
+    // Not an acceptor of a ballot that excludes it (it stops reporting and coordinating: the
+    // others park its messages, so they look deaf to it); a stale ballot gets no answer.
+    if (set.includes(this.me)) {
+      this.namedSelf = true
+      return
+    }
     if (this.promised !== undefined && compareBallots(ballot, this.promised) <= 0) {
       this.progress()
       return
     }
     this.promised = ballot
+    // Nothing accepted here yet: members an earlier ballot held that this one does not name
+    // are not being decided any more.
+    if (this.acceptedHere === undefined)
+      for (const r of [...this.held])
+        if (!set.includes(r)) {
+          this.held.delete(r)
+          this.psync.release(this.names[r]!)
+          this.ctx.counters.inc('released')
+        }
     const holds: [number, number][] = []
     for (const r of set) holds.push([r, this.hold(r)])
     this.send({
@@ -470,24 +637,39 @@ export class MembershipSession {
     if (p === undefined || p.accepting || compareBallots(promise.ballot, p.ballot) !== 0) return
     if (p.set.includes(from)) return
     p.promises.set(from, promise)
+    if (promise.accepted !== undefined)
+      this.knowAccepted(promise.accepted.ballot, promise.accepted.set)
     const acceptors = this.viewRanks().filter((r) => !p.set.includes(r))
     if (!acceptors.every((r) => p.promises.has(r))) return
     // Paxos: the highest-ballot value accepted so far, or a fresh one.
-    let chosen: { ballot: Ballot; value: Value } | undefined
+    let chosen: { ballot: Ballot; set: readonly number[]; value: Value } | undefined
     for (const pr of p.promises.values())
       if (
         pr.accepted !== undefined &&
         (chosen === undefined || compareBallots(pr.accepted.ballot, chosen.ballot) > 0)
       )
         chosen = pr.accepted
-    const value: Value = chosen?.value ?? {
-      members: p.set,
-      cuts: p.set.map((r) =>
-        Math.max(
-          0,
-          ...[...p.promises.values()].map((pr) => pr.holds.find(([m]) => m === r)?.[1] ?? 0),
-        ),
-      ),
+    if (chosen !== undefined && !chosen.set.every((r) => p.set.includes(r))) {
+      // Its set must be inside this ballot's (so this ballot's acceptors were all its
+      // acceptors): a new ballot with both sets.
+      for (const r of chosen.set) this.mustCover.add(r)
+      this.proposal = undefined
+      this.progress()
+      return
+    }
+    const heldHere = (r: number) =>
+      Math.max(
+        0,
+        ...[...p.promises.values()].map((pr) => pr.holds.find(([m]) => m === r)?.[1] ?? 0),
+      )
+    // A value accepted before keeps its members; its cuts rise to what the acceptors hold
+    // now. If it was chosen, every acceptor of it has held its members since it promised,
+    // so nothing rises; if not, any value is safe — and an acceptor that released a member
+    // meanwhile (a nack) must not find the cut below what it has delivered.
+    const members = chosen?.value.members ?? p.set
+    const value: Value = {
+      members,
+      cuts: members.map((r, i) => Math.max(chosen?.value.cuts[i] ?? 0, heldHere(r))),
     }
     p.accepting = true
     this.send({ kind: 'accept', instance: this.instance, round: p.ballot.round, set: p.set, value })
@@ -497,7 +679,7 @@ export class MembershipSession {
     if (
       set.includes(from) ||
       set.some((r) => !this.inView(r)) ||
-      value.members.some((r) => !this.inView(r)) ||
+      value.members.some((r) => !this.inView(r) || !set.includes(r)) ||
       value.members.length === 0 ||
       (this.current.members.length - set.length) * 2 <= this.current.members.length
     ) {
@@ -524,6 +706,7 @@ export class MembershipSession {
     const decree = this.decrees.get(ballotKey(ballot))
     if (decree === undefined || decree.set.includes(from)) return
     decree.acks.add(from)
+    this.knowAccepted(decree.ballot, decree.set)
     const acceptors = this.viewRanks().filter((r) => !decree.set.includes(r))
     if (acceptors.every((r) => decree.acks.has(r))) this.install(decree)
   }
@@ -570,9 +753,12 @@ export class MembershipSession {
     this.current = view
     this.instance++
     this.downs = new Map()
-    this.proposed = new Set()
+    this.deafAnswers = new Map()
+    this.namedSelf = false
     this.held = new Set()
     this.promised = undefined
+    this.acceptedKnown = undefined
+    this.mustCover = new Set()
     this.acceptedHere = undefined
     this.decrees = new Map()
     this.proposal = undefined
@@ -602,6 +788,19 @@ export class MembershipSession {
     this.trace(view, change)
     if (excludedSelf) this.setState('excluded')
     this.viewHandlers.emit(change)
+    if (this.upWait !== undefined) {
+      const wait = this.upWait
+      if (excludedSelf) {
+        this.upWait = undefined
+        wait.reject(
+          new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`),
+        )
+      } else {
+        // Every member of the smaller view may have answered already; else ask again.
+        this.checkUp()
+        if (this.upWait !== undefined) this.sendUp()
+      }
+    }
     this.updateState()
     // Suspicions still standing go into the next decision.
     for (const name of this.suspects.keys()) this.report(this.rank.get(name)!)
@@ -672,6 +871,14 @@ export class MembershipSession {
     if (this.closed) return
     this.ctx.clock.setTimer(this.options.tickMs, () => this.tick())
     if (this.primaryState === 'excluded') return
+    if (this.upWait !== undefined && this.upWait.sent === undefined) this.sendUp()
+    const now = this.ctx.clock.now()
+    for (const [q, waiting] of [...this.deafAnswers])
+      if (now >= waiting.deadline) {
+        // No sign that `q` heard the accuser: it may well be deaf to it.
+        this.deafAnswers.delete(q)
+        this.send({ kind: 'ackDown', instance: this.instance, member: q })
+      }
     // Suspicions not reported in this instance (nacked a while ago, or standing since the
     // last view) are reported again while Failure Detection still holds them.
     const suspectedNow = new Set(this.fd.suspected())

@@ -198,6 +198,50 @@ describe('restart', () => {
   })
 })
 
+describe('up: a restarted member announces itself', () => {
+  it('a member restarted before anyone suspected it sends up; every other member acknowledges, no view changes', async () => {
+    const { sim, group, changes, check, submit, delivered } = await cluster(7)
+    sim.at(200, () => sim.crash('n2'))
+    let view: unknown
+    sim.at(240, async () => {
+      await sim.restart('n2')
+      group('n2')
+        .get(MEMBERSHIP)
+        .up()
+        .then((v) => {
+          view = v
+        })
+    })
+    sim.at(600, () => void submit('n2', 'back'))
+    await sim.run({ until: 1500 })
+    expect(view).toEqual({ id: 0, members: ['n1', 'n2', 'n3'] })
+    expect(sim.host('n2').stats().membership!.upAcknowledged).toBe(1)
+    expect(sim.host('n1').stats().membership!['sent.ackUp']).toBe(1)
+    for (const n of sim.nodes) expect(changes.get(n)).toEqual([])
+    expect(delivered.get('n1')).toContain('back')
+    expect(check()).toEqual([])
+  })
+
+  it('up from a member the primary excluded rejects with EXCLUDED; a closed group rejects with GROUP_CLOSED', async () => {
+    const { sim, group } = await cluster(2)
+    sim.at(100, () => sim.network.partition(['n1', 'n2'], ['n3']))
+    sim.at(900, () => sim.network.heal())
+    await sim.run({ until: 2000 })
+    expect(group('n3').get(MEMBERSHIP).state()).toBe('excluded')
+    await expect(group('n3').get(MEMBERSHIP).up()).rejects.toMatchObject({ code: 'EXCLUDED' })
+    const outcome = group('n1')
+      .get(MEMBERSHIP)
+      .up()
+      .then(
+        () => 'resolved',
+        (e: { code?: string }) => e.code,
+      )
+    void sim.host('n1').group('g')!.close()
+    await sim.run({ for: 100 })
+    expect(await outcome).toBe('GROUP_CLOSED')
+  })
+})
+
 describe('composition', () => {
   it('host.describe() shows the event edges: Membership deciding → Failure Detection, primary → the Order', async () => {
     const { sim } = await cluster()
@@ -246,6 +290,8 @@ describe('bad input', () => {
     },
     { kind: 'accept', instance: 9, round: 1, set: [2], value: { members: [2], cuts: [123456789] } },
     { kind: 'accepted', instance: 9, ballot: { round: 1, rank: 3 } },
+    { kind: 'up', instance: 4, member: 2 },
+    { kind: 'ackUp', instance: 4, member: 2 },
   ]
 
   it('every message round-trips through the codec', () => {

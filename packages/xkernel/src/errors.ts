@@ -38,6 +38,8 @@ export type XKernelErrorCode =
   | 'RECOVERY_FAILED'
   /** Two Divider channels claim the same byte or the same name (`defineChannel`). */
   | 'CHANNEL_CLASH'
+  /** The primary excluded this member (`MembershipControl.up` after an exclusion). */
+  | 'EXCLUDED'
 
 export class XKernelError extends Error {
   override readonly name = 'XKernelError'

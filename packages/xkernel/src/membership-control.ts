@@ -72,6 +72,18 @@ export interface MembershipControl {
   suspect(member: NodeId): void
   /** The decision round open here, if any: the members it would exclude. */
   deciding(): readonly NodeId[]
+  /**
+   * Announces that this member is up again — Recovery calls it after a restart, once the
+   * replay is done (DESIGN: "then it sends `up(self)` and becomes active when acknowledged by
+   * every member"). Sends `up(self)`; every other member of the view answers `ackUp`, and
+   * treats the `up` as proof that this member is alive (a pending `down` of it is dropped, as
+   * by a `nackDown`). Resolves with the view once every other member of the current view has
+   * acknowledged it (after a view change, in the new view: the `up` is sent again). Rejects
+   * with `XKernelError('EXCLUDED')` if the primary excluded this member (it comes back only as
+   * a new incarnation), `XKernelError('GROUP_CLOSED')` if the session closes first. Calls while
+   * one is pending share its promise.
+   */
+  up(): Promise<View>
 }
 
 export const MEMBERSHIP = capability<'membership', MembershipControl>('membership')

@@ -86,6 +86,7 @@ export function brokenMembership(fault: BrokenMembership) {
           onStateChange: (h) => states.add(h),
           suspect: (member) => exclude(member),
           deciding: () => [],
+          up: async () => view,
         }
         return { controls: { membership: control } }
       },

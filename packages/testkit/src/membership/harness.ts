@@ -92,6 +92,8 @@ export type MembershipAspect = (typeof MEMBERSHIP_ASPECTS)[number]
 
 export const SUSPECT_AFTER_MS = 150
 const DURATION_MS = 4_000
+/** Events a run may take (a calm one takes 40–60 thousand): beyond it the run is a storm. */
+const EVENT_BUDGET = 1_500_000
 const WORK_END_MS = 2_800
 
 export interface MembershipWorld {
@@ -186,7 +188,13 @@ export async function runMembershipScenario(
     await sim.openAll({ port: 'm' })
     workload(sim as never, orderWorld)
     const expect = script(aspect, sim, world)
-    await sim.run({ until: DURATION_MS })
+    await sim.run({ until: DURATION_MS, maxEvents: EVENT_BUDGET })
+    // A protocol storm (retransmissions or ballots feeding each other) would otherwise keep a
+    // campaign worker busy for good: it is a liveness failure of the seed.
+    if (sim.now < DURATION_MS)
+      problems.push(
+        `[liveness] event storm: ${EVENT_BUDGET} events by ${Math.round(sim.now)} ms of ${DURATION_MS} (a calm run takes well under 100,000)`,
+      )
     problems.push(...expect())
   } catch (error) {
     problems.push(`[run] ${String(error)}`)

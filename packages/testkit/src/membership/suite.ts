@@ -39,6 +39,36 @@ export const MEMBERSHIP_REGRESSIONS: readonly {
     found:
       'psync: a hold taken while delivering did not park what the same insertion had released; the coordinator delivered past the cut and left a 2-member view stuck',
   },
+  ...[292, 607].map((seed) => ({
+    aspect: 'asymmetric-partition' as const,
+    seed,
+    found:
+      "a deaf member's deaf down(q) was acknowledged before q's own nack arrived; two ballots named each other's coordinators, each side ignored the other's ballots, and the set could only grow: stuck after the heal",
+  })),
+  {
+    aspect: 'asymmetric-partition',
+    seed: 508,
+    found:
+      'a deaf member that did not yet suspect a majority proposed excluding two healthy members; a majority member promised it after nacking them and adopted the set for good',
+  },
+  {
+    aspect: 'swarm',
+    seed: 611,
+    found:
+      "psync: a send from a delivery callback of the log replay at a restart depended on the replayed prefix only — an own message older than its predecessor, in a completed wave: total order diverged",
+  },
+  {
+    aspect: 'asymmetric-partition',
+    seed: 274,
+    found:
+      'a ballot of the deaf side named a majority member whose own nack had already refuted it; that member stopped coordinating for good',
+  },
+  ...[836, 5138, 5607].map((seed) => ({
+    aspect: 'swarm' as const,
+    seed,
+    found:
+      'a ballot whose members were nacked could never be abandoned (the set only grew, holds stayed until the instance ended): stuck under loss and restarts',
+  })),
 ]
 
 export function membershipSuite(setup: MembershipSetup, options: { seeds?: number } = {}): void {
