@@ -16,7 +16,7 @@ interface Waiting {
   missing: number
   readonly since: number
   /** Its sender is on hold, but a message of a member not on hold depends on it. */
-  readonly needed: boolean
+  needed: boolean
 }
 
 const key = (member: number, seq: number) => `${member}:${seq}`
@@ -66,6 +66,18 @@ export class HeldMessages {
     return true
   }
 
+  /**
+   * A message that counts (its sender not on hold, or itself needed) waits for `member:seq`,
+   * which is held here: it is needed too. Returns its frame when it was not needed before (the
+   * caller then needs what it waits for in turn), else undefined.
+   */
+  markNeeded(member: number, seq: number): DataFrame | undefined {
+    const w = this.waiting.get(key(member, seq))
+    if (w === undefined || w.needed) return undefined
+    w.needed = true
+    return w.frame
+  }
+
   /** `ref` is now present: returns the held frames that lack nothing more. */
   release(member: number, seq: number): DataFrame[] {
     const mk = key(member, seq)
@@ -88,15 +100,28 @@ export class HeldMessages {
 
   /**
    * A held message that counts waits for `member:seq`: one whose sender is not on hold
-   * (`onHold`), or one that is itself needed. (A held member's own later messages waiting for
-   * it do not make it needed: they wait for the decision too.)
+   * (`onHold`), one that is itself needed, or one that such a message waits for in turn. (A
+   * held member's own later messages waiting for it do not make it needed — unless a counting
+   * message waits for them: they wait for the decision too.)
    */
-  isWanted(member: number, seq: number, onHold: (member: number) => boolean): boolean {
+  isWanted(
+    member: number,
+    seq: number,
+    onHold: (member: number) => boolean,
+    seen: Set<string> = new Set(),
+  ): boolean {
     const list = this.waiters.get(key(member, seq))
     if (list === undefined) return false
+    // Down the chain too: a held member's message that a counting message waits for counts.
     return list.some((k) => {
       const w = this.waiting.get(k)
-      return w !== undefined && (w.needed || !onHold(w.frame.sender))
+      if (w === undefined || seen.has(k)) return false
+      seen.add(k)
+      return (
+        w.needed ||
+        !onHold(w.frame.sender) ||
+        this.isWanted(w.frame.sender, w.frame.seq, onHold, seen)
+      )
     })
   }
 

@@ -227,12 +227,22 @@ export class Receiver {
     c.counters.inc('held')
     // Predecessors parked pending a decision: this message's sender has them, so they are
     // below any cut the decision can make — receive them now, or this one (perhaps a vote of
-    // the decision itself) would wait for the decision forever.
-    for (const ref of missing) {
+    // the decision itself) would wait for the decision forever. The same goes down the chain:
+    // a predecessor already held here (it came before the hold, or before this message) is
+    // needed now too, and so are its own parked or held predecessors.
+    const stack = [...missing]
+    for (let ref = stack.pop(); ref !== undefined; ref = stack.pop()) {
       const parked = this.parked.take(ref.member, ref.seq)
-      if (parked === undefined) continue
-      c.counters.inc('unparkedNeeded')
-      this.onData(parked, from, true)
+      if (parked !== undefined) {
+        c.counters.inc('unparkedNeeded')
+        this.onData(parked, from, true)
+        continue
+      }
+      if (!onHold(ref.member)) continue
+      const held = c.held.markNeeded(ref.member, ref.seq)
+      if (held === undefined) continue
+      c.counters.inc('heldNeeded')
+      stack.push(...c.graph.missing(held.deps))
     }
     if (c.held.has(sender, seq)) {
       c.wants.want(

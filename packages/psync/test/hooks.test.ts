@@ -182,6 +182,25 @@ describe('hold and release', () => {
     expect(conv('n1').onHold('n3')).toBe(true)
   })
 
+  it("a held member's message that a counting message waits for counts all down its chain: its predecessor is received, not parked (regression: membership campaign swarm seed 188)", async () => {
+    const { sim, conv, delivered } = await cluster()
+    // n1 lacks n3:1 and holds n3:2 (waiting for it) and n2:1 (waiting for n3:2); then it
+    // puts n3 on hold. When n3:1 comes by repair, n2:1 waits for it through n3:2: parking it
+    // left n2:1 waiting for the decision, and asking for it again and again.
+    sim.at(4, () => sim.network.block('n3', 'n1'))
+    sim.at(5, () => void conv('n3').send(text('a')))
+    sim.at(6, () => void conv('n3').send(text('b')))
+    sim.at(9, () => sim.network.block('n1', 'n3'))
+    sim.at(9.5, () => sim.network.unblock('n3', 'n1'))
+    sim.at(10, () => inject(sim, 'n3', 'n1', encodeData(2, 2, [{ member: 2, seq: 1 }], text('b'))))
+    sim.at(10.5, () => void conv('n2').send(text('vote')))
+    sim.at(13, () => void conv('n1').hold('n3'))
+    await sim.run({ until: 300 })
+    expect(conv('n1').onHold('n3')).toBe(true)
+    expect(delivered.get('n1')).toContain('n2:1')
+    expect(delivered.get('n1')).toEqual(expect.arrayContaining(['n3:1', 'n3:2']))
+  })
+
   it('masking out drops what was parked; bad arguments throw', async () => {
     const { sim, conv } = await cluster()
     sim.at(1, () => void conv('n1').hold('n3'))
