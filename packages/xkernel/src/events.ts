@@ -122,6 +122,17 @@ export interface ConsulEvents {
     readonly view: number
   }
   /**
+   * The Dispatcher dropped a delivered command it could not apply here — `unknown-tag` (the
+   * machine has no such command: another replica runs another version) or `malformed` (not a
+   * Dispatcher command) — the same at every replica running the same machine. Raised by
+   * `@consul/dispatcher`.
+   */
+  'dispatcher.dropped': {
+    readonly group: string
+    readonly id: string
+    readonly reason: 'unknown-tag' | 'malformed'
+  }
+  /**
    * This host installed a view of the group (Membership), or — layer `psync` — changed the
    * agreed list Psync counts for stability and waves (mask, unmask, exclusion).
    */

@@ -55,6 +55,13 @@ export {
 } from './channels.js'
 export { type Clock, ScopedClock, type Timer } from './clock.js'
 export { Counters } from './counters.js'
+export {
+  type AppliedCommand,
+  type CommandFailure,
+  type CommandOutcome,
+  DISPATCHER,
+  type DispatcherControl,
+} from './dispatcher-control.js'
 export { type ChannelSubscription, DIVIDER, type DividerControl } from './divider-control.js'
 export {
   DecodeError,

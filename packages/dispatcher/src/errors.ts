@@ -1,0 +1,33 @@
+import type { CommandFailure } from '@consul/xkernel'
+
+export type DispatchErrorCode =
+  /** The handler threw (or returned a promise): `failure` is what every replica got. */
+  | 'HANDLER_FAILED'
+  /** The tag is not a command of this machine (at submit, or a delivered command's tag). */
+  | 'UNKNOWN_COMMAND'
+  /** Arguments msgpack cannot encode, an option of the wrong shape, a bad snapshot. */
+  | 'INVALID_ARGUMENT'
+  /** The dispatcher's group closed before the command was applied here. */
+  | 'CLOSED'
+
+/** The one error class `@consul/dispatcher` throws or rejects with (`code` is stable). */
+export class DispatchError extends Error {
+  override readonly name = 'DispatchError'
+  constructor(
+    readonly code: DispatchErrorCode,
+    message: string,
+    /** For `HANDLER_FAILED`: the failure as every replica recorded it. */
+    readonly failure?: CommandFailure,
+  ) {
+    super(message)
+  }
+
+  /** True for a `DispatchError` from any copy of this package. */
+  static isInstance(value: unknown): value is DispatchError {
+    return (
+      value instanceof Error &&
+      value.name === 'DispatchError' &&
+      typeof (value as { code?: unknown }).code === 'string'
+    )
+  }
+}
