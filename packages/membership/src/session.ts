@@ -132,6 +132,8 @@ export class MembershipSession {
   private acceptedKnown: { ballot: Ballot; set: readonly number[] } | undefined
   /** Sets of accepted values a promise quorum of this member's ballots reported. */
   private mustCover = new Set<number>()
+  /** Members of every set whose value someone accepted in this instance, as far as seen here. */
+  private acceptedMembers = new Set<number>()
   private acceptedHere: { ballot: Ballot; set: readonly number[]; value: Value } | undefined
   private decrees = new Map<string, Decree>()
   private proposal: Proposal | undefined
@@ -501,6 +503,7 @@ export class MembershipSession {
 
   /** Records that someone accepted `ballot`'s value (the highest such ballot is kept). */
   private knowAccepted(ballot: Ballot, set: readonly number[]): void {
+    for (const r of set) this.acceptedMembers.add(r)
     if (this.acceptedKnown === undefined || compareBallots(ballot, this.acceptedKnown.ballot) > 0)
       this.acceptedKnown = { ballot, set }
   }
@@ -587,8 +590,7 @@ export class MembershipSession {
     // Every member of the set must still stand reported here, or be in a value someone
     // accepted: a `nackDown` the proposer had not seen yet refutes the ballot (it comes again
     // without that member once the proposer sees the nack).
-    const accepted = this.acceptedKnown?.set ?? []
-    if (!set.every((r) => this.downs.has(r) || accepted.includes(r))) {
+    if (!set.every((r) => this.downs.has(r) || this.acceptedMembers.has(r))) {
       this.ctx.counters.inc('refusedBallot')
       return
     }
@@ -603,6 +605,8 @@ export class MembershipSession {
       return
     }
     this.promised = ballot
+    // A ballot this member promises does not name it: it is not being decided (any more).
+    this.namedSelf = false
     // Nothing accepted here yet: members an earlier ballot held that this one does not name
     // are not being decided any more.
     if (this.acceptedHere === undefined)
@@ -633,12 +637,13 @@ export class MembershipSession {
   }
 
   private onPromise(from: number, promise: Extract<MembershipMessage, { kind: 'promise' }>): void {
+    // Every member learns from every promise what someone accepted.
+    if (promise.accepted !== undefined)
+      this.knowAccepted(promise.accepted.ballot, promise.accepted.set)
     const p = this.proposal
     if (p === undefined || p.accepting || compareBallots(promise.ballot, p.ballot) !== 0) return
     if (p.set.includes(from)) return
     p.promises.set(from, promise)
-    if (promise.accepted !== undefined)
-      this.knowAccepted(promise.accepted.ballot, promise.accepted.set)
     const acceptors = this.viewRanks().filter((r) => !p.set.includes(r))
     if (!acceptors.every((r) => p.promises.has(r))) return
     // Paxos: the highest-ballot value accepted so far, or a fresh one.
@@ -759,6 +764,7 @@ export class MembershipSession {
     this.promised = undefined
     this.acceptedKnown = undefined
     this.mustCover = new Set()
+    this.acceptedMembers = new Set()
     this.acceptedHere = undefined
     this.decrees = new Map()
     this.proposal = undefined
