@@ -47,6 +47,7 @@ export { DispatchError, type DispatchErrorCode } from './errors.js'
 export {
   type ArgsOf,
   type Commands,
+  classOfCommands,
   defineCommands,
   type Handler,
   type ResultOf,

@@ -5,6 +5,7 @@
  * replica runs it on the same state with the same arguments and must reach the same state.
  */
 import type { AppliedCommand, DispatcherControl, SubmitOptions } from '@consul/xkernel'
+import { decodeCommand } from './codec.js'
 import { DispatchError } from './errors.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: a handler's argument type is inferred per command
@@ -109,4 +110,25 @@ export function stateMachine<S, C extends Commands<S>>(
     },
   }
   return machine
+}
+
+/**
+ * The `classOf` a semantic Order needs (`@consul/order-semantic`), from the commands' tags and
+ * arguments: `rank(tag, args)` gives a command's class rank (commands of one rank commute).
+ * It must be a pure function. Bytes that are no Dispatcher command get rank `otherwise`
+ * (default 0) — the Dispatcher drops them at every replica, so where they fall changes nothing.
+ */
+export function classOfCommands(
+  rank: (tag: string, args: unknown) => number,
+  otherwise = 0,
+): (command: Uint8Array) => number {
+  if (typeof rank !== 'function')
+    throw new DispatchError(
+      'INVALID_ARGUMENT',
+      'classOfCommands takes a function (tag, args) => rank',
+    )
+  return (command) => {
+    const decoded = decodeCommand(command)
+    return typeof decoded === 'string' ? otherwise : rank(decoded.tag, decoded.args)
+  }
 }

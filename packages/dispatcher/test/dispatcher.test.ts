@@ -1,11 +1,18 @@
 import { divider } from '@consul/divider'
+import { semanticOrder } from '@consul/order-semantic'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { type AppliedCommand, DISPATCHER, ORDER, stack } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { encodeCommand } from '../src/codec.js'
-import { DispatchError, defineCommands, dispatcher, stateMachine } from '../src/index.js'
+import {
+  classOfCommands,
+  DispatchError,
+  defineCommands,
+  dispatcher,
+  stateMachine,
+} from '../src/index.js'
 
 type Kv = Map<string, number>
 
@@ -167,6 +174,41 @@ describe('typed commands', () => {
     expect([...client('n1').state()]).toEqual([['a', 7]])
     expect(() => control.restore(new Uint8Array([1, 2, 3]))).toThrow(DispatchError)
     expect(() => control.restore('x' as never)).toThrow(/bytes of a snapshot/)
+  })
+})
+
+describe('over a semantic Order', () => {
+  it('classOfCommands ranks commands by tag and arguments: commands on one key stay in one order everywhere', async () => {
+    // Commands on different keys commute: one class per key (a tiny hash), so only same-key
+    // commands are ordered against each other.
+    const classOf = classOfCommands((_tag, args) => {
+      const key = (args as { key: string }).key
+      return [...key].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1000, 7)
+    })
+    const sim = new Simulation({
+      seed: 11,
+      nodes: 3,
+      stack: stack()
+        .use(psync({ logEveryMs: 1 }))
+        .use(divider())
+        .use(semanticOrder({ classOf, ackDelayMs: 1 }))
+        .use(dispatcher({ machine: kv })),
+      network: { delay: dist.uniform(0.5, 2) },
+    })
+    await sim.start()
+    await sim.openAll({ port: 'g' })
+    const client = (n: string) => kv.client(sim.host(n).group('g')!.get(DISPATCHER))
+    for (let i = 0; i < 20; i++)
+      sim.at(5 + i, () => {
+        for (const n of sim.nodes)
+          void client(n).submit('set', { key: `k${i % 4}`, value: i * 10 + Number(n[1]) })
+      })
+    await sim.run({ until: 500 })
+    const states = sim.nodes.map((n) => JSON.stringify([...client(n).state()].sort()))
+    expect(new Set(states).size).toBe(1)
+    expect([...client('n1').state()].length).toBe(4)
+    expect(classOf(new Uint8Array([0xc1]))).toBe(0)
+    expect(() => classOfCommands(42 as never)).toThrow(/takes a function/)
   })
 })
 
