@@ -198,6 +198,7 @@ export class MembershipSession {
           if (!m.restored) this.send({ kind: 'nackDown', instance: this.instance, member: r })
         }
       }),
+      this.psync.onExcluded((notice) => this.toldExcluded(notice.by, notice.cut)),
       this.fd.onSuspect((s) => this.suspectLocally(s.member, s.reason)),
       this.fd.onAlive((member) => this.heardAgain(member)),
     )
@@ -357,6 +358,29 @@ export class MembershipSession {
         this.onAckUp(m, from, message.member)
         return
     }
+  }
+
+  /**
+   * A member that excluded this one says so (Psync's notice, sent to an excluded member that
+   * still talks): the decision's messages may be pruned everywhere, so this may be the only
+   * way to learn it. This member stops ordering, as when it learns the decision itself — it
+   * installs no view (it does not know the decision's value), it only leaves.
+   */
+  private toldExcluded(by: NodeId, cut: number): void {
+    if (this.closed || this.primaryState === 'excluded') return
+    this.ctx.counters.inc('excludedByNotice')
+    this.ctx.log.error('the primary excluded this member: it leaves the group', {
+      toldBy: by,
+      cut,
+      view: this.current.id,
+    })
+    this.closeDeciding()
+    this.setState('excluded')
+    const wait = this.upWait
+    this.upWait = undefined
+    wait?.reject(
+      new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`),
+    )
   }
 
   // ---- up: a restarted member announces itself --------------------------------------------

@@ -167,6 +167,34 @@ describe('primary partition', () => {
     expect(check()).toEqual([])
   })
 
+  it('a member cut off while the primary pruned the decision still learns its exclusion: the primary tells it', async () => {
+    const sim = new Simulation({
+      seed: 4,
+      nodes: 3,
+      stack: stack()
+        .use(psync({ logEveryMs: 1, retainWaves: 2, pruneEveryMs: 10 }))
+        .use(divider())
+        .use(failureDetection({ suspectAfterMs: 150 }))
+        .use(membership())
+        .use(totalOrder({ ackDelayMs: 1 })),
+      network: { delay: dist.uniform(0.5, 2) },
+    })
+    await sim.start()
+    await sim.openAll({ port: 'g' })
+    const group = (n: string) => sim.host(n).group('g')!
+    sim.at(100, () => sim.network.partition(['n1', 'n2'], ['n3']))
+    // The majority orders on, so the waves of the decision are pruned long before the heal.
+    sim.every(10, 1500, () => void group('n1').get(ORDER).submit(text('on'), { level: 'agreed' }))
+    sim.at(1500, () => sim.network.heal())
+    await sim.run({ until: 2500 })
+    expect(group('n1').get(MEMBERSHIP).view().members).toEqual(['n1', 'n2'])
+    expect(group('n3').get(MEMBERSHIP).state()).toBe('excluded')
+    expect(sim.host('n3').stats().membership!.excludedByNotice).toBe(1)
+    expect(sim.host('n1').stats().psync!.excludedNoticesSent).toBeGreaterThan(0)
+    // It installed no view it could not learn.
+    expect(group('n3').get(MEMBERSHIP).view().id).toBe(0)
+  })
+
   it('a partition that heals before anyone is suspected changes nothing', async () => {
     const { sim, changes, check, delivered, submit } = await cluster(4)
     sim.at(200, () => sim.network.partition(['n1', 'n2'], ['n3']))

@@ -27,6 +27,7 @@ export const KIND_REQUEST = 2
 export const KIND_RESTART = 3
 export const KIND_LEAVES = 4
 export const KIND_ACK = 5
+export const KIND_EXCLUDED = 6
 
 /** A message reference on the wire: member index and sequence number. */
 export interface Ref {
@@ -66,7 +67,13 @@ export interface AckFrame {
   readonly have: readonly number[]
 }
 
-export type Frame = DataFrame | RequestFrame | LeavesFrame | RestartFrame | AckFrame
+/** "The group excluded you, with this cut": to a member the sender has excluded. */
+export interface ExcludedFrame {
+  readonly kind: typeof KIND_EXCLUDED
+  readonly cut: number
+}
+
+export type Frame = DataFrame | RequestFrame | LeavesFrame | RestartFrame | AckFrame | ExcludedFrame
 
 /** Most references one REQUEST or LEAVES frame may carry. */
 export const MAX_REFS = 1024
@@ -179,6 +186,11 @@ export function encodeRestart(): Uint8Array {
   return new Uint8Array([KIND_RESTART])
 }
 
+export function encodeExcluded(cut: number): Uint8Array {
+  writer.reset().u8(KIND_EXCLUDED).uvarint(cut)
+  return writer.view().slice()
+}
+
 function readRef(msg: MessageBuffer, members: number): Ref {
   const member = msg.popUvarint()
   if (member >= members)
@@ -239,6 +251,11 @@ export function decodeFrame(bytes: Uint8Array | MessageBuffer, members: number):
     case KIND_RESTART:
       if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after RESTART')
       return { kind: KIND_RESTART }
+    case KIND_EXCLUDED: {
+      const cut = msg.popUvarint()
+      if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after EXCLUDED')
+      return { kind: KIND_EXCLUDED, cut }
+    }
     default:
       throw new DecodeError('INVALID', `unknown psync frame kind ${kind}`)
   }

@@ -22,8 +22,10 @@ import {
   decodeFrame,
   encodeAck,
   encodeDataWithPayload,
+  encodeExcluded,
   KIND_ACK,
   KIND_DATA,
+  KIND_EXCLUDED,
   KIND_LEAVES,
   KIND_REQUEST,
   KIND_RESTART,
@@ -44,6 +46,11 @@ export class Receiver {
   readonly heardHandlers = new Listeners<[HeardFrom]>(
     () => new PsyncError('INVALID_ARGUMENT', 'onHeard takes a function'),
   )
+  readonly excludedHandlers = new Listeners<[{ readonly by: NodeId; readonly cut: number }]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onExcluded takes a function'),
+  )
+  /** When each excluded member was last told it is excluded. */
+  private readonly toldAt: number[]
 
   constructor(
     private readonly c: Conversation,
@@ -53,6 +60,23 @@ export class Receiver {
     private readonly parked: ParkedMessages,
   ) {
     this.heardAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
+    this.toldAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
+  }
+
+  /**
+   * `q` is excluded here and still talks to us (it was cut off and does not know): tell it,
+   * at most once per `restartRetryMs` — it may have no other way to learn, when the decision's
+   * messages are pruned everywhere.
+   */
+  private tellExcluded(q: number): void {
+    const c = this.c
+    const cut = c.members.cut[q]
+    if (cut === undefined) return
+    const now = c.ctx.clock.now()
+    if (now - this.toldAt[q]! < c.options.restartRetryMs) return
+    this.toldAt[q] = now
+    c.counters.inc('excludedNoticesSent')
+    c.net.send(c.members.name(q), MessageBuffer.fromPayload(encodeExcluded(cut)))
   }
 
   receive(from: NodeId, msg: MessageBuffer): void {
@@ -77,15 +101,24 @@ export class Receiver {
         this.heard(fromIndex, undefined)
         const kind = this.onData(frame, fromIndex)
         this.emitHeard(fromIndex, kind, frame)
+        if (frame.sender === fromIndex && c.members.isVoid(fromIndex, frame.seq))
+          this.tellExcluded(fromIndex)
         return
       }
       case KIND_REQUEST:
         this.heard(fromIndex, 'request')
         this.repair.answer(frame.refs, frame.have, fromIndex)
+        this.tellExcluded(fromIndex)
         return
       case KIND_RESTART:
         this.heard(fromIndex, 'restart')
         this.restart.answer(fromIndex)
+        this.tellExcluded(fromIndex)
+        return
+      case KIND_EXCLUDED:
+        this.heard(fromIndex, 'excluded')
+        c.counters.inc('excludedNoticesReceived')
+        this.excludedHandlers.emit({ by: from, cut: frame.cut })
         return
       case KIND_LEAVES:
         this.heard(fromIndex, 'leaves')

@@ -7,11 +7,13 @@ import {
   encodeAck,
   encodeData,
   encodeDataWithPayload,
+  encodeExcluded,
   encodeLeaves,
   encodeRequest,
   encodeRestart,
   KIND_ACK,
   KIND_DATA,
+  KIND_EXCLUDED,
   KIND_LEAVES,
   KIND_REQUEST,
   KIND_RESTART,
@@ -109,6 +111,11 @@ describe('psync codec', () => {
       { numRuns: 1000 },
     )
     expect(decodeFrame(encodeRestart(), MEMBERS)).toEqual({ kind: KIND_RESTART })
+    for (const cut of [0, 1, 2 ** 40])
+      expect(decodeFrame(encodeExcluded(cut), MEMBERS)).toEqual({ kind: KIND_EXCLUDED, cut })
+    expect(() => decodeFrame(new Uint8Array([...encodeExcluded(3), 0]), MEMBERS)).toThrow(
+      DecodeError,
+    )
   })
 
   it('throws only DecodeError for any truncation or random bytes', () => {

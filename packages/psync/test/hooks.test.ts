@@ -201,6 +201,28 @@ describe('hold and release', () => {
     expect(delivered.get('n1')).toEqual(expect.arrayContaining(['n3:1', 'n3:2']))
   })
 
+  it('a member that excluded another tells it so when it still talks (at most once per restartRetryMs); the excluded one hears it through onExcluded', async () => {
+    const { sim, conv } = await cluster()
+    const notices: { by: string; cut: number }[] = []
+    conv('n3').onExcluded((n) => void notices.push(n))
+    sim.at(1, () => void conv('n3').send(text('counted')))
+    await sim.run({ until: 20 })
+    sim.at(21, () => {
+      conv('n1').exclude('n3', 1)
+      conv('n2').exclude('n3', 1)
+    })
+    // n3 does not know: it goes on sending, every 10 ms.
+    sim.every(10, 300, () => void conv('n3').send(text('void')))
+    await sim.run({ until: 300 })
+    expect(notices.length).toBeGreaterThan(0)
+    expect(notices.every((n) => n.cut === 1 && (n.by === 'n1' || n.by === 'n2'))).toBe(true)
+    // ~28 void messages from n3 to each of n1 and n2, but at most one notice per 100 ms each.
+    const sent = sim.host('n1').stats().psync!.excludedNoticesSent!
+    expect(sent).toBeGreaterThanOrEqual(2)
+    expect(sent).toBeLessThanOrEqual(3)
+    expect(() => conv('n3').onExcluded(42 as never)).toThrow(/onExcluded takes a function/)
+  })
+
   it('masking out drops what was parked; bad arguments throw', async () => {
     const { sim, conv } = await cluster()
     sim.at(1, () => void conv('n1').hold('n3'))

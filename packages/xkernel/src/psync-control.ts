@@ -48,8 +48,9 @@ export interface PsyncMessage {
  * message, accepted; `duplicate` — one already here (or already held or parked); `held` — a
  * message waiting for a missing predecessor; `parked` — a message of a member on hold
  * pending a decision; `refused` — a message dropped (void, masked out, absurd); `request`,
- * `restart`, `leaves`, `ack` — Psync's own control frames; `malformed` — a datagram the
- * transport authenticated but Psync could not decode.
+ * `restart`, `leaves`, `ack` — Psync's own control frames; `excluded` — a member's word that
+ * the group excluded this one (`onExcluded`); `malformed` — a datagram the transport
+ * authenticated but Psync could not decode.
  */
 export type HeardKind =
   | 'message'
@@ -61,6 +62,7 @@ export type HeardKind =
   | 'restart'
   | 'leaves'
   | 'ack'
+  | 'excluded'
   | 'malformed'
 
 /** Evidence of life: one frame heard from `member` (Failure Detection's input). */
@@ -150,6 +152,14 @@ export interface PsyncControl {
    * keep it cheap. A frame from a non-member never reaches Psync.
    */
   onHeard(handler: (heard: HeardFrom) => void): () => void
+  /**
+   * Calls `handler` when a member tells this one that it excluded it (`exclude` with `cut`):
+   * a member that has excluded another answers whatever it still hears from it — a message
+   * above the cut, a request, a restart — with such a notice (at most one per
+   * `restartRetryMs`). An excluded member that was cut off learns its exclusion this way even
+   * when the decision's messages are pruned everywhere. Membership is what listens.
+   */
+  onExcluded(handler: (notice: { readonly by: NodeId; readonly cut: number }) => void): () => void
   /**
    * Holds `member`'s later messages pending a decision (Membership deciding whether to
    * exclude it): messages of `member` that arrive from now on are parked — neither inserted
