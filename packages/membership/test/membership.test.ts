@@ -23,12 +23,16 @@ import { membership } from '../src/index.js'
 const text = (s: string) => new TextEncoder().encode(s)
 const str = (c: OrderedCommand) => new TextDecoder().decode(c.command)
 
-async function cluster(seed = 1, nodes = 3) {
+async function cluster(
+  seed = 1,
+  nodes = 3,
+  pruning: { retainWaves: number; pruneEveryMs?: number } = { retainWaves: 64 },
+) {
   const sim = new Simulation({
     seed,
     nodes,
     stack: stack()
-      .use(psync({ logEveryMs: 1, retainWaves: 64 }))
+      .use(psync({ logEveryMs: 1, ...pruning }))
       .use(divider())
       .use(failureDetection({ suspectAfterMs: 150 }))
       .use(membership())
@@ -168,20 +172,7 @@ describe('primary partition', () => {
   })
 
   it('a member cut off while the primary pruned the decision still learns its exclusion: the primary tells it', async () => {
-    const sim = new Simulation({
-      seed: 4,
-      nodes: 3,
-      stack: stack()
-        .use(psync({ logEveryMs: 1, retainWaves: 2, pruneEveryMs: 10 }))
-        .use(divider())
-        .use(failureDetection({ suspectAfterMs: 150 }))
-        .use(membership())
-        .use(totalOrder({ ackDelayMs: 1 })),
-      network: { delay: dist.uniform(0.5, 2) },
-    })
-    await sim.start()
-    await sim.openAll({ port: 'g' })
-    const group = (n: string) => sim.host(n).group('g')!
+    const { sim, group } = await cluster(4, 3, { retainWaves: 2, pruneEveryMs: 10 })
     sim.at(100, () => sim.network.partition(['n1', 'n2'], ['n3']))
     // The majority orders on, so the waves of the decision are pruned long before the heal.
     sim.every(10, 1500, () => void group('n1').get(ORDER).submit(text('on'), { level: 'agreed' }))
