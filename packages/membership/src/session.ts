@@ -33,8 +33,8 @@
  * no member of the next view has delivered, or sent a message depending on, anything above
  * the cut. A member that would (`CUT_CONFLICT`) leaves: it reports itself excluded.
  *
- * A side that cannot reach a majority of its view (it suspects half of it or more) is in
- * the `minority`: it proposes nothing, and its Order refuses new submits
+ * A side that cannot reach a majority of its view (it suspects or holds half of it or more)
+ * is in the `minority`: it proposes nothing, and its Order refuses new submits
  * (`membership.primary`) until it hears a majority again. A member excluded by the primary
  * learns it from the decision's messages once it hears the primary again, and stops.
  *
@@ -118,6 +118,15 @@ export class MembershipSession {
    * `deadline` for a message of `q` with the `down` in its past (then `nackDown`).
    */
   private deafAnswers = new Map<number, { readonly after: MessageId; readonly deadline: number }>()
+  /**
+   * `down`s of this instance ignored because their reporter was not credible here then (by
+   * reporter and reported member): answered once the reporter is credible again, or the
+   * reporter would wait for this answer for ever.
+   */
+  private ignoredDowns = new Map<
+    string,
+    { readonly q: number; readonly m: PsyncMessage; readonly deaf: boolean }
+  >()
   /** A credible ballot of this instance names this member (it reports nobody meanwhile). */
   private namedSelf = false
   /** Members on hold here in this instance. */
@@ -448,9 +457,13 @@ export class MembershipSession {
   private onDown(m: PsyncMessage, from: number, q: number, deaf: boolean): void {
     if (!this.inView(q)) return
     // An accusation from a member this replica suspects itself, or that a ballot already
-    // names, is not credible (a deaf minority accuses everyone it stopped hearing).
-    if (from !== this.me && !this.credible(from)) {
+    // names, is not credible (a deaf minority accuses everyone it stopped hearing) — it is
+    // answered if its reporter becomes credible again. An accusation of this member is
+    // refuted at once whoever makes it: its own word is the best evidence there is.
+    if (from !== this.me && q !== this.me && !this.credible(from)) {
       this.ctx.counters.inc('ignoredDown')
+      const key = `${from}:${q}`
+      if (!this.ignoredDowns.has(key)) this.ignoredDowns.set(key, { q, m, deaf })
       return
     }
     let down = this.downs.get(q)
@@ -491,6 +504,8 @@ export class MembershipSession {
     this.downs.delete(q)
     this.reported.delete(q)
     this.deafAnswers.delete(q)
+    for (const [key, ignored] of [...this.ignoredDowns])
+      if (ignored.q === q) this.ignoredDowns.delete(key)
     if (q === this.me) this.namedSelf = false
     const name = this.names[q]!
     this.nackedAt.set(name, this.ctx.clock.now())
@@ -505,6 +520,7 @@ export class MembershipSession {
     }
     // Nothing left to decide: Failure Detection's timeouts go back to normal.
     if (this.pending().size === 0) this.closeDeciding()
+    this.updateState()
     this.progress()
   }
 
@@ -649,6 +665,7 @@ export class MembershipSession {
       holds,
       accepted: this.acceptedHere,
     })
+    this.updateState()
     // A new set may make this member the coordinator of a bigger one.
     this.progress()
   }
@@ -728,6 +745,7 @@ export class MembershipSession {
     this.promised = ballot
     this.acceptedHere = { ballot, set, value }
     for (const r of value.members) if (r !== this.me) this.hold(r)
+    this.updateState()
     this.send({ kind: 'accepted', instance: this.instance, ballot })
   }
 
@@ -783,6 +801,7 @@ export class MembershipSession {
     this.instance++
     this.downs = new Map()
     this.deafAnswers = new Map()
+    this.ignoredDowns = new Map()
     this.namedSelf = false
     this.held = new Set()
     this.promised = undefined
@@ -879,7 +898,12 @@ export class MembershipSession {
   private updateState(): void {
     if (this.primaryState === 'excluded') return
     const view = this.current.members
-    const reachable = view.filter((n) => !this.suspects.has(n)).length
+    // A member on hold here (a ballot this replica promised would exclude it) is not heard
+    // either: its messages are parked. Counting it would let one side of a partition, still
+    // waiting out a lengthened timeout for a member it is busy excluding, think it a majority.
+    const reachable = view.filter(
+      (n) => !this.suspects.has(n) && !this.held.has(this.rank.get(n)!),
+    ).length
     this.setState(reachable * 2 > view.length ? 'primary' : 'minority')
   }
 
@@ -909,6 +933,13 @@ export class MembershipSession {
         this.deafAnswers.delete(q)
         this.send({ kind: 'ackDown', instance: this.instance, member: q })
       }
+    // Accusations ignored while their reporter was not credible here: answered now it is.
+    for (const [key, { q, m, deaf }] of [...this.ignoredDowns]) {
+      const from = this.rank.get(m.sender)!
+      if (!this.credible(from)) continue
+      this.ignoredDowns.delete(key)
+      this.onDown(m, from, q, deaf)
+    }
     // Suspicions not reported in this instance (nacked a while ago, or standing since the
     // last view) are reported again while Failure Detection still holds them.
     const suspectedNow = new Set(this.fd.suspected())

@@ -100,9 +100,12 @@ export class HeldMessages {
 
   /**
    * A held message that counts waits for `member:seq`: one whose sender is not on hold
-   * (`onHold`), one that is itself needed, or one that such a message waits for in turn. (A
-   * held member's own later messages waiting for it do not make it needed — unless a counting
-   * message waits for them: they wait for the decision too.)
+   * (`onHold`), or one that such a message waits for in turn. (A held member's own later
+   * messages waiting for it do not make it needed — unless a counting message waits for
+   * them: they wait for the decision too.) Decided afresh on every call, never remembered: a
+   * message needed by one of a member that has since been put on hold as well is no longer
+   * needed — the member that needed it may not be an acceptor of the decision any more, so
+   * no promise reports having it, and inserting it would put it above the cut.
    */
   isWanted(
     member: number,
@@ -117,11 +120,7 @@ export class HeldMessages {
       const w = this.waiting.get(k)
       if (w === undefined || seen.has(k)) return false
       seen.add(k)
-      return (
-        w.needed ||
-        !onHold(w.frame.sender) ||
-        this.isWanted(w.frame.sender, w.frame.seq, onHold, seen)
-      )
+      return !onHold(w.frame.sender) || this.isWanted(w.frame.sender, w.frame.seq, onHold, seen)
     })
   }
 
@@ -156,6 +155,18 @@ export class HeldMessages {
     }
     if (n > 0) this.pruneWaiters()
     return n
+  }
+
+  /** Drops the held messages `doomed` picks; returns their frames. */
+  dropWhere(doomed: (frame: DataFrame) => boolean): DataFrame[] {
+    const out: DataFrame[] = []
+    for (const [k, w] of this.waiting)
+      if (doomed(w.frame)) {
+        this.drop(k, w)
+        out.push(w.frame)
+      }
+    if (out.length > 0) this.pruneWaiters()
+    return out
   }
 
   /** Drops `member`'s messages above `cutSeq` (exclusion, masking); returns how many. */

@@ -19,6 +19,11 @@ export class MemberList {
   readonly active: boolean[]
   /** Exclusion cut per member (messages above it are void); undefined when not excluded. */
   readonly cut: (number | undefined)[]
+  /**
+   * Per member, the lowest seq seen building on a void message (∞ if none): that message and
+   * all its sender's later ones (each has it in its causal past) can never be inserted here.
+   */
+  private readonly deadFrom: number[]
   private readonly index = new Map<NodeId, number>()
   private viewId = 0
 
@@ -37,6 +42,7 @@ export class MemberList {
     this.self = at
     this.active = this.names.map(() => true)
     this.cut = this.names.map(() => undefined)
+    this.deadFrom = this.names.map(() => Number.POSITIVE_INFINITY)
   }
 
   get size(): number {
@@ -67,6 +73,18 @@ export class MemberList {
   isVoid(p: number, seq: number): boolean {
     const cut = this.cut[p]
     return cut !== undefined && seq > cut
+  }
+
+  /** A seq of member p at or above a message of p that builds on a void one. */
+  isDead(p: number, seq: number): boolean {
+    return seq >= this.deadFrom[p]!
+  }
+
+  /** Member p's message `seq` builds on a void message; false when already known. */
+  markDead(p: number, seq: number): boolean {
+    if (seq >= this.deadFrom[p]!) return false
+    this.deadFrom[p] = seq
+    return true
   }
 
   /** Masked out (and not excluded): its new messages are dropped until it is masked in. */

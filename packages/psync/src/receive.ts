@@ -180,13 +180,42 @@ export class Receiver {
     if (members.isVoid(sender, seq)) return 'droppedExcluded'
     if (members.isMasked(sender)) return 'droppedMasked'
     if (this.absurd(sender, seq)) return 'droppedAbsurdSeq'
+    if (members.isDead(sender, seq)) return 'droppedVoidDep'
+    for (const dep of frame.deps) if (this.absurd(dep.member, dep.seq)) return 'droppedAbsurdSeq'
     for (const dep of frame.deps) {
-      if (this.absurd(dep.member, dep.seq)) return 'droppedAbsurdSeq'
       // It builds on a message the group discarded: it can never be inserted the same way
-      // everywhere.
-      if (members.isVoid(dep.member, dep.seq)) return 'droppedVoidDep'
+      // everywhere — and neither can anything built on it.
+      if (members.isVoid(dep.member, dep.seq) || members.isDead(dep.member, dep.seq)) {
+        this.bury(sender, seq)
+        return 'droppedVoidDep'
+      }
     }
     return undefined
+  }
+
+  /**
+   * Member `p`'s message `seq` builds on a void one: it, `p`'s later messages, and every
+   * message built on any of them are dead here — refused on arrival, dropped from the held
+   * set, never asked for again. (Else two members that disagree on what is void — one of
+   * them is leaving — would re-request and re-send them to each other without end.) Only a
+   * member that did not apply a cut the others applied sends such messages.
+   */
+  private bury(p: number, seq: number): void {
+    const { members, held, counters } = this.c
+    if (p === members.self || !members.markDead(p, seq)) return
+    counters.inc('buried')
+    const doomed = (f: DataFrame) =>
+      members.isDead(f.sender, f.seq) ||
+      f.deps.some((d) => members.isVoid(d.member, d.seq) || members.isDead(d.member, d.seq))
+    for (;;) {
+      const dropped = held.dropWhere(doomed)
+      if (dropped.length === 0) return
+      counters.inc('droppedVoidDep', dropped.length)
+      let lowered = false
+      for (const f of dropped)
+        if (f.sender !== members.self && members.markDead(f.sender, f.seq)) lowered = true
+      if (!lowered) return
+    }
   }
 
   /**

@@ -75,6 +75,30 @@ export const MEMBERSHIP_REGRESSIONS: readonly {
     found:
       'a ballot whose members were nacked could never be abandoned (the set only grew, holds stayed until the instance ended): stuck under loss and restarts',
   })),
+  ...[4751, 6560].map((seed) => ({
+    aspect: 'swarm' as const,
+    seed,
+    found:
+      'a down(q) from a reporter q suspected at the time was ignored and never answered, even by q itself once it heard the reporter again: the reporter waited for that answer for ever and the group stopped',
+  })),
+  {
+    aspect: 'partition',
+    seed: 3531,
+    found:
+      "a minority member counted the members its own promised ballot was excluding (held, their messages parked) as reachable while Failure Detection's lengthened timeout for one of them ran: it called itself primary to the end of a 601 ms partition",
+  },
+  {
+    aspect: 'swarm',
+    seed: 1988,
+    found:
+      'psync: two leaving members that disagreed on which messages were void re-requested and re-sent what builds on a void message to each other without end (an event storm)',
+  },
+  {
+    aspect: 'swarm',
+    seed: 2096,
+    found:
+      "psync: a held member's message stayed 'needed' after the member that needed it was put on hold too; it was inserted above the decided cut at three acceptors — a 'safe' command lost, total order diverged",
+  },
 ]
 
 export function membershipSuite(setup: MembershipSetup, options: { seeds?: number } = {}): void {
