@@ -23,7 +23,9 @@
  * await order.submit(new TextEncoder().encode('deposit 10'))
  * ```
  */
+
 import { DIVIDER, defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
+import { orderCheckpointHooks } from '@consul/xkernel/order'
 import { type LamportOrderOptions, resolveOptions } from './options.js'
 import { LamportOrderSession } from './session.js'
 
@@ -45,7 +47,11 @@ export function lamportOrder(options: LamportOrderOptions = {}) {
     create: () => ({
       open(ctx) {
         const session = new LamportOrderSession(ctx, resolved)
-        return { controls: { order: session.control }, close: () => session.close() }
+        return {
+          controls: { order: session.control },
+          close: () => session.close(),
+          ...orderCheckpointHooks(session.control),
+        }
       },
     }),
   })

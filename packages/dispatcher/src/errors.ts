@@ -9,6 +9,11 @@ export type DispatchErrorCode =
   | 'INVALID_ARGUMENT'
   /** The dispatcher's group closed before the command was applied here. */
   | 'CLOSED'
+  /**
+   * This replica is recovering (`@consul/recovery` replays its log after a restart and waits
+   * for the view to acknowledge it): no new commands until it is active. Retry later.
+   */
+  | 'RECOVERING'
 
 /** The one error class `@consul/dispatcher` throws or rejects with (`code` is stable). */
 export class DispatchError extends Error {

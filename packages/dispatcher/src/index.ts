@@ -85,6 +85,7 @@ export function dispatcher<S>(options: DispatcherOptions<S>) {
     requires: [ORDER],
     provides: [DISPATCHER],
     raises: ['dispatcher.dropped'],
+    observes: ['recovery.started', 'recovery.finished'],
     create: () => {
       const sessions = new Set<DispatcherSession<S>>()
       return {
@@ -93,6 +94,8 @@ export function dispatcher<S>(options: DispatcherOptions<S>) {
           sessions.add(session)
           return {
             controls: { dispatcher: session.control },
+            checkpoint: () => session.control.snapshot(),
+            restore: (state) => session.control.restore(state),
             close: () => {
               sessions.delete(session)
               session.close()

@@ -95,6 +95,8 @@ export class DispatcherSession<S> {
   )
   private readonly queues = new Set<AppliedQueue>()
   private closed = false
+  /** Recovery's verdict on this replica: replaying after a restart, no new commands. */
+  private recovering = false
   private readonly off: () => void
 
   constructor(
@@ -106,6 +108,14 @@ export class DispatcherSession<S> {
     // A fresh range per incarnation: a nonce names one submit of this incarnation only.
     this.nextNonce = ctx.random.int(2 ** 31) * 2 ** 20
     this.off = this.order.onDeliver((c) => this.apply(c))
+    const mine = (e: { group: string; member: string }) =>
+      e.group === ctx.group.port && e.member === ctx.self
+    ctx.events.on('recovery.started', (e) => {
+      if (mine(e)) this.recovering = true
+    })
+    ctx.events.on('recovery.finished', (e) => {
+      if (mine(e)) this.recovering = false
+    })
     this.control = {
       tags: machine.tags,
       submit: (tag, args, options) => this.submit(tag, args, options),
@@ -139,6 +149,15 @@ export class DispatcherSession<S> {
   private submit(tag: string, args: unknown, options: SubmitOptions | undefined): Promise<unknown> {
     if (this.closed)
       return Promise.reject(new DispatchError('CLOSED', `group ${this.ctx.group.port} is closed`))
+    if (this.recovering) {
+      this.ctx.counters.inc('refusedRecovering')
+      return Promise.reject(
+        new DispatchError(
+          'RECOVERING',
+          `${this.ctx.self} is recovering in group ${this.ctx.group.port} (replaying its log, then rejoining the view): retry once it is active`,
+        ),
+      )
+    }
     if (typeof tag !== 'string' || !Object.hasOwn(this.machine.commands, tag))
       return Promise.reject(
         new DispatchError(

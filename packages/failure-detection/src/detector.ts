@@ -81,6 +81,9 @@ export class FailureDetectorSession {
   )
   private delegated = false
   private checkpoint = 0
+  /** The checkpoint position the last alive message carried, and when it was sent. */
+  private checkpointSent = 0
+  private positionSentAt = Number.NEGATIVE_INFINITY
   private lastOwnAt: number
   private nextTickAt = 0
   private closed = false
@@ -367,9 +370,14 @@ export class FailureDetectorSession {
   }
 
   private sendAliveIfQuiet(now: number): void {
-    if (now - this.lastOwnAt < this.options.aliveEveryMs) return
+    // A new checkpoint position goes out even when the member is busy (Recovery's prune
+    // floor waits for it), at most once per period.
+    const news = this.checkpoint > this.checkpointSent
+    if (now - (news ? this.positionSentAt : this.lastOwnAt) < this.options.aliveEveryMs) return
     try {
       this.psync.send(encodeAlive(this.checkpoint))
+      this.checkpointSent = this.checkpoint
+      this.positionSentAt = now
       this.ctx.counters.inc('aliveSent')
       // Counted from now, not from when it is durable: one alive per period, not one per tick.
       this.lastOwnAt = now

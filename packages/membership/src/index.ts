@@ -56,6 +56,8 @@ export function membership(options: MembershipOptions = {}) {
           return {
             controls: { membership: session.control },
             start: () => session.start(),
+            checkpoint: () => session.checkpoint(),
+            restore: (state) => session.restore(state),
             close: () => {
               sessions.delete(session)
               session.close()

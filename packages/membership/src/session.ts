@@ -100,6 +100,15 @@ interface Decree {
 
 const ballotKey = (b: Ballot) => `${b.round}.${b.rank}`
 
+/** What the coordinated checkpoint keeps of a Membership session. */
+interface MembershipCheckpoint {
+  readonly v: 1
+  readonly instance: number
+  readonly view: View
+  readonly excluded: boolean
+  readonly cuts: [NodeId, number][]
+}
+
 export class MembershipSession {
   readonly control: MembershipControl
   private readonly psync: PsyncControl
@@ -169,6 +178,8 @@ export class MembershipSession {
     | undefined
   private restoring = false
   private closed = false
+  /** Every exclusion this member applied in Psync, with its cut (the checkpoint keeps them). */
+  private readonly cutsApplied = new Map<NodeId, number>()
   private readonly viewHandlers = new Listeners<[ViewChange]>(
     () => new XKernelError('INVALID_ARGUMENT', 'onViewChange takes a function'),
   )
@@ -246,6 +257,66 @@ export class MembershipSession {
         `group ${this.ctx.group.port} closed before up was acknowledged`,
       ),
     )
+  }
+
+  /**
+   * The session's state for the coordinated checkpoint — the view, the instance and every
+   * exclusion applied, which Psync's pruned log can no longer replay — or `undefined` while a
+   * decision is open (promises must not be forgotten: the checkpoint waits for a quiet
+   * boundary).
+   */
+  checkpoint(): Uint8Array | undefined {
+    if (
+      this.downs.size > 0 ||
+      this.held.size > 0 ||
+      this.deafAnswers.size > 0 ||
+      this.promised !== undefined ||
+      this.acceptedHere !== undefined ||
+      this.proposal !== undefined ||
+      this.decrees.size > 0
+    )
+      return undefined
+    const record: MembershipCheckpoint = {
+      v: 1,
+      instance: this.instance,
+      view: this.current,
+      excluded: this.primaryState === 'excluded',
+      cuts: [...this.cutsApplied],
+    }
+    return new TextEncoder().encode(JSON.stringify(record))
+  }
+
+  /** Takes back `checkpoint()`'s state after a crash, before Psync starts replaying. */
+  restore(state: Uint8Array): void {
+    let record: MembershipCheckpoint
+    try {
+      record = JSON.parse(new TextDecoder().decode(state)) as MembershipCheckpoint
+    } catch {
+      throw new XKernelError('INVALID_ARGUMENT', 'not a membership checkpoint (undecodable)')
+    }
+    const members = record?.view?.members
+    if (
+      record?.v !== 1 ||
+      !Number.isSafeInteger(record.instance) ||
+      record.instance < 0 ||
+      !Number.isSafeInteger(record.view.id) ||
+      !Array.isArray(members) ||
+      !members.every((n) => this.rank.has(n)) ||
+      !Array.isArray(record.cuts) ||
+      !record.cuts.every(
+        (c) => Array.isArray(c) && this.rank.has(c[0]) && Number.isSafeInteger(c[1]) && c[1] >= 0,
+      )
+    )
+      throw new XKernelError('INVALID_ARGUMENT', 'not a membership checkpoint of this group')
+    this.instance = record.instance
+    this.current = { id: record.view.id, members: [...members] }
+    for (const [name, cut] of record.cuts) {
+      if (name === this.ctx.self || this.cutsApplied.has(name)) continue
+      this.psync.exclude(name, cut)
+      this.cutsApplied.set(name, cut)
+    }
+    if (record.excluded) this.primaryState = 'excluded'
+    this.ctx.counters.inc('restoredFromCheckpoint')
   }
 
   gauges(): Record<string, number> {
@@ -771,6 +842,7 @@ export class MembershipSession {
       if (r === this.me) return
       try {
         this.psync.exclude(name, value.cuts[i]!)
+        this.cutsApplied.set(name, value.cuts[i]!)
       } catch (error) {
         // Psync's error, by its code: Membership depends on the framework only.
         if ((error as { code?: unknown } | undefined)?.code !== 'CUT_CONFLICT') throw error

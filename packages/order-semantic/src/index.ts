@@ -24,7 +24,9 @@
  * await order.submit(Uint8Array.of(0, ...new TextEncoder().encode('users/ann')))
  * ```
  */
+
 import { DIVIDER, defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
+import { orderCheckpointHooks } from '@consul/xkernel/order'
 import { resolveOptions, type SemanticOrderOptions } from './options.js'
 import { SemanticOrderSession } from './session.js'
 
@@ -46,7 +48,11 @@ export function semanticOrder(options: SemanticOrderOptions) {
     create: () => ({
       open(ctx) {
         const session = new SemanticOrderSession(ctx, resolved)
-        return { controls: { order: session.control }, close: () => session.close() }
+        return {
+          controls: { order: session.control },
+          close: () => session.close(),
+          ...orderCheckpointHooks(session.control),
+        }
       },
     }),
   })

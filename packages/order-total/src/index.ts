@@ -19,7 +19,9 @@
  * await order.submit(new TextEncoder().encode('deposit 10'))
  * ```
  */
+
 import { DIVIDER, defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
+import { orderCheckpointHooks } from '@consul/xkernel/order'
 import { resolveOptions, type TotalOrderOptions } from './options.js'
 import { TotalOrderSession } from './session.js'
 
@@ -40,7 +42,11 @@ export function totalOrder(options: TotalOrderOptions = {}) {
     create: () => ({
       open(ctx) {
         const session = new TotalOrderSession(ctx, resolved)
-        return { controls: { order: session.control }, close: () => session.close() }
+        return {
+          controls: { order: session.control },
+          close: () => session.close(),
+          ...orderCheckpointHooks(session.control),
+        }
       },
     }),
   })

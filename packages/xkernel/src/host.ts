@@ -23,6 +23,7 @@ import { memoryStorage } from './memory-storage.js'
 import { MessageBuffer } from './message-buffer.js'
 import type {
   AnyProtocolFactory,
+  GroupCheckpoints,
   GroupInfo,
   GroupNetwork,
   GroupSpec,
@@ -30,6 +31,7 @@ import type {
   Session,
   SessionContext,
   SessionEvents,
+  SessionState,
 } from './protocol.js'
 import type { Random } from './random.js'
 import { type StableStorage, scopedStorage } from './storage.js'
@@ -81,7 +83,17 @@ export interface HostDescription {
   readonly state: HostState
   readonly protocols: readonly ProtocolDescription[]
   readonly groups: readonly { readonly port: string; readonly members: readonly NodeId[] }[]
-  readonly sessions: readonly { readonly group: string; readonly protocol: string }[]
+  /**
+   * Every session, bottom of the stack first (the order they open, restore and start in):
+   * whether it takes part in the coordinated checkpoint, and whether this incarnation gave it
+   * a checkpoint state back (the rest rebuild from Psync's log, or hold no state).
+   */
+  readonly sessions: readonly {
+    readonly group: string
+    readonly protocol: string
+    readonly checkpoint: boolean
+    readonly restored: boolean
+  }[]
   /** Direct dependencies: `from` calls the control `to` provides under `capability`. */
   readonly edges: readonly {
     readonly from: string
@@ -161,6 +173,58 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
   receive: ((from: NodeId, message: MessageBuffer) => void) | undefined
   networkOwner: string | undefined
   open = true
+  /** The sessions' `start()` ran (checkpoint states can no longer be restored). */
+  started = false
+  /** Protocols whose sessions were given a checkpoint state back, in order. */
+  readonly restored: string[] = []
+  readonly checkpoints: GroupCheckpoints = {
+    take: () => {
+      const out: SessionState[] = []
+      for (const entry of this.sessions) {
+        if (entry.session.checkpoint === undefined) continue
+        const state = entry.session.checkpoint()
+        if (state === undefined) return undefined
+        if (!(state instanceof Uint8Array)) {
+          throw new XKernelError(
+            'INVALID_ARGUMENT',
+            `protocol ${entry.protocol}: checkpoint() must return bytes or undefined`,
+          )
+        }
+        out.push({ protocol: entry.protocol, state })
+      }
+      return out
+    },
+    restore: (states) => {
+      if (this.started) {
+        throw new XKernelError(
+          'INVALID_ARGUMENT',
+          `group ${this.port}: checkpoint states are restored before the sessions start (from a session's open)`,
+        )
+      }
+      if (!Array.isArray(states)) {
+        throw new XKernelError('INVALID_ARGUMENT', 'restore() takes a list of { protocol, state }')
+      }
+      const plan: [SessionEntry, Uint8Array][] = []
+      for (const item of states as readonly SessionState[]) {
+        const entry = this.sessions.find((e) => e.protocol === item?.protocol)
+        if (entry?.session.restore === undefined || !(item.state instanceof Uint8Array)) {
+          throw new XKernelError(
+            'INVALID_ARGUMENT',
+            `group ${this.port}: no session of protocol ${String(item?.protocol)} takes a checkpoint state`,
+          )
+        }
+        plan.push([entry, item.state])
+      }
+      // Bottom of the stack first, whatever order the states came in.
+      plan.sort((a, b) => this.sessions.indexOf(a[0]) - this.sessions.indexOf(b[0]))
+      for (const [entry, state] of plan) {
+        entry.session.restore!(state)
+        this.restored.push(entry.protocol)
+      }
+    },
+    participants: () =>
+      this.sessions.filter((e) => e.session.checkpoint !== undefined).map((e) => e.protocol),
+  }
 
   constructor(
     readonly host: HostImpl<Prov>,
@@ -408,6 +472,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         }
       }
       hooks?.beforeStart?.(group)
+      group.started = true
       for (const entry of group.sessions) entry.session.start?.()
     } catch (error) {
       group.drop()
@@ -480,6 +545,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       log: this.log.child({ protocol, group: group.port }),
       counters: entry.counters,
       claimNetwork: () => this.claimNetwork(group, protocol),
+      checkpoints: group.checkpoints,
     }
     let session: Session<CapabilityMap>
     try {
@@ -687,7 +753,12 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       })),
       groups: [...this.byPort.values()].map((g) => ({ port: g.port, members: g.members })),
       sessions: [...this.byPort.values()].flatMap((g) =>
-        g.sessions.map((s) => ({ group: g.port, protocol: s.protocol })),
+        g.sessions.map((s) => ({
+          group: g.port,
+          protocol: s.protocol,
+          checkpoint: s.session.checkpoint !== undefined,
+          restored: g.restored.includes(s.protocol),
+        })),
       ),
       edges,
       eventEdges,

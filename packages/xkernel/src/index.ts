@@ -138,6 +138,7 @@ export {
 export {
   type AnyProtocolFactory,
   defineProtocol,
+  type GroupCheckpoints,
   type GroupInfo,
   type GroupNetwork,
   type GroupSpec,
@@ -148,6 +149,7 @@ export {
   type Session,
   type SessionContext,
   type SessionEvents,
+  type SessionState,
 } from './protocol.js'
 export {
   type HeardFrom,
@@ -160,6 +162,12 @@ export {
   parseMessageId,
 } from './psync-control.js'
 export { digestBytes, hashString, type Random, seededRandom } from './random.js'
+export {
+  type CheckpointInfo,
+  RECOVERY,
+  type RecoveryControl,
+  type RecoveryState,
+} from './recovery-control.js'
 export { type CompositionCheck, Stack, stack, validateFactories } from './stack.js'
 export {
   compareKeys,

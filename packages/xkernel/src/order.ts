@@ -12,6 +12,7 @@
  *   nothing to send.
  * - `WaveSequence`, `stopAtWaveGap`, `waveGapMessage`: the never-skip-a-wave rule.
  * - `followPrimary`: no ordering outside the primary partition (`membership.primary`).
+ * - `orderCheckpointHooks`: the session's part in the coordinated checkpoint.
  * - `resolveOrderOptions`, `numberOption`: defaults and checks of the shared options.
  * - `encodeCommandBatch`, `decodeCommandBatch`, `commandId`: the common framing.
  * - `orderedCommand`, `recordOrderDelivery`, `recordOrderTrace`: what a delivery records.
@@ -80,6 +81,7 @@ export {
   type CommandBatcherOptions,
   type QueuedCommand,
 } from './order/batcher.js'
+export { type OrderCheckpointHooks, orderCheckpointHooks } from './order/checkpoint.js'
 export { orderedCommand, recordOrderDelivery, recordOrderTrace } from './order/delivery.js'
 export { OrderError, type OrderErrorCode, type OrderErrorFactory } from './order/errors.js'
 export { commandId, decodeCommandBatch, encodeCommandBatch } from './order/framing.js'

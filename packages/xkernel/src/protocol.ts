@@ -71,6 +71,38 @@ export interface SessionContext<Req extends CapabilityMap> {
   readonly counters: Counters
   /** Claims the group's network; a second claim in the same group throws. */
   claimNetwork(): GroupNetwork
+  /** The group's sessions' states, for the coordinated checkpoint (`@consul/recovery`). */
+  readonly checkpoints: GroupCheckpoints
+}
+
+/** One session's state in a coordinated checkpoint. */
+export interface SessionState {
+  /** The protocol's name (`ProtocolFactory.name`). */
+  readonly protocol: string
+  readonly state: Uint8Array
+}
+
+/**
+ * The checkpoint contract across a group's sessions. A session with state of its own beyond
+ * Psync's log implements `Session.checkpoint` / `Session.restore`; the protocol that
+ * coordinates checkpoints (Recovery) takes them all at once and writes them, with the wave,
+ * in one storage batch, and after a crash gives each its state back before anything starts.
+ */
+export interface GroupCheckpoints {
+  /**
+   * Every other session's `checkpoint()`, bottom of the stack first; `undefined` when any of
+   * them cannot be taken now (try again at a later wave boundary).
+   */
+  take(): readonly SessionState[] | undefined
+  /**
+   * Gives each session its state back (`Session.restore`), bottom first. Only before the
+   * group's sessions start (from a session's `open`); a state naming a protocol that is not in
+   * this stack or has no `restore` throws `XKernelError('INVALID_ARGUMENT')` and restores
+   * nothing.
+   */
+  restore(states: readonly SessionState[]): void
+  /** The protocols whose sessions take part (have `checkpoint`), bottom first. */
+  participants(): readonly string[]
 }
 
 /** What a protocol object gets once per host. */
@@ -90,6 +122,15 @@ export interface Session<Prov extends CapabilityMap> {
   start?(): void
   /** Graceful close (not called on a crash). */
   close?(): void | Promise<void>
+  /**
+   * This session's state for the coordinated checkpoint, taken at a wave boundary of the
+   * Order: bytes, or `undefined` when it cannot be taken now (say, a decision in progress) —
+   * the checkpoint then waits for a later boundary. Sessions whose state Psync's log rebuilds
+   * leave it out.
+   */
+  checkpoint?(): Uint8Array | undefined
+  /** Takes back what `checkpoint()` returned, after a crash, before any session starts. */
+  restore?(state: Uint8Array): void
 }
 
 export interface ProtocolInstance<Req extends CapabilityMap, Prov extends CapabilityMap> {

@@ -722,9 +722,9 @@ describe('describe() and stats()', () => {
       ],
       groups: [{ port: 'g', members: ['a', 'b'] }],
       sessions: [
-        { group: 'g', protocol: 'flood' },
-        { group: 'g', protocol: 'counter' },
-        { group: 'g', protocol: 'audit' },
+        { group: 'g', protocol: 'flood', checkpoint: false, restored: false },
+        { group: 'g', protocol: 'counter', checkpoint: false, restored: false },
+        { group: 'g', protocol: 'audit', checkpoint: false, restored: false },
       ],
       edges: [{ from: 'counter', to: 'flood', capability: 'flood' }],
       eventEdges: [{ event: 'counter.changed', from: 'counter', to: 'audit' }],

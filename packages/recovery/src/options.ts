@@ -1,0 +1,73 @@
+/**
+ * Recovery's options, checked at the factory: a bad value throws
+ * `XKernelError('INVALID_ARGUMENT')` naming the option.
+ */
+import { XKernelError } from '@consul/xkernel'
+
+export interface RecoveryOptions {
+  /**
+   * Take a coordinated checkpoint once the Order's wave has advanced this many waves past the
+   * previous one (at the first boundary where every session can give its state). Default 64.
+   */
+  readonly checkpointEveryWaves?: number
+  /**
+   * Checkpoints kept in storage (≥ 2). The prune floor this member declares is the wave of
+   * the *oldest* one kept, so a restart that finds the newest unreadable falls back to the one
+   * before and still replays from the log. Default 2.
+   */
+  readonly keepCheckpoints?: number
+  /** How often the prune floor is recomputed from the members' positions (ms). Default 100. */
+  readonly floorEveryMs?: number
+  /**
+   * At a peer: how long a member heard restarting counts as recovering (Failure Detection's
+   * timeouts for it are lengthened) if nothing new is heard from it first (ms). Default 10,000.
+   */
+  readonly maxRecoveringMs?: number
+}
+
+export interface ResolvedOptions {
+  readonly checkpointEveryWaves: number
+  readonly keepCheckpoints: number
+  readonly floorEveryMs: number
+  readonly maxRecoveringMs: number
+}
+
+function integer(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+    throw new XKernelError(
+      'INVALID_ARGUMENT',
+      `recovery option ${name} must be an integer >= ${min}, got ${String(value)}`,
+    )
+  return value
+}
+
+function positive(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)
+    throw new XKernelError(
+      'INVALID_ARGUMENT',
+      `recovery option ${name} must be a positive number of milliseconds, got ${String(value)}`,
+    )
+  return value
+}
+
+export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null)
+    throw new XKernelError('INVALID_ARGUMENT', 'recovery options must be an object')
+  const known = new Set([
+    'checkpointEveryWaves',
+    'keepCheckpoints',
+    'floorEveryMs',
+    'maxRecoveringMs',
+  ])
+  for (const key of Object.keys(options))
+    if (!known.has(key))
+      throw new XKernelError('INVALID_ARGUMENT', `unknown recovery option ${key}`)
+  return {
+    checkpointEveryWaves: integer('checkpointEveryWaves', options.checkpointEveryWaves, 64, 1),
+    keepCheckpoints: integer('keepCheckpoints', options.keepCheckpoints, 2, 2),
+    floorEveryMs: positive('floorEveryMs', options.floorEveryMs, 100),
+    maxRecoveringMs: positive('maxRecoveringMs', options.maxRecoveringMs, 10_000),
+  }
+}
