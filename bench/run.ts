@@ -18,6 +18,8 @@ const benches: Record<string, Bench> = {
   repair: async () => (await import('./src/repair.js')).benchRepair(),
   failover: async () => (await import('./src/failover.js')).benchFailover(),
   soak: async () => (await import('./src/failover.js')).benchSoak(),
+  recovery: async () => (await import('./src/recovery.js')).benchRecovery(),
+  'recovery-soak': async () => (await import('./src/recovery-soak.js')).benchRecoverySoak(),
 }
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -29,8 +31,9 @@ if (unknown.length > 0) {
   )
   process.exit(2)
 }
-// `soak` runs for minutes: only when named (`pnpm soak`).
-for (const name of names.length > 0 ? names : Object.keys(benches).filter((n) => n !== 'soak')) {
+// The soaks run for minutes: only when named (`pnpm soak`).
+const soaks = new Set(['soak', 'recovery-soak'])
+for (const name of names.length > 0 ? names : Object.keys(benches).filter((n) => !soaks.has(n))) {
   process.stdout.write(`\n## ${name}\n`)
   const result = await benches[name]!()
   const width = Math.max(...Object.keys(result).map((k) => k.length))

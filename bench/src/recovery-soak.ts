@@ -1,0 +1,20 @@
+/**
+ * `pnpm soak` (with the failover soak): the kill-and-restart soak — three replica processes of
+ * the strong configuration on loopback UDP and LMDB under continuous load, `SOAK_CYCLES`
+ * (default 100) times a random one killed with `SIGKILL` and restarted on its storage; at the
+ * end every acknowledged command must be applied exactly once at every replica and all states
+ * equal (the process exits 1 otherwise). The driver is `packages/recovery/test/fixtures/soak.ts`
+ * (its 10-cycle slice runs in `pnpm test`).
+ */
+import { runKillRestartSoak } from '../../packages/recovery/test/fixtures/soak.js'
+
+export async function benchRecoverySoak(): Promise<Record<string, number | string>> {
+  const cycles = Number(process.env.SOAK_CYCLES ?? 100)
+  const report = await runKillRestartSoak({
+    cycles,
+    seed: Number(process.env.SOAK_SEED ?? 1),
+    log: (line) => process.stdout.write(`${line}\n`),
+  })
+  if (report.lost > 0 || report.duplicated > 0 || !report.statesEqual) process.exitCode = 1
+  return { ...report, statesEqual: String(report.statesEqual) }
+}
