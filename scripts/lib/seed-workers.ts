@@ -20,6 +20,8 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
   readonly to: number
   readonly jobs: number
   readonly onFailure: (line: L) => void
+  /** Called for every seed's line, passed or not (progress). */
+  readonly onSeed?: (line: L) => void
 }): Promise<{ passed: number; failed: number }> {
   const { from, to } = options
   const count = to - from + 1
@@ -37,6 +39,7 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
     child.on('message', (line: L) => {
+      options.onSeed?.(line)
       if (line.problems.length === 0) passed++
       else {
         failed++

@@ -1,0 +1,23 @@
+/**
+ * A slice of the Recovery campaign (`pnpm campaign:recovery --seeds 1..10000` runs the whole):
+ * crash-and-restart schedules under load over lossy networks, checked for durability, exactly
+ * once, agreement and liveness (`fixtures/scenario.ts`).
+ */
+import { describe, expect, it } from 'vitest'
+import { runRecoveryScenario } from './fixtures/scenario.js'
+
+describe('the Recovery campaign, a slice', () => {
+  it('seeds 1..8: durable, exactly once, equal states, every replica active again', async () => {
+    for (let seed = 1; seed <= 8; seed++) {
+      const run = await runRecoveryScenario(seed)
+      expect(run.problems, `seed ${seed} (${run.environment})`).toEqual([])
+      expect(run.restarts).toBeGreaterThan(0)
+    }
+  }, 600_000)
+
+  it('the checks have teeth: a machine whose snapshot forgets half its state is caught', async () => {
+    const run = await runRecoveryScenario(1, { brokenSnapshot: true })
+    expect(run.problems.some((p) => p.startsWith('[durability]'))).toBe(true)
+    expect(run.problems.some((p) => p.startsWith('[agreement]'))).toBe(true)
+  }, 120_000)
+})
