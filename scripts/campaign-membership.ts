@@ -6,12 +6,11 @@
  * (default 1..10000), the whole strong stack — Psync, the Divider, Failure Detection,
  * Membership — under each Order (default: total). Seeds are split over J worker processes
  * (default: the machine's cores). Each failing seed prints its problems and the command that
- * replays it alone; the last line is `N passed, N failed`. Exit code 1 when any seed failed.
+ * replays it alone; a progress line every 500 seeds; the last line is `N passed, N failed`. Exit code 1 when any seed failed.
  */
-import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { MembershipRun, MembershipSetup } from '@consul/testkit/membership'
-import { runSeedWorkers } from './lib/seed-workers.js'
+import { parseSeedArgs, runSeedWorkers } from './lib/seed-workers.js'
 
 const ORDERS = ['total', 'semantic'] as const
 type OrderName = (typeof ORDERS)[number]
@@ -29,28 +28,11 @@ function usage(problem: string): never {
 }
 
 function parse(argv: readonly string[]) {
+  const { from, to, jobs, rest } = parseSeedArgs(argv, { to: 10_000 }, usage)
   const orders: OrderName[] = []
-  let from = 1
-  let to = 10_000
-  let jobs = Math.max(1, availableParallelism())
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '--') continue
-    if (arg === '--seeds') {
-      const match = /^(\d+)\.\.(\d+)$/.exec(argv[++i] ?? '')
-      if (match === null) usage('--seeds takes A..B')
-      from = Number(match[1])
-      to = Number(match[2])
-    } else if (arg === '--seed') {
-      from = to = Number(argv[++i])
-      if (!Number.isSafeInteger(from)) usage('--seed takes an integer')
-    } else if (arg === '--jobs') {
-      jobs = Number(argv[++i])
-      if (!Number.isSafeInteger(jobs) || jobs < 1) usage('--jobs takes an integer >= 1')
-    } else if ((ORDERS as readonly string[]).includes(arg)) orders.push(arg as OrderName)
+  for (const arg of rest)
+    if ((ORDERS as readonly string[]).includes(arg)) orders.push(arg as OrderName)
     else usage(`unknown argument ${arg}`)
-  }
-  if (to < from) usage('--seeds A..B needs B >= A')
   return { orders: orders.length > 0 ? orders : (['total'] as OrderName[]), from, to, jobs }
 }
 
@@ -88,6 +70,7 @@ async function main(): Promise<void> {
   let passed = 0
   let failed = 0
   const started = Date.now()
+  let done = 0
   for (const order of args.orders) {
     const { passed: orderPassed, failed: orderFailed } = await runSeedWorkers<Line>({
       script: self,
@@ -95,6 +78,10 @@ async function main(): Promise<void> {
       from: args.from,
       to: args.to,
       jobs: args.jobs,
+      onSeed: () => {
+        if (++done % 500 === 0)
+          process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
+      },
       onFailure: (line) =>
         process.stdout.write(
           `membership+${order} seed=${line.seed} FAIL (${line.aspect}, ${line.nodes} nodes; ${line.environment})\n` +

@@ -8,9 +8,8 @@
  * machine's cores). A progress line every 500 seeds; each failing seed prints its problems and
  * the command that replays it; the last line is `N passed, N failed`.
  */
-import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { runSeedWorkers } from './lib/seed-workers.js'
+import { parseSeedArgs, runSeedWorkers } from './lib/seed-workers.js'
 
 function usage(problem: string): never {
   process.stderr.write(
@@ -20,26 +19,8 @@ function usage(problem: string): never {
 }
 
 function parse(argv: readonly string[]) {
-  let from = 1
-  let to = 10_000
-  let jobs = Math.max(1, availableParallelism())
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '--') continue
-    if (arg === '--seeds') {
-      const match = /^(\d+)\.\.(\d+)$/.exec(argv[++i] ?? '')
-      if (match === null) usage('--seeds takes A..B')
-      from = Number(match[1])
-      to = Number(match[2])
-    } else if (arg === '--seed') {
-      from = to = Number(argv[++i])
-      if (!Number.isSafeInteger(from)) usage('--seed takes an integer')
-    } else if (arg === '--jobs') {
-      jobs = Number(argv[++i])
-      if (!Number.isSafeInteger(jobs) || jobs < 1) usage('--jobs takes an integer >= 1')
-    } else usage(`unknown argument ${arg}`)
-  }
-  if (to < from) usage('--seeds A..B needs B >= A')
+  const { from, to, jobs, rest } = parseSeedArgs(argv, { to: 10_000 }, usage)
+  if (rest.length > 0) usage(`unknown argument ${rest[0]}`)
   return { from, to, jobs }
 }
 

@@ -10,10 +10,9 @@
  * prints its problems and the command that replays it alone; the last line is
  * `N passed, N failed`. Exit code 1 when any seed failed.
  */
-import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { OrderRun, OrderSetup } from '@consul/testkit/order'
-import { runSeedWorkers } from './lib/seed-workers.js'
+import { parseSeedArgs, runSeedWorkers } from './lib/seed-workers.js'
 
 const ORDERS = ['order-total', 'order-semantic', 'order-lamport'] as const
 type OrderName = (typeof ORDERS)[number]
@@ -37,28 +36,11 @@ interface Args {
 }
 
 function parse(argv: readonly string[]): Args {
+  const { from, to, jobs, rest } = parseSeedArgs(argv, { to: 2000 }, usage)
   const orders: OrderName[] = []
-  let from = 1
-  let to = 2000
-  let jobs = Math.max(1, availableParallelism())
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '--') continue
-    if (arg === '--seeds') {
-      const match = /^(\d+)\.\.(\d+)$/.exec(argv[++i] ?? '')
-      if (match === null) usage('--seeds takes A..B')
-      from = Number(match[1])
-      to = Number(match[2])
-    } else if (arg === '--seed') {
-      from = to = Number(argv[++i])
-      if (!Number.isSafeInteger(from)) usage('--seed takes an integer')
-    } else if (arg === '--jobs') {
-      jobs = Number(argv[++i])
-      if (!Number.isSafeInteger(jobs) || jobs < 1) usage('--jobs takes an integer >= 1')
-    } else if ((ORDERS as readonly string[]).includes(arg)) orders.push(arg as OrderName)
+  for (const arg of rest)
+    if ((ORDERS as readonly string[]).includes(arg)) orders.push(arg as OrderName)
     else usage(`unknown argument ${arg}`)
-  }
-  if (to < from) usage('--seeds A..B needs B >= A')
   return { orders: orders.length > 0 ? orders : [...ORDERS], from, to, jobs }
 }
 

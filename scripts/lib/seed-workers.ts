@@ -5,6 +5,50 @@
  * exits abnormally.
  */
 import { fork } from 'node:child_process'
+import { availableParallelism } from 'node:os'
+
+export interface SeedArgs {
+  from: number
+  to: number
+  jobs: number
+  /** The arguments that are not seed options, in order (the caller's own words). */
+  readonly rest: string[]
+}
+
+/**
+ * Parses `--seeds A..B`, `--seed N` and `--jobs J` (and skips a `--`); anything else goes to
+ * `rest`. A malformed option calls `usage` (which exits).
+ */
+export function parseSeedArgs(
+  argv: readonly string[],
+  defaults: { readonly to: number },
+  usage: (problem: string) => never,
+): SeedArgs {
+  const out: SeedArgs = {
+    from: 1,
+    to: defaults.to,
+    jobs: Math.max(1, availableParallelism()),
+    rest: [],
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') continue
+    if (arg === '--seeds') {
+      const match = /^(\d+)\.\.(\d+)$/.exec(argv[++i] ?? '')
+      if (match === null) usage('--seeds takes A..B')
+      out.from = Number(match[1])
+      out.to = Number(match[2])
+    } else if (arg === '--seed') {
+      out.from = out.to = Number(argv[++i])
+      if (!Number.isSafeInteger(out.from)) usage('--seed takes an integer')
+    } else if (arg === '--jobs') {
+      out.jobs = Number(argv[++i])
+      if (!Number.isSafeInteger(out.jobs) || out.jobs < 1) usage('--jobs takes an integer >= 1')
+    } else out.rest.push(arg)
+  }
+  if (out.to < out.from) usage('--seeds A..B needs B >= A')
+  return out
+}
 
 export interface SeedLine {
   readonly seed: number

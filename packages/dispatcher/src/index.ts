@@ -30,7 +30,7 @@
  * const old = await client.submit('set', { key: 'x', value: '1' }) // string | undefined
  * ```
  */
-import { DISPATCHER, defineProtocol, ORDER } from '@consul/xkernel'
+import { DISPATCHER, defineProtocol, maxGauges, ORDER } from '@consul/xkernel'
 import { DispatchError } from './errors.js'
 import type { Commands, StateMachine } from './machine.js'
 import { DispatcherSession } from './session.js'
@@ -102,12 +102,7 @@ export function dispatcher<S>(options: DispatcherOptions<S>) {
             },
           }
         },
-        stats: () => {
-          const out: Record<string, number> = {}
-          for (const s of sessions)
-            for (const [k, v] of Object.entries(s.gauges())) out[k] = Math.max(out[k] ?? 0, v)
-          return out
-        },
+        stats: () => maxGauges(sessions),
       }
     },
   })

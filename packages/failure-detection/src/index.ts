@@ -19,7 +19,7 @@
  *   .start({ transport, storage })
  * ```
  */
-import { DIVIDER, defineProtocol, FAILURE_DETECTION, PSYNC } from '@consul/xkernel'
+import { DIVIDER, defineProtocol, FAILURE_DETECTION, maxGauges, PSYNC } from '@consul/xkernel'
 import { FailureDetectorSession } from './detector.js'
 import { type FailureDetectionOptions, resolveOptions } from './options.js'
 import './trace.js'
@@ -58,12 +58,7 @@ export function failureDetection(options: FailureDetectionOptions = {}) {
             },
           }
         },
-        stats: () => {
-          const out: Record<string, number> = {}
-          for (const s of sessions)
-            for (const [k, v] of Object.entries(s.gauges())) out[k] = Math.max(out[k] ?? 0, v)
-          return out
-        },
+        stats: () => maxGauges(sessions),
       }
     },
   })

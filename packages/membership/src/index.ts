@@ -22,7 +22,14 @@
  * group.get(MEMBERSHIP).onViewChange(({ view, left, reason }) => console.log(view.id, left, reason.kind))
  * ```
  */
-import { DIVIDER, defineProtocol, FAILURE_DETECTION, MEMBERSHIP, PSYNC } from '@consul/xkernel'
+import {
+  DIVIDER,
+  defineProtocol,
+  FAILURE_DETECTION,
+  MEMBERSHIP,
+  maxGauges,
+  PSYNC,
+} from '@consul/xkernel'
 import { type MembershipOptions, resolveOptions } from './options.js'
 import { MembershipSession } from './session.js'
 import './trace.js'
@@ -64,12 +71,7 @@ export function membership(options: MembershipOptions = {}) {
             },
           }
         },
-        stats: () => {
-          const out: Record<string, number> = {}
-          for (const s of sessions)
-            for (const [k, v] of Object.entries(s.gauges())) out[k] = Math.max(out[k] ?? 0, v)
-          return out
-        },
+        stats: () => maxGauges(sessions),
       }
     },
   })

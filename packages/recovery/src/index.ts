@@ -31,6 +31,7 @@ import {
   defineProtocol,
   FAILURE_DETECTION,
   MEMBERSHIP,
+  maxGauges,
   ORDER,
   PSYNC,
   RECOVERY,
@@ -65,12 +66,7 @@ export function recovery(options: RecoveryOptions = {}) {
             },
           }
         },
-        stats: () => {
-          const out: Record<string, number> = {}
-          for (const s of sessions)
-            for (const [k, v] of Object.entries(s.gauges())) out[k] = Math.max(out[k] ?? 0, v)
-          return out
-        },
+        stats: () => maxGauges(sessions),
       }
     },
   })

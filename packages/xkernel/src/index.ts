@@ -87,6 +87,7 @@ export {
   type Suspicion,
   type SuspicionReason,
 } from './failure-detection-control.js'
+export { maxGauges } from './gauges.js'
 export type {
   Group,
   Host,

@@ -169,3 +169,13 @@ describe('GroupCheckpoints', () => {
     expect(() => out.checkpoints!.restore([])).toThrow(/before the sessions start/)
   })
 })
+
+describe('maxGauges', () => {
+  it('takes, for each gauge, the highest any session reports', async () => {
+    const { maxGauges } = await import('../src/index.js')
+    expect(
+      maxGauges([{ gauges: () => ({ a: 1, b: 5 }) }, { gauges: () => ({ a: 3, c: 0 }) }]),
+    ).toEqual({ a: 3, b: 5, c: 0 })
+    expect(maxGauges([])).toEqual({})
+  })
+})
