@@ -27,7 +27,6 @@
  * ```
  */
 import {
-  DIVIDER,
   defineProtocol,
   FAILURE_DETECTION,
   MEMBERSHIP,
@@ -48,7 +47,7 @@ export function recovery(options: RecoveryOptions = {}) {
   const resolved = resolveOptions(options)
   return defineProtocol({
     name: 'recovery',
-    requires: [PSYNC, DIVIDER, ORDER, MEMBERSHIP, FAILURE_DETECTION],
+    requires: [PSYNC, ORDER, MEMBERSHIP, FAILURE_DETECTION],
     provides: [RECOVERY],
     raises: ['recovery.started', 'recovery.finished'],
     create: () => {
