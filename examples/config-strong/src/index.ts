@@ -4,8 +4,8 @@
  * Membership, an Order, the Dispatcher with the application's state machine, and Recovery —
  * agreed views, each decided by a majority of the previous one (a minority side stops
  * ordering); typed commands; a crashed replica restarts from its coordinated checkpoint and
- * rejoins. (Restart's own package is still to come: `host.recoverGroups()` re-creates the
- * sessions after a crash.)
+ * rejoins; Restart counts incarnations (open the groups with `openOrRecover` from
+ * `@consul/restart`).
  */
 
 import { dispatcher, type StateMachine } from '@consul/dispatcher'
@@ -16,6 +16,7 @@ import { semanticOrder } from '@consul/order-semantic'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { recovery } from '@consul/recovery'
+import { restart } from '@consul/restart'
 import { stack } from '@consul/xkernel'
 
 export interface StrongOptions<S> {
@@ -41,4 +42,5 @@ export function strongStack<S>(options: StrongOptions<S>) {
     .use(order === 'total' ? totalOrder() : semanticOrder({ classOf: order.classOf }))
     .use(dispatcher({ machine: options.machine }))
     .use(recovery({ checkpointEveryWaves: options.checkpointEveryWaves ?? 64 }))
+    .use(restart())
 }
