@@ -1,20 +1,19 @@
 /**
  * Composition is typed: Recovery requires the strong membership capability, so a weak stack
- * given Recovery does not compile. (`needsMembership` stands in for `@consul/recovery`, which
- * declares the same requirement.)
+ * given Recovery does not compile.
  */
-import { defineProtocol, FAILURE_DETECTION, MEMBERSHIP, PSYNC } from '@consul/xkernel'
+import { defineCommands, stateMachine } from '@consul/dispatcher'
+import { recovery } from '@consul/recovery'
 import { expectTypeOf, test } from 'vitest'
 import { weakStack } from '../src/index.js'
 
-const needsMembership = defineProtocol({
-  name: 'recovery',
-  requires: [PSYNC, FAILURE_DETECTION, MEMBERSHIP],
-  create: () => ({ open: () => ({ controls: {} }) }),
+const machine = stateMachine({
+  initial: () => 0,
+  commands: defineCommands({ add: (s: number, n: number) => s + n }),
 })
 
 test('a weak stack with Recovery fails to compile', () => {
   // @ts-expect-error — the weak configuration provides no 'membership' capability
-  weakStack().use(needsMembership)
+  weakStack({ machine }).use(recovery())
   expectTypeOf(weakStack).toBeFunction()
 })

@@ -1,32 +1,36 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { defineCommands, stateMachine } from '@consul/dispatcher'
 import { dist, Simulation } from '@consul/sim'
-import { ORDER, PSYNC } from '@consul/xkernel'
+import { DISPATCHER, PSYNC } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { weakStack } from '../src/index.js'
 
-const text = (s: string) => new TextEncoder().encode(s)
+const log = stateMachine({
+  initial: (): string[] => [],
+  commands: defineCommands({
+    append: (s: string[], a: { line: string }) => s.push(a.line),
+  }),
+})
 
 describe('the weak configuration', () => {
-  it('survives a crash: each survivor masks the crashed replica out on its own and orders on', async () => {
+  it('survives a crash: each survivor masks the crashed replica out on its own and applies on', async () => {
     const sim = new Simulation({
       seed: 3,
       nodes: 3,
-      stack: weakStack(),
+      stack: weakStack({ machine: log }),
       network: { delay: dist.uniform(0.5, 2) },
     })
     await sim.start()
     await sim.openAll({ port: 'g' })
-    const delivered: string[] = []
-    sim
-      .host('n2')
-      .group('g')!
-      .get(ORDER)
-      .onDeliver((c) => void delivered.push(new TextDecoder().decode(c.command)))
+    const client = (n: string) => log.client(sim.host(n).group('g')!.get(DISPATCHER))
     sim.at(200, () => sim.crash('n3'))
-    sim.at(210, () => void sim.host('n1').group('g')!.get(ORDER).submit(text('after the crash')))
+    sim.at(
+      210,
+      () => void client('n1').submit('append', { line: 'after the crash' }, { level: 'agreed' }),
+    )
     await sim.run({ until: 1500 })
-    expect(delivered).toEqual(['after the crash'])
+    expect(client('n2').state()).toEqual(['after the crash'])
     expect(sim.host('n1').group('g')!.get(PSYNC).members()).toEqual(['n1', 'n2'])
   })
 
