@@ -162,9 +162,11 @@ export class RecoverySession {
     let skipped = 0
     for (const generation of this.storedGenerations()) {
       let record: CheckpointRecord
+      let size = 0
       try {
         const bytes = storage.get(keyOf(generation))
         if (bytes === undefined) continue
+        size = bytes.length
         record = decodeCheckpoint(bytes)
         if (record.generation !== generation) throw new DecodeError('INVALID', 'wrong generation')
       } catch (error) {
@@ -186,17 +188,39 @@ export class RecoverySession {
       const info: CheckpointInfo = {
         generation,
         wave: record.wave,
-        bytes: 0,
+        bytes: size,
         protocols: record.states.map((s) => s.protocol),
       }
-      this.durable = [info]
-      this.fd.setCheckpointPosition(record.wave)
+      // The record before it, if readable, is still the fallback: the position stays at it.
+      const older = this.readable(generation - 1)
+      this.durable = older === undefined ? [info] : [older, info]
+      this.fd.setCheckpointPosition(this.durable[0]!.wave)
       counters.inc('restoredFromCheckpoint')
       log.info('restored from checkpoint', { generation, wave: record.wave, skipped })
       return true
     }
     if (skipped > 0) this.restored = { generation: 0, wave: 0, skipped }
     return false
+  }
+
+  /** The record of `generation` as a `CheckpointInfo` when it is there and intact. */
+  private readable(generation: number): CheckpointInfo | undefined {
+    if (generation < 1) return undefined
+    try {
+      const bytes = this.ctx.storage.get(keyOf(generation))
+      if (bytes === undefined) return undefined
+      const record = decodeCheckpoint(bytes)
+      if (record.generation !== generation) return undefined
+      return {
+        generation,
+        wave: record.wave,
+        bytes: bytes.length,
+        protocols: record.states.map((s) => s.protocol),
+      }
+    } catch (error) {
+      if (!StorageError.isInstance(error) && !DecodeError.isInstance(error)) throw error
+      return undefined
+    }
   }
 
   /** The generations in storage, newest first (from the head record, or a scan). */
@@ -316,13 +340,14 @@ export class RecoverySession {
     this.ctx.storage.sync().then(
       () => {
         this.writing = false
+        // Durable even if the group closed meanwhile: the callers learn it either way.
+        for (const w of waiters) w.resolve(info)
         if (this.closed) return
         this.durable.push(info)
         this.durable = this.durable.filter((d) => d.generation > drop)
         // The oldest checkpoint kept: a fallback to it must still find its waves in the log.
         this.fd.setCheckpointPosition(this.durable[0]!.wave)
         this.updateFloor()
-        for (const w of waiters) w.resolve(info)
       },
       (error: unknown) => {
         this.writing = false
