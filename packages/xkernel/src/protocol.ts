@@ -90,8 +90,8 @@ export interface SessionState {
  */
 export interface GroupCheckpoints {
   /**
-   * Every other session's `checkpoint()`, bottom of the stack first; `undefined` when any of
-   * them cannot be taken now (try again at a later wave boundary).
+   * Every session's `checkpoint()` (those that have one), bottom of the stack first;
+   * `undefined` when any of them cannot be taken now (try again at a later wave boundary).
    */
   take(): readonly SessionState[] | undefined
   /**
