@@ -50,7 +50,11 @@ function build(seed: number, checkpointEveryWaves: number) {
 }
 
 /** Offers `commands` in bursts of 3 × 2,000 per ms of virtual time, `'agreed'` (no waiting). */
-async function fill(sim: ReturnType<typeof build>, commands: number, keys: number): Promise<number> {
+async function fill(
+  sim: ReturnType<typeof build>,
+  commands: number,
+  keys: number,
+): Promise<number> {
   let sent = 0
   let t = sim.now + 1
   while (sent < commands) {
