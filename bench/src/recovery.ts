@@ -10,7 +10,8 @@
  * - **checkpoint cost**: ordering throughput (commands/s, wall) with a coordinated checkpoint
  *   every 8 waves of a 20,000-key state, against none.
  *
- * State transfer is not built yet: its figure says so.
+ * State transfer is not built yet: its figure says so. Raw `node:dgram` loopback datagrams/s of
+ * the same run give the machine's speed beside them.
  */
 
 import { defineCommands, dispatcher, stateMachine } from '@consul/dispatcher'
@@ -22,6 +23,7 @@ import { psync } from '@consul/psync'
 import { recovery } from '@consul/recovery'
 import { dist, Simulation } from '@consul/sim'
 import { DISPATCHER, RECOVERY, stack } from '@consul/xkernel'
+import { rawUdpBaseline } from './raw-udp.js'
 
 type Kv = Map<number, number>
 const kv = stateMachine({
@@ -120,5 +122,7 @@ export async function benchRecovery(): Promise<Record<string, number | string>> 
   out.throughputRatioWhileCheckpointing =
     Math.round((withCheckpoints.perSecond / without.perSecond) * 100) / 100
   out.stateTransferMBPerSecond = 'not built yet (#12: state transfer)'
+  // The machine's speed in the same run (raw node:dgram loopback, 64-byte datagrams).
+  out.rawPps64 = Math.round((await rawUdpBaseline(64, 2000)).pps)
   return out
 }
