@@ -249,14 +249,23 @@ export class MembershipSession {
   close(): void {
     this.closed = true
     for (const off of this.offs.splice(0)) off()
-    const wait = this.upWait
-    this.upWait = undefined
-    wait?.reject(
+    this.failUp(
       new XKernelError(
         'GROUP_CLOSED',
         `group ${this.ctx.group.port} closed before up was acknowledged`,
       ),
     )
+  }
+
+  /** A pending `control.up()` ends with `error` (none pending: nothing to do). */
+  private failUp(error: XKernelError): void {
+    const wait = this.upWait
+    this.upWait = undefined
+    wait?.reject(error)
+  }
+
+  private excludedError(): XKernelError {
+    return new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`)
   }
 
   /**
@@ -456,20 +465,13 @@ export class MembershipSession {
     })
     this.closeDeciding()
     this.setState('excluded')
-    const wait = this.upWait
-    this.upWait = undefined
-    wait?.reject(
-      new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`),
-    )
+    this.failUp(this.excludedError())
   }
 
   // ---- up: a restarted member announces itself --------------------------------------------
 
   private up(): Promise<View> {
-    if (this.primaryState === 'excluded')
-      return Promise.reject(
-        new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`),
-      )
+    if (this.primaryState === 'excluded') return Promise.reject(this.excludedError())
     if (this.closed)
       return Promise.reject(
         new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`),
@@ -620,8 +622,7 @@ export class MembershipSession {
   }
 
   /** A reported member every member outside the pending set has acknowledged. */
-  private candidates(): number[] {
-    const pending = this.pending()
+  private candidates(pending: ReadonlySet<number>): number[] {
     const voters = this.viewRanks().filter((r) => !pending.has(r))
     return [...this.downs.entries()]
       .filter(([, d]) => voters.every((v) => d.answeredBy.has(v)))
@@ -634,8 +635,7 @@ export class MembershipSession {
 
   // ---- step 2: the ballot ------------------------------------------------------------------
 
-  private coordinator(): number | undefined {
-    const pending = this.pending()
+  private coordinator(pending: ReadonlySet<number>): number | undefined {
     return this.viewRanks().find((r) => !pending.has(r) && !this.suspects.has(this.names[r]!))
   }
 
@@ -645,11 +645,12 @@ export class MembershipSession {
     if (this.namedSelf) return
     // A replica that does not hear a majority of its view coordinates nothing.
     if (this.primaryState !== 'primary') return
-    if (this.coordinator() !== this.me) return
+    const pending = this.pending()
+    if (this.coordinator(pending) !== this.me) return
     // Paxos: a value someone accepted may have been chosen, so its set is proposed again
     // (with the new candidates); otherwise the candidates alone.
     const set = new Set<number>([
-      ...this.candidates(),
+      ...this.candidates(pending),
       ...(this.acceptedKnown?.set ?? []),
       ...this.mustCover,
     ])
@@ -909,18 +910,11 @@ export class MembershipSession {
     this.trace(view, change)
     if (excludedSelf) this.setState('excluded')
     this.viewHandlers.emit(change)
-    if (this.upWait !== undefined) {
-      const wait = this.upWait
-      if (excludedSelf) {
-        this.upWait = undefined
-        wait.reject(
-          new XKernelError('EXCLUDED', `${this.ctx.self} was excluded from ${this.ctx.group.port}`),
-        )
-      } else {
-        // Every member of the smaller view may have answered already; else ask again.
-        this.checkUp()
-        if (this.upWait !== undefined) this.sendUp()
-      }
+    if (excludedSelf) this.failUp(this.excludedError())
+    else if (this.upWait !== undefined) {
+      // Every member of the smaller view may have answered already; else ask again.
+      this.checkUp()
+      if (this.upWait !== undefined) this.sendUp()
     }
     this.updateState()
     // Suspicions still standing go into the next decision.
