@@ -15,7 +15,11 @@ interface Waiting {
   readonly frame: DataFrame
   missing: number
   readonly since: number
-  /** Its sender is on hold, but a message of a member not on hold depends on it. */
+  /**
+   * Its sender is on hold and it was brought in because a message of a member not on hold
+   * depended on it: the chain below it has been fetched (`markNeeded` descends once). Whether
+   * it still counts is `isWanted`'s to say, decided afresh.
+   */
   needed: boolean
 }
 
@@ -129,14 +133,9 @@ export class HeldMessages {
    * now on they wait in the parked set instead), lowest seq first. `member` is on hold.
    */
   takeFrom(member: number, onHold: (member: number) => boolean): DataFrame[] {
-    const out: DataFrame[] = []
-    for (const [k, w] of this.waiting) {
-      if (w.frame.sender !== member || this.isWanted(member, w.frame.seq, onHold)) continue
-      this.drop(k, w)
-      out.push(w.frame)
-    }
-    if (out.length > 0) this.pruneWaiters()
-    return out.sort((a, b) => a.seq - b.seq)
+    return this.dropWhere((f) => f.sender === member && !this.isWanted(member, f.seq, onHold)).sort(
+      (a, b) => a.seq - b.seq,
+    )
   }
 
   private drop(k: string, w: Waiting): void {
@@ -146,22 +145,18 @@ export class HeldMessages {
 
   /** Drops messages held since before `olderThan`; returns how many. */
   expire(olderThan: number): number {
-    let n = 0
-    for (const [k, w] of this.waiting) {
-      if (w.since < olderThan) {
-        this.drop(k, w)
-        n++
-      }
-    }
-    if (n > 0) this.pruneWaiters()
-    return n
+    return this.dropWaiting((w) => w.since < olderThan).length
   }
 
   /** Drops the held messages `doomed` picks; returns their frames. */
   dropWhere(doomed: (frame: DataFrame) => boolean): DataFrame[] {
+    return this.dropWaiting((w) => doomed(w.frame))
+  }
+
+  private dropWaiting(doomed: (w: Waiting) => boolean): DataFrame[] {
     const out: DataFrame[] = []
     for (const [k, w] of this.waiting)
-      if (doomed(w.frame)) {
+      if (doomed(w)) {
         this.drop(k, w)
         out.push(w.frame)
       }
@@ -171,15 +166,7 @@ export class HeldMessages {
 
   /** Drops `member`'s messages above `cutSeq` (exclusion, masking); returns how many. */
   dropFrom(member: number, cutSeq: number): number {
-    let n = 0
-    for (const [k, w] of this.waiting) {
-      if (w.frame.sender === member && w.frame.seq > cutSeq) {
-        this.drop(k, w)
-        n++
-      }
-    }
-    if (n > 0) this.pruneWaiters()
-    return n
+    return this.dropWhere((f) => f.sender === member && f.seq > cutSeq).length
   }
 
   private pruneWaiters(): void {

@@ -80,6 +80,11 @@ export class MemberList {
     return seq >= this.deadFrom[p]!
   }
 
+  /** A message that can never be inserted here: void (above a cut) or dead. */
+  isLost(p: number, seq: number): boolean {
+    return this.isVoid(p, seq) || this.isDead(p, seq)
+  }
+
   /** Member p's message `seq` builds on a void message; false when already known. */
   markDead(p: number, seq: number): boolean {
     if (seq >= this.deadFrom[p]!) return false

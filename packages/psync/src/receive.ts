@@ -185,7 +185,7 @@ export class Receiver {
     for (const dep of frame.deps) {
       // It builds on a message the group discarded: it can never be inserted the same way
       // everywhere — and neither can anything built on it.
-      if (members.isVoid(dep.member, dep.seq) || members.isDead(dep.member, dep.seq)) {
+      if (members.isLost(dep.member, dep.seq)) {
         this.bury(sender, seq)
         return 'droppedVoidDep'
       }
@@ -205,8 +205,7 @@ export class Receiver {
     if (p === members.self || !members.markDead(p, seq)) return
     counters.inc('buried')
     const doomed = (f: DataFrame) =>
-      members.isDead(f.sender, f.seq) ||
-      f.deps.some((d) => members.isVoid(d.member, d.seq) || members.isDead(d.member, d.seq))
+      members.isDead(f.sender, f.seq) || f.deps.some((d) => members.isLost(d.member, d.seq))
     for (;;) {
       const dropped = held.dropWhere(doomed)
       if (dropped.length === 0) return

@@ -60,8 +60,7 @@ export class Repair {
     // Stop asking for what no held message needs any more (expired, excluded).
     const wanted = new Set(c.held.wanted().map((r) => `${r.member}:${r.seq}`))
     c.wants.retain((r, kind) => {
-      if (c.members.isVoid(r.member, r.seq) || c.members.isDead(r.member, r.seq) || this.skip(r))
-        return false
+      if (c.members.isLost(r.member, r.seq) || this.skip(r)) return false
       switch (kind) {
         case 'held':
           return wanted.has(`${r.member}:${r.seq}`)
