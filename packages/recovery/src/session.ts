@@ -59,6 +59,13 @@ const KEY_PREFIX = 'checkpoint/'
 const HEAD_KEY = 'head'
 const keyOf = (generation: number) => `${KEY_PREFIX}${String(generation).padStart(16, '0')}`
 
+const infoOf = (record: CheckpointRecord, bytes: number): CheckpointInfo => ({
+  generation: record.generation,
+  wave: record.wave,
+  bytes,
+  protocols: record.states.map((s) => s.protocol),
+})
+
 interface Waiter {
   readonly resolve: (info: CheckpointInfo) => void
   readonly reject: (error: Error) => void
@@ -158,42 +165,29 @@ export class RecoverySession {
 
   /** Gives every session the newest readable checkpoint back; true when there was one. */
   private restoreNewest(): boolean {
-    const { storage, counters, log } = this.ctx
+    const { counters, log } = this.ctx
     let skipped = 0
     for (const generation of this.storedGenerations()) {
-      let record: CheckpointRecord
-      let size = 0
-      try {
-        const bytes = storage.get(keyOf(generation))
-        if (bytes === undefined) continue
-        size = bytes.length
-        record = decodeCheckpoint(bytes)
-        if (record.generation !== generation) throw new DecodeError('INVALID', 'wrong generation')
-      } catch (error) {
-        if (!StorageError.isInstance(error) && !DecodeError.isInstance(error)) throw error
+      const read = this.read(generation)
+      if (read === undefined) continue
+      if (read instanceof Error) {
         // Torn, corrupted or foreign: the one before it will do (the prune floor never
         // passed the oldest checkpoint kept, so the log still covers it).
         skipped++
         counters.inc('checkpointsUnreadable')
         log.warn('checkpoint unreadable; trying the one before', {
           generation,
-          error: String(error),
+          error: String(read),
         })
         continue
       }
+      const { record, info } = read
       this.ctx.checkpoints.restore(record.states)
-      this.generation = Math.max(this.generation, generation)
       this.lastWave = record.wave
       this.restored = { generation, wave: record.wave, skipped }
-      const info: CheckpointInfo = {
-        generation,
-        wave: record.wave,
-        bytes: size,
-        protocols: record.states.map((s) => s.protocol),
-      }
       // The record before it, if readable, is still the fallback: the position stays at it.
-      const older = this.readable(generation - 1)
-      this.durable = older === undefined ? [info] : [older, info]
+      const older = generation > 1 ? this.read(generation - 1) : undefined
+      this.durable = older === undefined || older instanceof Error ? [info] : [older.info, info]
       this.fd.setCheckpointPosition(this.durable[0]!.wave)
       counters.inc('restoredFromCheckpoint')
       log.info('restored from checkpoint', { generation, wave: record.wave, skipped })
@@ -203,23 +197,19 @@ export class RecoverySession {
     return false
   }
 
-  /** The record of `generation` as a `CheckpointInfo` when it is there and intact. */
-  private readable(generation: number): CheckpointInfo | undefined {
-    if (generation < 1) return undefined
+  /** The record of `generation`: `undefined` when there is none, the error when unreadable. */
+  private read(
+    generation: number,
+  ): { readonly record: CheckpointRecord; readonly info: CheckpointInfo } | Error | undefined {
     try {
       const bytes = this.ctx.storage.get(keyOf(generation))
       if (bytes === undefined) return undefined
       const record = decodeCheckpoint(bytes)
-      if (record.generation !== generation) return undefined
-      return {
-        generation,
-        wave: record.wave,
-        bytes: bytes.length,
-        protocols: record.states.map((s) => s.protocol),
-      }
+      if (record.generation !== generation) throw new DecodeError('INVALID', 'wrong generation')
+      return { record, info: infoOf(record, bytes.length) }
     } catch (error) {
       if (!StorageError.isInstance(error) && !DecodeError.isInstance(error)) throw error
-      return undefined
+      return error as Error
     }
   }
 
@@ -329,12 +319,7 @@ export class RecoverySession {
     this.lastWave = wave
     this.writing = true
     const waiters = this.demanded.splice(0)
-    const info: CheckpointInfo = {
-      generation,
-      wave,
-      bytes: record.length,
-      protocols: states.map((s) => s.protocol),
-    }
+    const info = infoOf({ generation, wave, states }, record.length)
     this.ctx.counters.inc('checkpoints')
     this.ctx.counters.inc('checkpointBytes', record.length)
     this.ctx.storage.sync().then(
