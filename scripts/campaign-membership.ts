@@ -70,7 +70,6 @@ async function main(): Promise<void> {
   let passed = 0
   let failed = 0
   const started = Date.now()
-  let done = 0
   for (const order of args.orders) {
     const { passed: orderPassed, failed: orderFailed } = await runSeedWorkers<Line>({
       script: self,
@@ -78,10 +77,7 @@ async function main(): Promise<void> {
       from: args.from,
       to: args.to,
       jobs: args.jobs,
-      onSeed: () => {
-        if (++done % 500 === 0)
-          process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
-      },
+      progressEvery: 500,
       onFailure: (line) =>
         process.stdout.write(
           `membership+${order} seed=${line.seed} FAIL (${line.aspect}, ${line.nodes} nodes; ${line.environment})\n` +

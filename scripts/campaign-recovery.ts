@@ -48,17 +48,13 @@ async function main(): Promise<void> {
   const args = parse(argv)
   const self = fileURLToPath(import.meta.url)
   const started = Date.now()
-  let done = 0
   const { passed, failed } = await runSeedWorkers<Line>({
     script: self,
     args: (from, to) => ['--worker', String(from), String(to)],
     from: args.from,
     to: args.to,
     jobs: args.jobs,
-    onSeed: () => {
-      if (++done % 500 === 0)
-        process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
-    },
+    progressEvery: 500,
     onFailure: (line) =>
       process.stdout.write(
         `recovery seed=${line.seed} FAIL (${line.environment})\n` +

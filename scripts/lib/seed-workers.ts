@@ -64,9 +64,11 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
   readonly to: number
   readonly jobs: number
   readonly onFailure: (line: L) => void
-  /** Called for every seed's line, passed or not (progress). */
-  readonly onSeed?: (line: L) => void
+  /** Print a progress line `… N seeds (T s)` every this many seeds (default: none). */
+  readonly progressEvery?: number
 }): Promise<{ passed: number; failed: number }> {
+  const started = Date.now()
+  let done = 0
   const { from, to } = options
   const count = to - from + 1
   const jobs = Math.min(options.jobs, count)
@@ -83,7 +85,8 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
     child.on('message', (line: L) => {
-      options.onSeed?.(line)
+      if (options.progressEvery !== undefined && ++done % options.progressEvery === 0)
+        process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
       if (line.problems.length === 0) passed++
       else {
         failed++
