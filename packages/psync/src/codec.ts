@@ -15,6 +15,9 @@
  *            the crash and may have lost from its log)
  *   ACK      kind=5 · have×members                  "I already have that": stops re-sends
  *                                                    to a member that has nothing to say
+ *   EXCLUDED kind=6 · cut                           "the group excluded you, with this cut"
+ *   DIRECT   kind=7 · payload…                      a datagram for a protocol above, point
+ *                                                    to point, outside the conversation
  *
  * Invariants checked here: member indexes < member count, seq ≥ 1, a DATA message has at
  * most one dep per member (deps are leaves, and a sender's messages form a chain), no dep on
@@ -28,6 +31,7 @@ export const KIND_RESTART = 3
 export const KIND_LEAVES = 4
 export const KIND_ACK = 5
 export const KIND_EXCLUDED = 6
+export const KIND_DIRECT = 7
 
 /** A message reference on the wire: member index and sequence number. */
 export interface Ref {
@@ -73,7 +77,20 @@ export interface ExcludedFrame {
   readonly cut: number
 }
 
-export type Frame = DataFrame | RequestFrame | LeavesFrame | RestartFrame | AckFrame | ExcludedFrame
+/** A datagram for a protocol above (`sendDirect`): Psync only carries it. */
+export interface DirectFrame {
+  readonly kind: typeof KIND_DIRECT
+  readonly payload: Uint8Array
+}
+
+export type Frame =
+  | DataFrame
+  | RequestFrame
+  | LeavesFrame
+  | RestartFrame
+  | AckFrame
+  | ExcludedFrame
+  | DirectFrame
 
 /** Most references one REQUEST or LEAVES frame may carry. */
 export const MAX_REFS = 1024
@@ -186,6 +203,13 @@ export function encodeRestart(): Uint8Array {
   return new Uint8Array([KIND_RESTART])
 }
 
+/** DIRECT: the kind byte pushed in front of the payload as a header (no copy of it). */
+export function directMessage(payload: Uint8Array): MessageBuffer {
+  const msg = MessageBuffer.fromPayload(payload)
+  msg.pushU8(KIND_DIRECT)
+  return msg
+}
+
 export function encodeExcluded(cut: number): Uint8Array {
   writer.reset().u8(KIND_EXCLUDED).uvarint(cut)
   return writer.view().slice()
@@ -256,6 +280,8 @@ export function decodeFrame(bytes: Uint8Array | MessageBuffer, members: number):
       if (msg.length !== 0) throw new DecodeError('INVALID', 'trailing bytes after EXCLUDED')
       return { kind: KIND_EXCLUDED, cut }
     }
+    case KIND_DIRECT:
+      return { kind: KIND_DIRECT, payload: msg.view() }
     default:
       throw new DecodeError('INVALID', `unknown psync frame kind ${kind}`)
   }

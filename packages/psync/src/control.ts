@@ -59,6 +59,8 @@ export function makeControl(s: PsyncSession): PsyncControl {
     onMembersChanged: (handler) => s.memberHandlers.add(handler),
     onHeard: (handler) => s.receiver.heardHandlers.add(handler),
     onExcluded: (handler) => s.receiver.excludedHandlers.add(handler),
+    sendDirect: (to, payload) => s.sendDirect(to, payload),
+    onDirect: (handler) => s.receiver.directHandlers.add(handler),
     maskOut: (name) => maskOut(s, s.members.member(name)),
     maskIn: (name) => maskIn(s, s.members.member(name)),
     hold: (name) => hold(s, s.members.member(name)),

@@ -25,6 +25,7 @@ import {
   encodeExcluded,
   KIND_ACK,
   KIND_DATA,
+  KIND_DIRECT,
   KIND_EXCLUDED,
   KIND_LEAVES,
   KIND_REQUEST,
@@ -48,6 +49,9 @@ export class Receiver {
   )
   readonly excludedHandlers = new Listeners<[{ readonly by: NodeId; readonly cut: number }]>(
     () => new PsyncError('INVALID_ARGUMENT', 'onExcluded takes a function'),
+  )
+  readonly directHandlers = new Listeners<[NodeId, Uint8Array]>(
+    () => new PsyncError('INVALID_ARGUMENT', 'onDirect takes a function'),
   )
   /** When each excluded member was last told it is excluded. */
   private readonly toldAt: number[]
@@ -119,6 +123,12 @@ export class Receiver {
         this.heard(fromIndex, 'excluded')
         c.counters.inc('excludedNoticesReceived')
         this.excludedHandlers.emit({ by: from, cut: frame.cut })
+        return
+      case KIND_DIRECT:
+        this.heard(fromIndex, 'direct')
+        c.counters.inc('directReceived')
+        if (this.directHandlers.size > 0) this.directHandlers.emit(from, frame.payload)
+        else c.counters.inc('directUnheard')
         return
       case KIND_LEAVES:
         this.heard(fromIndex, 'leaves')

@@ -25,7 +25,7 @@ import {
   type SessionContext,
   type Timer,
 } from '@consul/xkernel'
-import { encodeDataWithPayload, wireMessage } from './codec.js'
+import { directMessage, encodeDataWithPayload, wireMessage } from './codec.js'
 import { ContextGraph, type GraphNode } from './context-graph.js'
 import { makeControl } from './control.js'
 import { type Conversation, type KeptFrame, lastOf } from './conversation.js'
@@ -316,6 +316,23 @@ export class PsyncSession implements Conversation {
     this.delivery.deliver(node)
     this.afterInsert(node)
     return message
+  }
+
+  /** `sendDirect`: one datagram outside the conversation (see `PsyncControl.sendDirect`). */
+  sendDirect(to: NodeId, payload: Uint8Array): void {
+    if (this.closed) throw new PsyncError('CLOSED', `conversation ${this.ctx.group.port} is closed`)
+    if (!(payload instanceof Uint8Array))
+      throw new PsyncError('INVALID_ARGUMENT', 'sendDirect() takes the payload as a Uint8Array')
+    if (payload.length > this.options.maxPayloadBytes) {
+      throw new PsyncError(
+        'PAYLOAD_TOO_LARGE',
+        `direct payload of ${payload.length} bytes exceeds maxPayloadBytes (${this.options.maxPayloadBytes})`,
+      )
+    }
+    const p = this.members.member(to)
+    if (p === this.members.self) return
+    this.counters.inc('directSent')
+    this.net.send(to, directMessage(payload))
   }
 
   private transmit(node: GraphNode): void {

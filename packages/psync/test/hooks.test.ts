@@ -263,6 +263,32 @@ describe('hold and release', () => {
     expect(() => conv('n3').onExcluded(42 as never)).toThrow(/onExcluded takes a function/)
   })
 
+  it('sendDirect carries a datagram to one member outside the conversation: not in the graph, not delivered, not logged; heard as direct', async () => {
+    const { sim, conv, delivered } = await cluster()
+    const got: [string, string][] = []
+    const heard: HeardFrom[] = []
+    conv('n2').onDirect((from, payload) => void got.push([from, new TextDecoder().decode(payload)]))
+    conv('n2').onHeard((h) => void heard.push(h))
+    sim.at(1, () => {
+      conv('n1').sendDirect('n2', text('hello'))
+      conv('n1').sendDirect('n1', text('to myself: nothing'))
+    })
+    await sim.run({ until: 20 })
+    expect(got).toEqual([['n1', 'hello']])
+    expect(heard.some((h) => h.kind === 'direct' && h.member === 'n1')).toBe(true)
+    for (const node of sim.nodes) expect(delivered.get(node)).toEqual([])
+    // n3 listens to nothing: counted, not delivered anywhere.
+    sim.at(21, () => conv('n1').sendDirect('n3', text('unheard')))
+    await sim.run({ until: 40 })
+    expect(sim.host('n3').stats().psync!.directUnheard).toBe(1)
+    expect(() => conv('n1').sendDirect('nobody', text('x'))).toThrow(/not a member/)
+    expect(() => conv('n1').sendDirect('n2', 'x' as never)).toThrow(/Uint8Array/)
+    expect(() => conv('n1').sendDirect('n2', new Uint8Array(2 * 1024 * 1024))).toThrow(
+      /exceeds maxPayloadBytes/,
+    )
+    expect(() => conv('n2').onDirect(1 as never)).toThrow(/onDirect takes a function/)
+  })
+
   it('a message built on a void one is dead, and so is all that builds on it: dropped, never asked for again (regression: membership campaign swarm seeds 1988, 2096)', async () => {
     const { sim, conv, delivered } = await cluster()
     // n1 excludes n3 with cut 1; n2, which has n3:2 and never applied the cut, builds n2:1 on

@@ -29,7 +29,12 @@ const CRC_TABLE = (() => {
 })()
 
 export function crc32(bytes: Uint8Array, end = bytes.length): number {
-  let c = 0xffffffff
+  return crc32Update(0, bytes, end)
+}
+
+/** The CRC-32 of `previous`'s bytes followed by `bytes[0, end)` (streamed over parts). */
+export function crc32Update(previous: number, bytes: Uint8Array, end = bytes.length): number {
+  let c = (previous ^ 0xffffffff) >>> 0
   for (let i = 0; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
   return (c ^ 0xffffffff) >>> 0
 }
@@ -91,4 +96,105 @@ export function decodeCheckpoint(bytes: Uint8Array): CheckpointRecord {
   }
   if (at !== end) fail('trailing bytes')
   return { generation, wave, states }
+}
+
+// ---- the manifest: how a record is stored, in parts --------------------------------------
+
+const MANIFEST_MAGIC = [0x43, 0x4b, 0x4d, 0x01] as const
+
+/**
+ * A record is stored (and transferred) in parts of `partBytes` (the last one shorter); the
+ * manifest names them with a CRC-32 each and one over the whole record.
+ *
+ * Layout (big-endian): `"CKM" 0x01` · generation f64 · wave f64 · length f64 · partBytes u32 ·
+ * parts u32 · record CRC-32 u32 · parts × part CRC-32 u32 · CRC-32 of all before u32.
+ */
+export interface Manifest {
+  /** The storing member's generation (a fetched record gets a generation of the fetcher's). */
+  readonly generation: number
+  readonly wave: number
+  /** The record's length in bytes. */
+  readonly length: number
+  readonly partBytes: number
+  readonly recordCrc: number
+  readonly partCrcs: readonly number[]
+}
+
+export const MAX_PARTS = 1 << 20
+
+export function partCount(length: number, partBytes: number): number {
+  return Math.max(1, Math.ceil(length / partBytes))
+}
+
+/** Splits a record into parts and describes them. */
+export function manifestOf(
+  generation: number,
+  wave: number,
+  record: Uint8Array,
+  partBytes: number,
+): { readonly manifest: Manifest; readonly parts: Uint8Array[] } {
+  const parts: Uint8Array[] = []
+  for (let at = 0; at < record.length || parts.length === 0; at += partBytes)
+    parts.push(record.subarray(at, Math.min(record.length, at + partBytes)))
+  return {
+    manifest: {
+      generation,
+      wave,
+      length: record.length,
+      partBytes,
+      recordCrc: crc32(record),
+      partCrcs: parts.map((p) => crc32(p)),
+    },
+    parts,
+  }
+}
+
+export function encodeManifest(m: Manifest): Uint8Array {
+  const out = new Uint8Array(4 + 8 * 3 + 4 * 3 + 4 * m.partCrcs.length + 4)
+  const view = new DataView(out.buffer)
+  out.set(MANIFEST_MAGIC, 0)
+  view.setFloat64(4, m.generation)
+  view.setFloat64(12, m.wave)
+  view.setFloat64(20, m.length)
+  view.setUint32(28, m.partBytes)
+  view.setUint32(32, m.partCrcs.length)
+  view.setUint32(36, m.recordCrc)
+  let at = 40
+  for (const c of m.partCrcs) {
+    view.setUint32(at, c)
+    at += 4
+  }
+  view.setUint32(at, crc32(out, at))
+  return out
+}
+
+/** Decodes a manifest; throws `DecodeError` for anything that is not one, intact. */
+export function decodeManifest(bytes: Uint8Array): Manifest {
+  const fail = (why: string): never => {
+    throw new DecodeError('INVALID', `not a checkpoint manifest: ${why}`)
+  }
+  if (bytes.length < 44) fail('too short')
+  if (MANIFEST_MAGIC.some((b, i) => bytes[i] !== b)) fail('bad magic or version')
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const end = bytes.length - 4
+  if (view.getUint32(end) !== crc32(bytes, end)) fail('checksum mismatch')
+  const generation = view.getFloat64(4)
+  const wave = view.getFloat64(12)
+  const length = view.getFloat64(20)
+  const partBytes = view.getUint32(28)
+  const parts = view.getUint32(32)
+  if (!Number.isSafeInteger(generation) || generation < 1) fail('bad generation')
+  if (!Number.isSafeInteger(wave) || wave < 0) fail('bad wave')
+  if (!Number.isSafeInteger(length) || length < 26) fail('bad length')
+  if (partBytes < 1 || parts < 1 || parts > MAX_PARTS || parts !== partCount(length, partBytes))
+    fail('bad part layout')
+  if (end !== 40 + 4 * parts) fail('wrong size')
+  const partCrcs: number[] = []
+  for (let i = 0; i < parts; i++) partCrcs.push(view.getUint32(40 + 4 * i))
+  return { generation, wave, length, partBytes, recordCrc: view.getUint32(36), partCrcs }
+}
+
+/** The length of part `index` of a record laid out by `m`. */
+export function partLength(m: Manifest, index: number): number {
+  return Math.min(m.partBytes, m.length - index * m.partBytes)
 }

@@ -23,6 +23,23 @@ export interface RecoveryOptions {
    * timeouts for it are lengthened) if nothing new is heard from it first (ms). Default 10,000.
    */
   readonly maxRecoveringMs?: number
+  /**
+   * Size of the parts a checkpoint record is stored and transferred in (bytes, 1,024 to
+   * 1,048,000). Each part is one direct datagram of a state transfer (the transport splits it
+   * into `maxDatagram` fragments). Default 16,384.
+   */
+  readonly partBytes?: number
+  /** State transfer: parts in flight at once (1 to 1,024). Default 16. */
+  readonly transferWindow?: number
+  /**
+   * State transfer: the most bytes per second the fetcher asks for (0: as fast as the window
+   * lets it — each part asked for when one arrives). Default 0.
+   */
+  readonly transferBytesPerSecond?: number
+  /** State transfer: a part not back after this long is asked for again (ms). Default 200. */
+  readonly transferRetryMs?: number
+  /** State transfer: a donor silent this long is replaced by the next member (ms). Default 2,000. */
+  readonly transferDonorTimeoutMs?: number
 }
 
 export interface ResolvedOptions {
@@ -30,14 +47,25 @@ export interface ResolvedOptions {
   readonly keepCheckpoints: number
   readonly floorEveryMs: number
   readonly maxRecoveringMs: number
+  readonly partBytes: number
+  readonly transferWindow: number
+  readonly transferBytesPerSecond: number
+  readonly transferRetryMs: number
+  readonly transferDonorTimeoutMs: number
 }
 
-function integer(name: string, value: unknown, fallback: number, min: number): number {
+function integer(
+  name: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
     throw new XKernelError(
       'INVALID_ARGUMENT',
-      `recovery option ${name} must be an integer >= ${min}, got ${String(value)}`,
+      `recovery option ${name} must be an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got ${String(value)}`,
     )
   return value
 }
@@ -60,6 +88,11 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
     'keepCheckpoints',
     'floorEveryMs',
     'maxRecoveringMs',
+    'partBytes',
+    'transferWindow',
+    'transferBytesPerSecond',
+    'transferRetryMs',
+    'transferDonorTimeoutMs',
   ])
   for (const key of Object.keys(options))
     if (!known.has(key))
@@ -69,5 +102,14 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
     keepCheckpoints: integer('keepCheckpoints', options.keepCheckpoints, 2, 2),
     floorEveryMs: positive('floorEveryMs', options.floorEveryMs, 100),
     maxRecoveringMs: positive('maxRecoveringMs', options.maxRecoveringMs, 10_000),
+    partBytes: integer('partBytes', options.partBytes, 16_384, 1_024, 1_048_000),
+    transferWindow: integer('transferWindow', options.transferWindow, 16, 1, 1_024),
+    transferBytesPerSecond: integer('transferBytesPerSecond', options.transferBytesPerSecond, 0, 0),
+    transferRetryMs: positive('transferRetryMs', options.transferRetryMs, 200),
+    transferDonorTimeoutMs: positive(
+      'transferDonorTimeoutMs',
+      options.transferDonorTimeoutMs,
+      2_000,
+    ),
   }
 }

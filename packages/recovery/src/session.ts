@@ -43,10 +43,36 @@ import {
   type RecoveryState,
   type SessionContext,
   StorageError,
+  type StorageOp,
   XKernelError,
 } from '@consul/xkernel'
-import { type CheckpointRecord, decodeCheckpoint, encodeCheckpoint } from './codec.js'
+import {
+  type CheckpointRecord,
+  crc32,
+  encodeCheckpoint,
+  encodeManifest,
+  manifestOf,
+} from './codec.js'
 import type { ResolvedOptions } from './options.js'
+import {
+  deleteOps,
+  HEAD_KEY,
+  headValue,
+  isReadError,
+  KEY_PREFIX,
+  keyOf,
+  partOps,
+  readRecord,
+  TRANSFER_KEY,
+} from './store.js'
+import {
+  Donor,
+  decodeMarker,
+  decodeTransfer,
+  Fetcher,
+  type TransferFrame,
+  type TransferMarker,
+} from './transfer.js'
 
 type Caps = {
   psync: PsyncControl
@@ -54,10 +80,6 @@ type Caps = {
   membership: MembershipControl
   'failure-detection': FailureDetectionControl
 }
-
-const KEY_PREFIX = 'checkpoint/'
-const HEAD_KEY = 'head'
-const keyOf = (generation: number) => `${KEY_PREFIX}${String(generation).padStart(16, '0')}`
 
 const infoOf = (record: CheckpointRecord, bytes: number): CheckpointInfo => ({
   generation: record.generation,
@@ -98,6 +120,14 @@ export class RecoverySession {
   private readonly offs: (() => void)[] = []
   private closed = false
   private readonly recovering: boolean
+  private readonly donor: Donor
+  private fetcher: Fetcher | undefined
+  /** A transfer a crash interrupted: resumed at start. */
+  private marker: TransferMarker | undefined
+  /** The fetched checkpoint is durable: the group must restart from it. */
+  private restartRequired: XKernelError | undefined
+  /** Generations past `keepCheckpoints` kept while a fetcher still reads them. */
+  private readonly deferredDeletes = new Set<number>()
 
   constructor(
     private readonly ctx: SessionContext<Caps>,
@@ -108,7 +138,13 @@ export class RecoverySession {
     this.membership = ctx.get(MEMBERSHIP)
     this.fd = ctx.get(FAILURE_DETECTION)
     const found = this.restoreNewest()
-    this.recovering = ctx.group.restoring || found
+    this.marker = this.readMarker()
+    this.recovering = ctx.group.restoring || found || this.marker !== undefined
+    this.donor = new Donor(ctx, this.psync, options, () =>
+      this.current === 'active' || this.current === 'recovering'
+        ? this.durable.at(-1)?.generation
+        : undefined,
+    )
     this.control = {
       state: () => this.current,
       ready: () => this.ready(),
@@ -117,6 +153,7 @@ export class RecoverySession {
       lastCheckpoint: () => this.durable.at(-1),
       restoredFrom: () => this.restored,
       pruneFloor: () => this.declaredFloor,
+      transfer: () => this.fetcher?.progress(),
     }
   }
 
@@ -124,9 +161,17 @@ export class RecoverySession {
     this.offs.push(
       this.psync.onWave(() => this.maybeCheckpoint()),
       this.psync.onHeard((heard) => this.heard(heard)),
+      this.psync.onDirect((from, payload) => this.direct(from, payload)),
     )
     this.ctx.clock.setTimer(this.options.floorEveryMs, () => this.tick())
     if (!this.recovering) return
+    // No checkpoint to start from, and Psync's log no longer starts at wave 0 (its first waves
+    // were pruned): replaying it cannot rebuild the state — fetch a checkpoint from a peer.
+    const firstWave = this.psync.waveFloor()
+    if (this.marker !== undefined || ((this.restored?.generation ?? 0) === 0 && firstWave > 0)) {
+      this.startTransfer(Math.max(0, firstWave - 1))
+      return
+    }
     this.setState('recovering')
     this.ctx.events.emit('recovery.started', { group: this.ctx.group.port, member: this.ctx.self })
     this.membership.up().then(
@@ -146,15 +191,17 @@ export class RecoverySession {
   close(): void {
     if (this.closed) return
     this.closed = true
+    this.fetcher?.close()
     for (const off of this.offs.splice(0)) off()
     const error = new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`)
     for (const w of this.demanded.splice(0)) w.reject(error)
-    if (this.current === 'recovering') this.failReady(error)
+    if (this.current === 'recovering' || this.current === 'transferring') this.failReady(error)
   }
 
   gauges(): Record<string, number> {
     return {
-      recoveringNow: this.current === 'recovering' ? 1 : 0,
+      recoveringNow: this.current === 'recovering' || this.current === 'transferring' ? 1 : 0,
+      transferringNow: this.current === 'transferring' ? 1 : 0,
       checkpointWave: this.durable.at(-1)?.wave ?? 0,
       pruneFloorDeclared: this.declaredFloor,
       peersRecoveringNow: this.peersRecovering.size,
@@ -185,6 +232,7 @@ export class RecoverySession {
       this.ctx.checkpoints.restore(record.states)
       this.lastWave = record.wave
       this.restored = { generation, wave: record.wave, skipped }
+      this.dropOlderThan(generation - this.options.keepCheckpoints + 1)
       // The record before it, if readable, is still the fallback: the position stays at it.
       const older = generation > 1 ? this.read(generation - 1) : undefined
       this.durable = older === undefined || older instanceof Error ? [info] : [older.info, info]
@@ -202,14 +250,31 @@ export class RecoverySession {
     generation: number,
   ): { readonly record: CheckpointRecord; readonly info: CheckpointInfo } | Error | undefined {
     try {
-      const bytes = this.ctx.storage.get(keyOf(generation))
-      if (bytes === undefined) return undefined
-      const record = decodeCheckpoint(bytes)
-      if (record.generation !== generation) throw new DecodeError('INVALID', 'wrong generation')
-      return { record, info: infoOf(record, bytes.length) }
+      const read = readRecord(this.ctx.storage, generation, crc32)
+      if (read === undefined) return undefined
+      // A fetched record keeps its donor's generation inside; the manifest's is ours.
+      return {
+        record: read.record,
+        info: infoOf({ ...read.record, generation }, read.manifest.length),
+      }
     } catch (error) {
-      if (!StorageError.isInstance(error) && !DecodeError.isInstance(error)) throw error
+      if (!isReadError(error)) throw error
       return error as Error
+    }
+  }
+
+  /** A state transfer a crash interrupted (its marker), if any and readable. */
+  private readMarker(): TransferMarker | undefined {
+    try {
+      const bytes = this.ctx.storage.get(TRANSFER_KEY)
+      if (bytes === undefined) return undefined
+      const marker = decodeMarker(bytes)
+      this.generation = Math.max(this.generation, marker.generation)
+      return marker
+    } catch (error) {
+      if (!isReadError(error)) throw error
+      this.ctx.counters.inc('transferMarkerUnreadable')
+      return undefined
     }
   }
 
@@ -249,6 +314,7 @@ export class RecoverySession {
   }
 
   private ready(): Promise<void> {
+    if (this.restartRequired !== undefined) return Promise.reject(this.restartRequired)
     if (this.current === 'active') return Promise.resolve()
     if (this.current === 'failed') return Promise.reject(this.failure)
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }))
@@ -294,7 +360,7 @@ export class RecoverySession {
   }
 
   private maybeCheckpoint(): void {
-    if (this.closed || this.writing || this.current === 'recovering') return
+    if (this.closed || this.writing || this.current !== 'active') return
     const wave = this.order.position().wave
     const due = wave - this.lastWave >= this.options.checkpointEveryWaves
     if (!due && this.demanded.length === 0) return
@@ -306,14 +372,18 @@ export class RecoverySession {
     }
     const generation = this.generation + 1
     const record = encodeCheckpoint({ generation, wave, states })
-    const head = new Uint8Array(8)
-    new DataView(head.buffer).setFloat64(0, generation)
-    const ops = [
-      { type: 'put' as const, key: keyOf(generation), value: record },
-      { type: 'put' as const, key: HEAD_KEY, value: head },
+    const { manifest, parts } = manifestOf(generation, wave, record, this.options.partBytes)
+    const ops: StorageOp[] = [
+      ...partOps(generation, parts),
+      { type: 'put', key: keyOf(generation), value: encodeManifest(manifest) },
+      { type: 'put', key: HEAD_KEY, value: headValue(generation) },
     ]
     const drop = generation - this.options.keepCheckpoints
-    if (drop >= 1) ops.push({ type: 'del' as const, key: keyOf(drop) } as never)
+    if (drop >= 1) {
+      // A record a peer is fetching stays until it is done with it.
+      if (this.donor.pinned(drop)) this.deferredDeletes.add(drop)
+      else ops.push(...deleteOps(this.ctx.storage, drop))
+    }
     this.ctx.storage.batch(ops)
     this.generation = generation
     this.lastWave = wave
@@ -343,12 +413,85 @@ export class RecoverySession {
     )
   }
 
+  // ---- state transfer ----------------------------------------------------------------------
+
+  private startTransfer(minWave: number): void {
+    const marker = this.marker
+    const generation = marker?.generation ?? this.generation + 1
+    this.generation = Math.max(this.generation, generation)
+    this.setState('transferring')
+    this.ctx.events.emit('recovery.started', { group: this.ctx.group.port, member: this.ctx.self })
+    this.ctx.counters.inc('transfersStarted')
+    this.fetcher = new Fetcher(
+      {
+        ctx: this.ctx,
+        psync: this.psync,
+        options: this.options,
+        donors: () => this.membership.view().members.filter((m) => m !== this.ctx.self),
+        complete: (g, manifest, donor) => this.transferred(g, manifest.wave, donor),
+      },
+      generation,
+      minWave,
+      marker,
+    )
+    this.fetcher.start()
+  }
+
+  private transferred(generation: number, wave: number, donor: NodeId): void {
+    this.ctx.log.info('state transfer complete; the group restarts from the fetched checkpoint', {
+      generation,
+      wave,
+      donor,
+    })
+    this.restartRequired = new XKernelError(
+      'RESTART_REQUIRED',
+      `group ${this.ctx.group.port}: a checkpoint of wave ${wave} was fetched from ${donor}; restart the group (group.restart()) to restore it`,
+    )
+    for (const w of this.readyWaiters.splice(0)) w.reject(this.restartRequired)
+  }
+
+  private direct(from: NodeId, payload: Uint8Array): void {
+    if (this.closed) return
+    let frame: TransferFrame | undefined
+    try {
+      frame = decodeTransfer(payload)
+    } catch (error) {
+      if (!DecodeError.isInstance(error)) throw error
+      this.ctx.counters.inc('transferDroppedMalformed')
+      return
+    }
+    if (frame === undefined) return
+    if (frame.kind === 1) this.donor.onAsk(from, frame.minWave, frame.resume)
+    else if (frame.kind === 4) this.donor.onGet(from, frame.generation, frame.first, frame.count)
+    else this.fetcher?.onFrame(from, frame)
+  }
+
+  /** Deletes every stored generation below `lowest` (left by a crash while one was pinned). */
+  private dropOlderThan(lowest: number): void {
+    const ops: StorageOp[] = []
+    try {
+      for (const { key } of this.ctx.storage.scan({ prefix: KEY_PREFIX, end: keyOf(lowest) })) {
+        ops.push({ type: 'del', key })
+      }
+    } catch (error) {
+      if (!isReadError(error)) throw error
+      return
+    }
+    if (ops.length > 0) this.ctx.storage.batch(ops)
+  }
+
   // ---- prune floor and peers ---------------------------------------------------------------
 
   private tick(): void {
     if (this.closed) return
     this.ctx.clock.setTimer(this.options.floorEveryMs, () => this.tick())
     this.updateFloor()
+    for (const generation of [...this.deferredDeletes]) {
+      if (this.donor.pinned(generation)) continue
+      this.deferredDeletes.delete(generation)
+      this.donor.forget(generation)
+      this.ctx.storage.batch(deleteOps(this.ctx.storage, generation))
+    }
     const now = this.ctx.clock.now()
     for (const [member, r] of [...this.peersRecovering])
       if (now - r.since >= this.options.maxRecoveringMs) this.peerFinished(member)

@@ -16,12 +16,14 @@ import {
   PSYNC,
   RECOVERY,
   type RecoveryState,
+  type StableStorage,
   stack,
   XKernelError,
 } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
-import { decodeCheckpoint, encodeCheckpoint } from '../src/codec.js'
+import { crc32, decodeCheckpoint, encodeCheckpoint } from '../src/codec.js'
 import { recovery } from '../src/index.js'
+import { readRecord } from '../src/store.js'
 
 type Kv = Map<string, number>
 
@@ -94,10 +96,12 @@ describe('the coordinated checkpoint', () => {
       expect(st.psync!.liveMessages!).toBeLessThan(st.psync!.delivered! / 2)
       expect(group(n).get(PSYNC).waveFloor()).toBeGreaterThan(0)
     }
-    // One record per checkpoint kept (2), plus the head.
+    // One manifest per checkpoint kept (2), each with its parts, plus the head.
     const keys = [...sim.disk('n1').scan({ prefix: 'recovery/g/' })].map((e) => e.key)
-    expect(keys.filter((k) => k.startsWith('recovery/g/checkpoint/'))).toHaveLength(2)
-    expect(keys).toContain('recovery/g/head')
+    const manifests = keys.filter((k) => /^recovery\/g\/checkpoint\/\d{16}$/.test(k))
+    expect(manifests).toHaveLength(2)
+    for (const m of manifests) expect(keys).toContain(`${m}/00000000`)
+    expect(keys.filter((k) => !k.startsWith('recovery/g/checkpoint/'))).toEqual(['recovery/g/head'])
   })
 
   it('on demand: resolves once durable; the record decodes to the same states', async () => {
@@ -114,8 +118,11 @@ describe('the coordinated checkpoint', () => {
     await sim.run({ until: 300 })
     expect(info).toBeDefined()
     expect(info!.generation).toBe(1)
-    const bytes = sim.disk('n1').get(`recovery/g/checkpoint/${String(1).padStart(16, '0')}`)!
-    const record = decodeCheckpoint(bytes)
+    const disk = sim.disk('n1')
+    const scoped = {
+      get: (key: string) => disk.get(`recovery/g/${key}`),
+    } as unknown as StableStorage
+    const { record } = readRecord(scoped, 1, crc32)!
     expect(record.wave).toBe(info!.wave)
     expect(record.states.map((s) => s.protocol)).toEqual(info!.protocols)
     expect(

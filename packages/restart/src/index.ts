@@ -9,6 +9,9 @@
  *   the sessions their checkpoint first), and every configured group not recorded is opened
  *   afresh. `host.describe()` shows the sessions in that order and which were given a
  *   checkpoint state back.
+ * - `recoverReady(host, groups)`: `openOrRecover`, then waits until every group is active,
+ *   restarting a group from the checkpoint Recovery fetched from a live member when its own
+ *   were unusable (state transfer).
  * - `restart()`: the protocol. Each time a group's session opens it counts one more
  *   **incarnation** of this member in the group (durable in its storage); `RESTART.incarnation()`
  *   tells it (1 on the first open), `restoring()` whether this one came back from storage.
@@ -27,6 +30,8 @@ import {
   type Group,
   type GroupSpec,
   type Host,
+  RECOVERY,
+  type RecoveryControl,
   XKernelError,
 } from '@consul/xkernel'
 
@@ -104,4 +109,51 @@ export async function openOrRecover<P extends CapabilityMap>(
   for (const spec of groups) out.push(host.group(spec.port) ?? (await host.open(spec)))
   for (const g of recovered) if (!byPort.has(g.port)) out.push(g)
   return out
+}
+
+/**
+ * `openOrRecover`, then waits until every group is **active** (Recovery's `ready()`): a group
+ * whose Recovery fetched a checkpoint from a live member (state transfer: no checkpoint of its
+ * own was usable) is restarted from it (`group.restart()`) — at most `maxRestarts` times per
+ * group (default 3). Resolves with the groups, in `openOrRecover`'s order; a group without
+ * Recovery in its stack is returned as opened. Rejects with what `ready()` rejects with
+ * otherwise (`EXCLUDED`, `RECOVERY_FAILED`, `GROUP_CLOSED`), and with `RESTART_REQUIRED` after
+ * `maxRestarts` restarts.
+ */
+export async function recoverReady<P extends CapabilityMap>(
+  host: Host<P>,
+  groups: readonly GroupSpec[],
+  options: { readonly maxRestarts?: number } = {},
+): Promise<Group<P>[]> {
+  const maxRestarts = options.maxRestarts ?? 3
+  if (!Number.isSafeInteger(maxRestarts) || maxRestarts < 0)
+    throw new XKernelError(
+      'INVALID_ARGUMENT',
+      `recoverReady: maxRestarts must be an integer >= 0, got ${String(maxRestarts)}`,
+    )
+  const opened = await openOrRecover(host, groups)
+  return Promise.all(opened.map((group) => untilActive(group, maxRestarts)))
+}
+
+async function untilActive<P extends CapabilityMap>(
+  first: Group<P>,
+  maxRestarts: number,
+): Promise<Group<P>> {
+  let group = first
+  for (let restarts = 0; ; restarts++) {
+    let recovery: RecoveryControl
+    try {
+      recovery = (group as unknown as Group<{ recovery: RecoveryControl }>).get(RECOVERY)
+    } catch {
+      return group
+    }
+    try {
+      await recovery.ready()
+      return group
+    } catch (error) {
+      if (!XKernelError.isInstance(error) || error.code !== 'RESTART_REQUIRED') throw error
+      if (restarts >= maxRestarts) throw error
+      group = await group.restart()
+    }
+  }
 }

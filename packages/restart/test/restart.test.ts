@@ -4,7 +4,7 @@ import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
 import { ORDER, stack, XKernelError } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
-import { openOrRecover, RESTART, restart } from '../src/index.js'
+import { openOrRecover, RESTART, recoverReady, restart } from '../src/index.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
 const g = { port: 'g', members: ['n1', 'n2', 'n3'] }
@@ -63,5 +63,27 @@ describe('Restart', () => {
     await expect(openOrRecover(host, 'g' as never)).rejects.toThrow(XKernelError)
     await expect(openOrRecover(host, [null as never])).rejects.toThrow(/each group/)
     await expect(openOrRecover(host, [g, g])).rejects.toThrow(/listed twice/)
+    await expect(recoverReady(host, [g], { maxRestarts: -1 })).rejects.toThrow(/maxRestarts/)
+  })
+
+  it('recoverReady returns a group without Recovery as opened; group.restart() re-creates its sessions from storage in place', async () => {
+    const sim = await cluster()
+    const host = sim.host('n3')
+    await host.group('g')!.close()
+    const [group] = await recoverReady(host, [g])
+    expect(group!.get(RESTART).incarnation()).toBe(2) // closed and opened again: one more
+    sim.at(5, () => void group!.get(ORDER).submit(text('kept')))
+    await sim.run({ until: 100 })
+    let again: typeof group
+    sim.at(110, async () => {
+      again = await group!.restart()
+    })
+    await sim.run({ until: 200 })
+    expect(again!.restoring).toBe(true)
+    expect([again!.get(RESTART).incarnation(), again!.get(RESTART).restoring()]).toEqual([3, true])
+    expect(host.group('g')).toBe(again)
+    // The old handle is closed; the record stays, so a crash now recovers the group.
+    expect(() => group!.get(ORDER).submit(text('x'))).toThrow()
+    expect(host.storedGroups().map((s) => s.port)).toContain('g')
   })
 })

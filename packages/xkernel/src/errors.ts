@@ -40,6 +40,8 @@ export type XKernelErrorCode =
   | 'CHANNEL_CLASH'
   /** The primary excluded this member (`MembershipControl.up` after an exclusion). */
   | 'EXCLUDED'
+  /** Recovery fetched a checkpoint from a live member: the group must restart from it. */
+  | 'RESTART_REQUIRED'
 
 export class XKernelError extends Error {
   override readonly name = 'XKernelError'

@@ -68,6 +68,14 @@ export interface Group<Prov extends CapabilityMap> {
   get<N extends keyof Prov & string>(capability: Capability<N, Prov[N]>): Prov[N]
   /** Closes every session of the group (top of the stack first) and forgets it. */
   close(): Promise<void>
+  /**
+   * Closes every session of the group (top first) keeping what is in storage, and re-creates
+   * them from it, as after a crash (`restoring: true`): what Recovery asks for after a state
+   * transfer. Resolves with the new group; this handle and the controls taken from it are
+   * closed. Rejects as `recoverGroups` does when the sessions cannot be re-created (the group
+   * is then closed, its record kept for the next try).
+   */
+  restart(): Promise<Group<Prov>>
 }
 
 export interface ProtocolDescription {
@@ -261,6 +269,14 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
 
   close(): Promise<void> {
     return this.host.closeGroup(this)
+  }
+
+  async restart(): Promise<Group<Prov>> {
+    if (!this.open)
+      throw new XKernelError('GROUP_CLOSED', `group ${this.port} is closed: nothing to restart`)
+    const spec: GroupSpec = { port: this.port, members: this.members, options: this.info.options }
+    await this.host.closeGroup(this, true)
+    return this.host.reopenGroup(spec)
   }
 
   /** Silences every session without running close handlers. */
@@ -659,6 +675,12 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         start = `${error.key}\u0000`
       }
     }
+  }
+
+  /** `Group.restart`: the group's sessions again from storage (its record kept). */
+  async reopenGroup(spec: GroupSpec): Promise<Group<Prov>> {
+    this.checkRunning()
+    return this.openGroup(spec, true)
   }
 
   async recoverGroups(

@@ -49,7 +49,8 @@ export interface PsyncMessage {
  * message waiting for a missing predecessor; `parked` — a message of a member on hold
  * pending a decision; `refused` — a message dropped (void, masked out, absurd); `request`,
  * `restart`, `leaves`, `ack` — Psync's own control frames; `excluded` — a member's word that
- * the group excluded this one (`onExcluded`); `malformed` — a datagram the transport
+ * the group excluded this one (`onExcluded`); `direct` — a point-to-point datagram for a
+ * protocol above (`sendDirect`); `malformed` — a datagram the transport
  * authenticated but Psync could not decode.
  */
 export type HeardKind =
@@ -63,6 +64,7 @@ export type HeardKind =
   | 'leaves'
   | 'ack'
   | 'excluded'
+  | 'direct'
   | 'malformed'
 
 /** Evidence of life: one frame heard from `member` (Failure Detection's input). */
@@ -160,6 +162,23 @@ export interface PsyncControl {
    * when the decision's messages are pruned everywhere. Membership is what listens.
    */
   onExcluded(handler: (notice: { readonly by: NodeId; readonly cut: number }) => void): () => void
+  /**
+   * Sends `payload` to one member **outside the conversation**: not in the graph, not logged,
+   * not ordered, not retransmitted — an ordinary datagram of the group's network (the
+   * transport authenticates it and splits it into fragments when it is large), which may be
+   * lost, duplicated or reordered. For bulk point-to-point traffic the protocols above run
+   * their own flow control over (Recovery's state transfer). Throws `INVALID_ARGUMENT` for a
+   * payload that is not a `Uint8Array` or exceeds `maxPayloadBytes`, `NOT_A_MEMBER` for a name
+   * outside the member list, `CLOSED` after the conversation closed; sending to this member
+   * itself is a no-op.
+   */
+  sendDirect(to: NodeId, payload: Uint8Array): void
+  /**
+   * Calls `handler(from, payload)` for every direct datagram from another member (`payload`
+   * is a view valid during the call only: copy what you keep). Returns an unsubscribe
+   * function; a non-function throws `INVALID_ARGUMENT`.
+   */
+  onDirect(handler: (from: NodeId, payload: Uint8Array) => void): () => void
   /**
    * Holds `member`'s later messages pending a decision (Membership deciding whether to
    * exclude it): messages of `member` that arrive from now on are parked — neither inserted

@@ -7,9 +7,29 @@
  * lowest checkpoint any member of the view may still need.
  */
 import { capability } from './capability.js'
+import type { NodeId } from './transport.js'
 
-/** `recovering`: replaying after a restart (clients refused); `failed`: it cannot rejoin. */
-export type RecoveryState = 'recovering' | 'active' | 'failed'
+/**
+ * `recovering`: replaying after a restart (clients refused); `transferring`: fetching a
+ * checkpoint from a live member because no checkpoint of its own is usable and the log no
+ * longer starts at wave 0 (clients refused; the group restarts from the fetched checkpoint
+ * once it is durable); `failed`: it cannot rejoin.
+ */
+export type RecoveryState = 'recovering' | 'transferring' | 'active' | 'failed'
+
+/** A state transfer under way (or finished) at this member. */
+export interface TransferProgress {
+  /** The member the parts come from now (it changes when a donor stops answering). */
+  readonly donor: NodeId
+  /** The donor's checkpoint: its wave and size. */
+  readonly wave: number
+  readonly bytes: number
+  readonly parts: number
+  /** Parts received, checked and written to storage so far (kept across a crash). */
+  readonly partsReceived: number
+  /** Done: the fetched checkpoint is durable here and the group must restart from it. */
+  readonly complete: boolean
+}
 
 /** A durable coordinated checkpoint. */
 export interface CheckpointInfo {
@@ -28,9 +48,14 @@ export interface RecoveryControl {
   /**
    * Resolves once this replica is active — at once after a fresh open; after a restart once
    * the log is replayed and every member of the view acknowledged its `up`. Rejects with the
-   * reason (`XKernelError('RECOVERY_FAILED' | 'EXCLUDED' | 'GROUP_CLOSED')`) if it cannot be.
+   * reason (`XKernelError('RECOVERY_FAILED' | 'EXCLUDED' | 'GROUP_CLOSED')`) if it cannot be,
+   * and with `XKernelError('RESTART_REQUIRED')` once a state transfer has made a fetched
+   * checkpoint durable: restart the group (`group.restart()`, or `@consul/restart`'s
+   * `recoverReady`, which does it) and it comes back from that checkpoint.
    */
   ready(): Promise<void>
+  /** The state transfer of this incarnation, if one runs (or ran). */
+  transfer(): TransferProgress | undefined
   /** Calls `handler` on every state change. */
   onStateChange(handler: (state: RecoveryState) => void): () => void
   /**
