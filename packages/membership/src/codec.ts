@@ -15,6 +15,7 @@
  * | `accepted` | round · rank | phase 2 answer |
  * | `up` | member | "I am up again" — sent by the member itself after a restart, once Recovery has replayed |
  * | `ackUp` | member | "I hear you": every other member of the view answers an `up` |
+ * | `leave` | member | "I leave the group" — sent by the member itself (`leave()`); every other member answers `ackDown` |
  *
  * Decoding checks every index against the member count and every length against the
  * payload; anything else throws `DecodeError` (the session counts it and drops it).
@@ -39,6 +40,7 @@ export const KIND = {
   accepted: 7,
   up: 8,
   ackUp: 9,
+  leave: 10,
 } as const
 
 /** A ballot: `round` (from 1) and the proposer's rank (its canonical index); compared in that order. */
@@ -62,7 +64,7 @@ export type MembershipMessage =
       readonly deaf: boolean
     }
   | {
-      readonly kind: 'ackDown' | 'nackDown' | 'up' | 'ackUp'
+      readonly kind: 'ackDown' | 'nackDown' | 'up' | 'ackUp' | 'leave'
       readonly instance: number
       readonly member: number
     }
@@ -174,6 +176,7 @@ export function encode(message: MembershipMessage): Uint8Array {
     case 'nackDown':
     case 'up':
     case 'ackUp':
+    case 'leave':
       w.uint(message.member)
       break
     case 'propose':
@@ -254,6 +257,9 @@ export function decode(payload: Uint8Array, members: number): MembershipMessage 
     case KIND.up:
     case KIND.ackUp:
       out = { kind: kind === KIND.up ? 'up' : 'ackUp', instance, member: r.member() }
+      break
+    case KIND.leave:
+      out = { kind: 'leave', instance, member: r.member() }
       break
     default:
       throw new DecodeError('INVALID', `membership message kind ${String(kind)}`)

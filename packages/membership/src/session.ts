@@ -176,8 +176,27 @@ export class MembershipSession {
         readonly acks: Set<number>
       }
     | undefined
+  /** Members that asked to leave (`leave`), until a view without them is installed. */
+  private readonly leaves = new Set<number>()
+  /** This member called `leave()` (or replayed its own `leave`): it waits to be excluded. */
+  private leavingSelf = false
+  /** The instance this member last sent its `leave` in. */
+  private leaveSentIn = -1
+  /** A pending `control.leave()`. */
+  private leaveWait:
+    | {
+        readonly promise: Promise<ViewChange>
+        readonly resolve: (change: ViewChange) => void
+        readonly reject: (error: Error) => void
+      }
+    | undefined
   private restoring = false
   private closed = false
+  /** This member installed the view that removed it. */
+  private installedOwnExit = false
+  /** A view is being installed: deliveries wait in `deferred` until it stands. */
+  private installing = false
+  private deferred: PsyncMessage[] = []
   /** Every exclusion this member applied in Psync, with its cut (the checkpoint keeps them). */
   private readonly cutsApplied = new Map<NodeId, number>()
   private readonly viewHandlers = new Listeners<[ViewChange]>(
@@ -239,6 +258,7 @@ export class MembershipSession {
       },
       deciding: () => [...this.pending()].sort((a, b) => a - b).map((i) => this.names[i]!),
       up: () => this.up(),
+      leave: () => this.leave(),
     }
   }
 
@@ -253,6 +273,14 @@ export class MembershipSession {
       new XKernelError(
         'GROUP_CLOSED',
         `group ${this.ctx.group.port} closed before up was acknowledged`,
+      ),
+    )
+    const leave = this.leaveWait
+    this.leaveWait = undefined
+    leave?.reject(
+      new XKernelError(
+        'GROUP_CLOSED',
+        `group ${this.ctx.group.port} closed before the leave was decided`,
       ),
     )
   }
@@ -334,6 +362,7 @@ export class MembershipSession {
       viewSize: this.current.members.length,
       decidingNow: this.pending().size,
       minority: this.primaryState === 'minority' ? 1 : 0,
+      leaving: this.primaryState === 'leaving' ? 1 : 0,
       excluded: this.primaryState === 'excluded' ? 1 : 0,
     }
   }
@@ -386,7 +415,15 @@ export class MembershipSession {
   }
 
   private deliver(m: PsyncMessage): void {
-    if (this.closed) return
+    // It installed the view that removed it (it was excluded, or it left): the decisions after
+    // that one are not its own.
+    if (this.closed || this.installedOwnExit) return
+    // Delivered by Psync while a view is being installed (the exclusions and releases hand
+    // parked messages on at once): handled once the new view stands.
+    if (this.installing) {
+      this.deferred.push(m)
+      return
+    }
     const from = this.rank.get(m.sender)
     if (from === undefined) return
     let message: MembershipMessage
@@ -446,6 +483,9 @@ export class MembershipSession {
       case 'ackUp':
         this.onAckUp(m, from, message.member)
         return
+      case 'leave':
+        this.onLeave(from, message.member)
+        return
     }
   }
 
@@ -466,6 +506,21 @@ export class MembershipSession {
     this.closeDeciding()
     this.setState('excluded')
     this.failUp(this.excludedError())
+    // Asked to leave: this is the answer, though the decision itself is not known here.
+    const leave = this.leaveWait
+    this.leaveWait = undefined
+    leave?.resolve({
+      view: this.current,
+      joined: [],
+      left: [this.ctx.self],
+      reason: {
+        kind: 'leave',
+        decidedBy: by,
+        cuts: { [this.ctx.self]: cut },
+        suspicions: {},
+        leaves: [this.ctx.self],
+      },
+    })
   }
 
   // ---- up: a restarted member announces itself --------------------------------------------
@@ -525,6 +580,71 @@ export class MembershipSession {
     this.checkUp()
   }
 
+  // ---- leave: a member asks to go ----------------------------------------------------------
+
+  private leave(): Promise<ViewChange> {
+    if (this.primaryState === 'excluded') return Promise.reject(this.excludedError())
+    if (this.closed)
+      return Promise.reject(
+        new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`),
+      )
+    if (this.leaveWait !== undefined) return this.leaveWait.promise
+    const n = this.current.members.length
+    if ((n - 1) * 2 <= n)
+      return Promise.reject(
+        new XKernelError(
+          'INVALID_ARGUMENT',
+          `view ${this.current.id} of ${this.ctx.group.port} has ${n} member(s): without ${this.ctx.self} the others would not be a majority of it, so no view can be decided without it (close the group instead)`,
+        ),
+      )
+    let resolve!: (change: ViewChange) => void
+    let reject!: (error: Error) => void
+    const promise = new Promise<ViewChange>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    this.leaveWait = { promise, resolve, reject }
+    this.leavingSelf = true
+    this.ctx.counters.inc('leavesAsked')
+    this.ctx.log.info('leaving the group', { view: this.current.id })
+    this.setState('leaving')
+    this.sendLeave()
+    return promise
+  }
+
+  /** Sends `leave(self)` once per instance (again after a view change; the tick retries). */
+  private sendLeave(): void {
+    if (!this.leavingSelf || this.leaveSentIn === this.instance) return
+    if (this.send({ kind: 'leave', instance: this.instance, member: this.me }) !== undefined)
+      this.leaveSentIn = this.instance
+  }
+
+  private onLeave(from: number, q: number): void {
+    if (q !== from) {
+      this.ctx.counters.inc('droppedInvalid')
+      return
+    }
+    this.leaves.add(q)
+    if (q === this.me) {
+      // Replayed after a restart, the call before the crash stands.
+      this.leavingSelf = true
+      this.leaveSentIn = Math.max(this.leaveSentIn, this.instance)
+      if (this.primaryState !== 'excluded') this.setState('leaving')
+    }
+    // Its own word: a report every member acknowledges, and nothing can refute.
+    let down = this.downs.get(q)
+    if (down === undefined) {
+      down = { answeredBy: new Set() }
+      this.downs.set(q, down)
+    }
+    down.answeredBy.add(q)
+    this.deafAnswers.delete(q)
+    if (from !== this.me && !down.answeredBy.has(this.me))
+      this.send({ kind: 'ackDown', instance: this.instance, member: q })
+    this.openDeciding()
+    this.progress()
+  }
+
   // ---- step 1: reports ---------------------------------------------------------------------
 
   private onDown(m: PsyncMessage, from: number, q: number, deaf: boolean): void {
@@ -558,8 +678,10 @@ export class MembershipSession {
       } else {
         // Newer evidence than the reporter had: `q` spoke after what the `down` saw.
         const last = this.last[q]
+        // A member that asked to leave does not refute a report of itself.
         const newer =
-          q === this.me || (!deaf && last !== undefined && !this.psync.precedes(last, m.id))
+          (q === this.me && !this.leavingSelf) ||
+          (!deaf && !this.leaves.has(q) && last !== undefined && !this.psync.precedes(last, m.id))
         this.send({ kind: newer ? 'nackDown' : 'ackDown', instance: this.instance, member: q })
       }
     }
@@ -573,6 +695,8 @@ export class MembershipSession {
   }
 
   private onNackDown(q: number): void {
+    // A member leaving by its own word stays reported, alive or not.
+    if (this.leaves.has(q)) return
     // Evidence that `q` is alive and hears: the report is dropped for this instance.
     this.downs.delete(q)
     this.reported.delete(q)
@@ -832,7 +956,23 @@ export class MembershipSession {
 
   // ---- learning ----------------------------------------------------------------------------
 
+  /**
+   * Installs the decided view. Excluding and releasing members hands their parked messages on
+   * at once; Membership handles those after the install (in the new instance), never inside it
+   * — a re-entrant install would apply the same exclusion twice (regression: the leave campaign,
+   * seed 355).
+   */
   private install(decree: Decree): void {
+    this.installing = true
+    try {
+      this.installView(decree)
+    } finally {
+      this.installing = false
+    }
+    for (const m of this.deferred.splice(0)) this.deliver(m)
+  }
+
+  private installView(decree: Decree): void {
     const { value } = decree
     const leaving = value.members.map((r) => this.names[r]!)
     const cuts: Record<NodeId, number> = {}
@@ -858,6 +998,10 @@ export class MembershipSession {
       this.suspects.delete(name)
     }
     const excludedSelf = value.members.includes(this.me) || conflict !== undefined
+    const leaves = value.members.filter((r) => this.leaves.has(r)).map((r) => this.names[r]!)
+    const byRequest = value.members.every((r) => this.leaves.has(r))
+    // A leave not decided in this instance stands in the next (its message may be all there is).
+    for (const r of value.members) this.leaves.delete(r)
     if (conflict !== undefined) {
       this.ctx.counters.inc('cutConflicts')
       this.ctx.log.error('this member delivered past the agreed cut: it leaves the group', {
@@ -893,10 +1037,16 @@ export class MembershipSession {
       left:
         excludedSelf && !leaving.includes(this.ctx.self) ? [...leaving, this.ctx.self] : leaving,
       reason: {
-        kind: excludedSelf ? 'excluded' : 'failure',
+        kind:
+          byRequest && (!excludedSelf || (this.leavingSelf && conflict === undefined))
+            ? 'leave'
+            : excludedSelf
+              ? 'excluded'
+              : 'failure',
         decidedBy: this.names[decree.ballot.rank]!,
         cuts,
         suspicions,
+        leaves,
       },
     }
     this.ctx.log.info('view installed', { view: view.id, members: view.members, left: change.left })
@@ -908,8 +1058,17 @@ export class MembershipSession {
         layer: 'membership',
       })
     this.trace(view, change)
-    if (excludedSelf) this.setState('excluded')
+    if (excludedSelf) {
+      this.installedOwnExit = true
+      this.setState('excluded')
+    }
     this.viewHandlers.emit(change)
+    if (excludedSelf && this.leaveWait !== undefined) {
+      const leave = this.leaveWait
+      this.leaveWait = undefined
+      this.ctx.counters.inc('left')
+      leave.resolve(change)
+    }
     if (excludedSelf) this.failUp(this.excludedError())
     else if (this.upWait !== undefined) {
       // Every member of the smaller view may have answered already; else ask again.
@@ -917,6 +1076,11 @@ export class MembershipSession {
       if (this.upWait !== undefined) this.sendUp()
     }
     this.updateState()
+    // A leave not decided yet goes into the next decision: the leaver says it again in the new
+    // instance (its first word may have reached a member only after that member installed this
+    // view, as stale). Sent after its own install, it reaches every member after theirs, so
+    // every answer to it follows it.
+    this.sendLeave()
     // Suspicions still standing go into the next decision.
     for (const name of this.suspects.keys()) this.report(this.rank.get(name)!)
     this.progress()
@@ -962,7 +1126,7 @@ export class MembershipSession {
 
   /** Minority: this replica does not hear a majority of its view. */
   private updateState(): void {
-    if (this.primaryState === 'excluded') return
+    if (this.primaryState === 'excluded' || this.leavingSelf) return
     const view = this.current.members
     // A member on hold here (a ballot this replica promised would exclude it) is not heard
     // either: its messages are parked. Counting it would let one side of a partition, still
@@ -992,6 +1156,7 @@ export class MembershipSession {
     this.ctx.clock.setTimer(this.options.tickMs, () => this.tick())
     if (this.primaryState === 'excluded') return
     if (this.upWait !== undefined && this.upWait.sent === undefined) this.sendUp()
+    this.sendLeave()
     const now = this.ctx.clock.now()
     for (const [q, waiting] of [...this.deafAnswers])
       if (now >= waiting.deadline) {

@@ -261,6 +261,86 @@ describe('up: a restarted member announces itself', () => {
   })
 })
 
+describe('leave: a member goes gracefully', () => {
+  it('a member that leaves is removed by an agreed view with reason leave, without any suspicion; what it sent before still counts; its later submits are refused', async () => {
+    const { sim, group, changes, delivered, states, check, submit } = await cluster(4, 5)
+    const acked: string[] = []
+    for (let t = 20; t < 600; t += 10)
+      for (const n of sim.nodes)
+        sim.at(t, () => {
+          const s = `${n}@${t}`
+          submit(n, s).then(
+            () => void acked.push(s),
+            () => {},
+          )
+        })
+    let left: ViewChange | undefined
+    let refused: unknown
+    sim.at(300, () => {
+      void submit('n5', 'n5 before leaving').then(() => acked.push('n5 before leaving'))
+      group('n5')
+        .get(MEMBERSHIP)
+        .leave()
+        .then((c) => (left = c))
+      expect(group('n5').get(MEMBERSHIP).state()).toBe('leaving')
+      submit('n5', 'after leave()').catch((e: unknown) => (refused = e))
+    })
+    await sim.run({ until: 1_000 })
+    expect(left).toBeDefined()
+    expect(left!.left).toEqual(['n5'])
+    expect(left!.reason).toMatchObject({ kind: 'leave', leaves: ['n5'], suspicions: {} })
+    expect(group('n5').get(MEMBERSHIP).state()).toBe('excluded')
+    expect(states.get('n5')).toEqual(['leaving', 'excluded'])
+    expect((refused as { code?: string }).code).toBe('NO_PRIMARY')
+    expect(String(refused)).toMatch(/leaving the group/)
+    for (const n of ['n1', 'n2', 'n3', 'n4']) {
+      const [c, ...more] = changes.get(n)!
+      expect(more).toEqual([])
+      expect(c!.view).toEqual({ id: 1, members: ['n1', 'n2', 'n3', 'n4'] })
+      expect(c!.reason).toMatchObject({ kind: 'leave', leaves: ['n5'], suspicions: {} })
+      expect(c!.reason.cuts.n5).toBe(left!.reason.cuts.n5)
+      // Nobody suspected anyone: a leave is no failure.
+      expect(sim.host(n).stats()['failure-detection']?.suspicions ?? 0).toBe(0)
+      expect(group(n).get(PSYNC).members()).toEqual(['n1', 'n2', 'n3', 'n4'])
+      expect(delivered.get(n)).toEqual(delivered.get('n1'))
+    }
+    // Every acknowledged command is delivered at every member that stays, n5's from before too.
+    for (const s of acked) expect(delivered.get('n1')).toContain(s)
+    expect(acked).toContain('n5 before leaving')
+    expect(check()).toEqual([])
+  })
+
+  it('leave() calls share one promise; a view of 2 cannot shrink by a leave (INVALID_ARGUMENT); an excluded member cannot leave (EXCLUDED)', async () => {
+    const { sim, group } = await cluster(5, 3)
+    const m = (n: string) => group(n).get(MEMBERSHIP)
+    sim.at(10, () => {
+      expect(m('n3').leave()).toBe(m('n3').leave())
+    })
+    await sim.run({ until: 600 })
+    expect(m('n1').view().members).toEqual(['n1', 'n2'])
+    await expect(m('n1').leave()).rejects.toThrow(/would not be a majority/)
+    await expect(m('n3').leave()).rejects.toMatchObject({ code: 'EXCLUDED' })
+  })
+
+  it('a leave and a crash at once: both go, each with its reason', async () => {
+    const { sim, group, changes, check } = await cluster(6, 5)
+    sim.at(100, () => sim.crash('n4'))
+    sim.at(110, () => void group('n5').get(MEMBERSHIP).leave())
+    await sim.run({ until: 1_500 })
+    const last = changes.get('n1')!.at(-1)!
+    expect(last.view.members).toEqual(['n1', 'n2', 'n3'])
+    const all = changes.get('n1')!
+    expect(all.flatMap((c) => c.reason.leaves)).toEqual(['n5'])
+    expect(all.flatMap((c) => c.left).sort()).toEqual(['n4', 'n5'])
+    // The same decisions everywhere (each replica's own suspicions aside).
+    const agreed = (n: string) =>
+      changes.get(n)!.map((c) => [c.view, c.left, c.reason.kind, c.reason.leaves, c.reason.cuts])
+    for (const n of ['n2', 'n3']) expect(agreed(n)).toEqual(agreed('n1'))
+    expect(all.find((c) => c.left.includes('n4'))!.reason.kind).toBe('failure')
+    expect(check()).toEqual([])
+  })
+})
+
 describe('composition', () => {
   it('host.describe() shows the event edges: Membership deciding → Failure Detection, primary → the Order', async () => {
     const { sim } = await cluster()
@@ -311,6 +391,7 @@ describe('bad input', () => {
     { kind: 'accepted', instance: 9, ballot: { round: 1, rank: 3 } },
     { kind: 'up', instance: 4, member: 2 },
     { kind: 'ackUp', instance: 4, member: 2 },
+    { kind: 'leave', instance: 4, member: 1 },
   ]
 
   it('every message round-trips through the codec', () => {

@@ -118,7 +118,7 @@ export interface ConsulEvents {
    */
   'membership.primary': {
     readonly group: string
-    readonly state: 'primary' | 'minority' | 'excluded'
+    readonly state: 'primary' | 'minority' | 'leaving' | 'excluded'
     readonly view: number
   }
   /**

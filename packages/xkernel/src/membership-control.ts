@@ -21,12 +21,14 @@ export interface View {
 }
 
 /**
- * Why a view changed. `failure`: members suspected and excluded by an agreed decision.
- * `excluded`: this member learned that the primary excluded *it* (it stops ordering; it
- * comes back only through Recovery as a new incarnation).
+ * Why a view changed. `failure`: members suspected and excluded by an agreed decision (some
+ * may have asked to leave too: `leaves`). `leave`: every member that left asked to
+ * (`MembershipControl.leave`) — at the members that stay, and at the one that left.
+ * `excluded`: this member learned that the primary excluded *it* without its asking (it stops
+ * ordering; it comes back only through Recovery as a new incarnation).
  */
 export interface ViewChangeReason {
-  readonly kind: 'failure' | 'excluded'
+  readonly kind: 'failure' | 'leave' | 'excluded'
   /** Who proposed the decision (the coordinator of the round that was chosen). */
   readonly decidedBy: NodeId
   /**
@@ -36,6 +38,8 @@ export interface ViewChangeReason {
   readonly cuts: Readonly<Record<NodeId, number>>
   /** What this replica's Failure Detection said about each excluded member, if it suspected it. */
   readonly suspicions: Readonly<Record<NodeId, SuspicionReason>>
+  /** The members of `left` that asked to leave (`leave()`), in canonical order. */
+  readonly leaves: readonly NodeId[]
 }
 
 export interface ViewChange {
@@ -50,9 +54,11 @@ export interface ViewChange {
  * reach a majority of it; `minority` — it suspects so many members of its view that no
  * decision could include it (a partition's minority side, or the survivor of too many
  * failures): its Order refuses new submits until it hears a majority again; `excluded` — the
- * primary excluded it, for good (Recovery brings it back as a new incarnation).
+ * primary excluded it, for good (Recovery brings it back as a new incarnation); `leaving` —
+ * it asked to leave (`leave()`) and waits for the decision: its Order refuses new submits (the
+ * ones sent before still count), and once the view without it is installed it is `excluded`.
  */
-export type PrimaryState = 'primary' | 'minority' | 'excluded'
+export type PrimaryState = 'primary' | 'minority' | 'leaving' | 'excluded'
 
 export interface MembershipControl {
   /** The view installed here. */
@@ -84,6 +90,20 @@ export interface MembershipControl {
    * one is pending share its promise.
    */
   up(): Promise<View>
+  /**
+   * Leaves the group gracefully: sends `leave(self)`; every other member answers it as an
+   * acknowledged report (nothing can refute a member's own word that it leaves), and it is
+   * decided as an exclusion whose cut is the last message of this member the deciding members
+   * hold — no suspicion, no timeout. From the call on `state()` is `'leaving'` (the Order
+   * refuses new submits; those sent before are ordered as usual). Resolves with the view
+   * change that removes this member (`reason.kind: 'leave'`, this member in `left` and
+   * `reason.leaves`), after which `state()` is `'excluded'`. Calls while one is pending share
+   * its promise. Rejects with `XKernelError('INVALID_ARGUMENT')` when the other members of the
+   * view would not be a majority of it (a view of 2 cannot shrink to 1 — the primary-partition
+   * rule; close the group instead), `'EXCLUDED'` when this member is excluded already,
+   * `'GROUP_CLOSED'` if the session closes first.
+   */
+  leave(): Promise<ViewChange>
 }
 
 export const MEMBERSHIP = capability<'membership', MembershipControl>('membership')

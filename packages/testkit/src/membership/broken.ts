@@ -60,6 +60,7 @@ export function brokenMembership(fault: BrokenMembership) {
               decidedBy: ctx.self,
               cuts: { [member]: cut },
               suspicions: {},
+              leaves: [],
             },
           }
           if (ctx.events.has('trace.record'))
@@ -87,6 +88,9 @@ export function brokenMembership(fault: BrokenMembership) {
           suspect: (member) => exclude(member),
           deciding: () => [],
           up: async () => view,
+          leave: async () => {
+            throw new XKernelError('INVALID_ARGUMENT', 'a broken Membership does not leave')
+          },
         }
         return { controls: { membership: control } }
       },

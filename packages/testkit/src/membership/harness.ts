@@ -87,6 +87,7 @@ export const MEMBERSHIP_ASPECTS = [
   'flapping',
   'stall',
   'swarm',
+  'leave',
 ] as const
 export type MembershipAspect = (typeof MEMBERSHIP_ASPECTS)[number]
 
@@ -148,7 +149,7 @@ const nodesOf = (aspect: MembershipAspect, seed: number) =>
     ? seed % 2 === 0
       ? 5
       : 3
-    : aspect === 'false-suspicion' || aspect === 'stall'
+    : aspect === 'false-suspicion' || aspect === 'stall' || aspect === 'leave'
       ? 3 + 2 * (seed % 2)
       : 5
 
@@ -447,6 +448,57 @@ function script(
         nodes
           .filter((x) => x !== victim && world.order.excluded.has(x))
           .map((x) => `[aspect] healthy ${x} was excluded while ${victim} stalled`)
+    }
+    case 'leave': {
+      // Members leave gracefully (`leave()`) at random times — on 5 nodes one or two, or one
+      // and a crash of another; each must go with its own word as the reason, and nobody else.
+      const order = shuffle(r, nodes)
+      const leavers = order.slice(0, nodes.length === 5 ? 1 + r.int(2) : 1)
+      const crash =
+        nodes.length === 5 && leavers.length === 1 && r.int(2) === 0 ? order[1] : undefined
+      const outcomes = new Map<NodeId, string>()
+      const times = leavers.map(() => 300 + r.int(1_200))
+      leavers.forEach((v, i) => {
+        sim.at(times[i]!, () => {
+          outcomes.set(v, 'pending')
+          world.controls
+            .get(v)!
+            .leave()
+            .then(
+              (change) =>
+                outcomes.set(
+                  v,
+                  change.left.includes(v) && change.reason.leaves.includes(v)
+                    ? 'left'
+                    : `resolved with left [${change.left.join()}], leaves [${change.reason.leaves.join()}]`,
+                ),
+              (error: unknown) => outcomes.set(v, `rejected: ${String(error)}`),
+            )
+        })
+      })
+      const crashAt = 300 + r.int(1_200)
+      if (crash !== undefined) {
+        world.crashed.add(crash)
+        sim.at(crashAt, () => sim.crash(crash))
+      }
+      world.environment = `leave ${leavers.map((v, i) => `${v}@${times[i]}`).join(' ')}${crash === undefined ? '' : `, crash ${crash}@${crashAt}`}`
+      return () => [
+        ...viewIs(
+          nodes.filter((x) => !leavers.includes(x) && x !== crash),
+          'leavers and the crashed member are gone',
+        ),
+        ...leavers
+          .filter((v) => outcomes.get(v) !== 'left')
+          .map((v) => `[aspect] ${v}'s leave(): ${outcomes.get(v) ?? 'never called'}`),
+        // A leave is its own reason: no view names a leaver without it in \`leaves\`.
+        ...[...world.changes.values()].flatMap((changes) =>
+          changes.flatMap((c) =>
+            c.left
+              .filter((x) => leavers.includes(x) && !c.reason.leaves.includes(x))
+              .map((x) => `[aspect] view ${c.view.id} removed ${x} without naming its leave`),
+          ),
+        ),
+      ]
     }
     case 'swarm': {
       const plan = drawSwarm(r.fork('swarm'), nodes, {

@@ -22,6 +22,18 @@ export const MEMBERSHIP_REGRESSIONS: readonly {
   found: string
 }[] = [
   {
+    aspect: 'leave',
+    seed: 121,
+    found:
+      "membership: a leave left for the next decision was lost — a member that installed the view before the leaver's word arrived dropped it as stale (the leaver now says it again in each instance)",
+  },
+  {
+    aspect: 'leave',
+    seed: 355,
+    found:
+      "membership: releasing a held member while installing a view delivered its parked 'accepted' at once; the re-entrant install applied the same exclusion twice (Psync refused it) and the view never stood",
+  },
+  {
     aspect: 'swarm',
     seed: 6,
     found:

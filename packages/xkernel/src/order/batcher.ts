@@ -133,7 +133,7 @@ export class CommandBatcher<T = undefined> {
    * Whether this replica may order (the last `primary()` call) and the view it was told in.
    * Invariant: once `'excluded'`, it stays so.
    */
-  private partition: { state: 'primary' | 'minority' | 'excluded'; view: number } = {
+  private partition: { state: 'primary' | 'minority' | 'leaving' | 'excluded'; view: number } = {
     state: 'primary',
     view: 0,
   }
@@ -381,7 +381,7 @@ export class CommandBatcher<T = undefined> {
 
   /**
    * Membership's verdict on this replica (`membership.primary`; `followPrimary` wires it).
-   * `'minority'`: new submits reject with `NO_PRIMARY` — the command is not sent — while the
+   * `'minority'` (or `'leaving'`): new submits reject with `NO_PRIMARY` — the command is not sent — while the
    * pending ones stay pending: their messages may still be ordered once the partition heals.
    * `'excluded'`: the primary went on without this replica, so new submits reject likewise
    * and so does every pending one (queued or sent, at any level): whether the primary
@@ -389,7 +389,7 @@ export class CommandBatcher<T = undefined> {
    * `'excluded'`, which is final for this batcher (the replica comes back as a new
    * incarnation, with a new session).
    */
-  primary(state: 'primary' | 'minority' | 'excluded', view: number): void {
+  primary(state: 'primary' | 'minority' | 'leaving' | 'excluded', view: number): void {
     if (this.partition.state === 'excluded') return
     this.partition = { state, view }
     if (state !== 'excluded' || this.closed || this.failure !== undefined) return
@@ -412,7 +412,9 @@ export class CommandBatcher<T = undefined> {
       state === 'excluded'
         ? `group ${port}: this replica was excluded from the primary partition (view ${view}) ` +
             'and cannot order any more (it rejoins only as a new incarnation); the command was not sent'
-        : `group ${port} is in a minority partition (view ${view}): it cannot order until it ` +
+        : state === 'leaving'
+          ? `group ${port}: this replica is leaving the group (leave() in view ${view}); the command was not sent`
+          : `group ${port} is in a minority partition (view ${view}): it cannot order until it ` +
             'reaches a majority again; the command was not sent',
     )
   }
