@@ -1,7 +1,8 @@
 /**
  * `pnpm campaign:recovery [--seeds A..B | --seed N] [--jobs J]` — the Recovery campaign: for
  * each seed, the whole strong stack with Recovery on 3 or 5 simulated nodes, a lossy network,
- * continuous load and a schedule of crashes each followed by a quick restart, checked for
+ * continuous load and a schedule of crashes each followed by a quick restart (some with every
+ * checkpoint on the victim's disk damaged: a state transfer), checked for
  * durability (every `'safe'` acknowledgement applied everywhere), exactly-once application,
  * equal states and liveness (`packages/recovery/test/fixtures/scenario.ts`; a slice runs in
  * `pnpm test`). Seeds (default 1..10000) are split over J worker processes (default: the
@@ -28,13 +29,23 @@ interface Line {
   readonly seed: number
   readonly problems: readonly string[]
   readonly environment: string
+  readonly restarts: number
+  readonly damaged: number
+  readonly transfers: number
 }
 
 async function worker(from: number, to: number): Promise<void> {
   const { runRecoveryScenario } = await import('../packages/recovery/test/fixtures/scenario.js')
   for (let seed = from; seed <= to; seed++) {
     const run = await runRecoveryScenario(seed)
-    const line: Line = { seed, problems: run.problems, environment: run.environment }
+    const line: Line = {
+      seed,
+      problems: run.problems,
+      environment: run.environment,
+      restarts: run.restarts,
+      damaged: run.damaged,
+      transfers: run.transfers,
+    }
     process.send?.(line)
   }
 }
@@ -48,6 +59,7 @@ async function main(): Promise<void> {
   const args = parse(argv)
   const self = fileURLToPath(import.meta.url)
   const started = Date.now()
+  const totals = { restarts: 0, damaged: 0, transfers: 0 }
   const { passed, failed } = await runSeedWorkers<Line>({
     script: self,
     args: (from, to) => ['--worker', String(from), String(to)],
@@ -55,6 +67,11 @@ async function main(): Promise<void> {
     to: args.to,
     jobs: args.jobs,
     progressEvery: 500,
+    onLine: (line) => {
+      totals.restarts += line.restarts
+      totals.damaged += line.damaged
+      totals.transfers += line.transfers
+    },
     onFailure: (line) =>
       process.stdout.write(
         `recovery seed=${line.seed} FAIL (${line.environment})\n` +
@@ -66,7 +83,7 @@ async function main(): Promise<void> {
       ),
   })
   process.stdout.write(
-    `recovery: seeds ${args.from}..${args.to} (${Math.round((Date.now() - started) / 1000)} s)\n`,
+    `recovery: seeds ${args.from}..${args.to} (${Math.round((Date.now() - started) / 1000)} s): ${totals.restarts} restarts, ${totals.damaged} with every checkpoint damaged, ${totals.transfers} state transfers\n`,
   )
   process.stdout.write(`${passed} passed, ${failed} failed\n`)
   process.exitCode = failed > 0 ? 1 : 0

@@ -64,6 +64,8 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
   readonly to: number
   readonly jobs: number
   readonly onFailure: (line: L) => void
+  /** Sees every line (passed or not), e.g. to total what the runs exercised. */
+  readonly onLine?: (line: L) => void
   /** Print a progress line `… N seeds (T s)` every this many seeds (default: none). */
   readonly progressEvery?: number
 }): Promise<{ passed: number; failed: number }> {
@@ -87,6 +89,7 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
     child.on('message', (line: L) => {
       if (options.progressEvery !== undefined && ++done % options.progressEvery === 0)
         process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
+      options.onLine?.(line)
       if (line.problems.length === 0) passed++
       else {
         failed++

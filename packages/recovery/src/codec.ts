@@ -18,14 +18,22 @@ export interface CheckpointRecord {
   readonly states: readonly SessionState[]
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256)
+/** CRC-32 (IEEE) tables for slicing-by-8: eight bytes per step. */
+const CRC_TABLES = (() => {
+  const t = new Uint32Array(8 * 256)
   for (let n = 0; n < 256; n++) {
     let c = n
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    table[n] = c >>> 0
+    t[n] = c >>> 0
   }
-  return table
+  for (let n = 0; n < 256; n++) {
+    let c = t[n]!
+    for (let k = 1; k < 8; k++) {
+      c = t[c & 0xff]! ^ (c >>> 8)
+      t[k * 256 + n] = c >>> 0
+    }
+  }
+  return t
 })()
 
 export function crc32(bytes: Uint8Array, end = bytes.length): number {
@@ -34,8 +42,22 @@ export function crc32(bytes: Uint8Array, end = bytes.length): number {
 
 /** The CRC-32 of `previous`'s bytes followed by `bytes[0, end)` (streamed over parts). */
 export function crc32Update(previous: number, bytes: Uint8Array, end = bytes.length): number {
+  const t = CRC_TABLES
   let c = (previous ^ 0xffffffff) >>> 0
-  for (let i = 0; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
+  let i = 0
+  for (; i + 8 <= end; i += 8) {
+    const a = c ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))
+    c =
+      t[1792 + (a & 0xff)]! ^
+      t[1536 + ((a >>> 8) & 0xff)]! ^
+      t[1280 + ((a >>> 16) & 0xff)]! ^
+      t[1024 + (a >>> 24)]! ^
+      t[768 + bytes[i + 4]!]! ^
+      t[512 + bytes[i + 5]!]! ^
+      t[256 + bytes[i + 6]!]! ^
+      t[bytes[i + 7]!]!
+  }
+  for (; i < end; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
   return (c ^ 0xffffffff) >>> 0
 }
 

@@ -416,6 +416,21 @@ export class RecoverySession {
   // ---- state transfer ----------------------------------------------------------------------
 
   private startTransfer(minWave: number): void {
+    if (this.membership.view().members.every((m) => m === this.ctx.self)) {
+      // Nobody to fetch from: this state cannot be rebuilt here.
+      this.setState('recovering')
+      this.ctx.log.error(
+        'no usable checkpoint, the log is pruned, and no other member to fetch one from',
+      )
+      this.finish(
+        'failed',
+        new XKernelError(
+          'RECOVERY_FAILED',
+          `group ${this.ctx.group.port}: no usable checkpoint, the log starts at wave ${minWave + 1}, and the view has no other member to fetch one from`,
+        ),
+      )
+      return
+    }
     const marker = this.marker
     const generation = marker?.generation ?? this.generation + 1
     this.generation = Math.max(this.generation, generation)

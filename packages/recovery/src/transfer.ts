@@ -18,12 +18,12 @@
  * part not back within `transferRetryMs` asked for again, and a donor silent for
  * `transferDonorTimeoutMs` replaced by the next member of the view. A marker in storage names
  * the donor and its manifest, so a fetcher that crashes mid-way resumes with the parts it has.
- * When every part is in, the whole record's CRC is checked (streamed over the parts), and the
- * manifest goes to storage with the head in one batch: the fetched checkpoint is then this
- * member's newest, and the group restarts from it.
+ * When every part is in, the manifest goes to storage with the head in one batch: the fetched
+ * checkpoint is then this member's newest, and the group restarts from it — reading it as any
+ * record is read, each part against its CRC and the whole against the record's own CRC.
  *
- * Invariants: a part is written only if it matches the manifest's CRC for its index; the
- * manifest is written only after every part is in and the whole record's CRC matches; parts of
+ * Invariants: a part is written only if it matches the manifest's CRC for its index (the
+ * manifest carries its own CRC); the manifest is written only after every part is in; parts of
  * one donor's record are never mixed with another's (a different manifest discards them).
  */
 import {
@@ -33,14 +33,7 @@ import {
   type SessionContext,
   type Timer,
 } from '@consul/xkernel'
-import {
-  crc32,
-  crc32Update,
-  decodeManifest,
-  encodeManifest,
-  type Manifest,
-  partLength,
-} from './codec.js'
+import { crc32, decodeManifest, encodeManifest, type Manifest, partLength } from './codec.js'
 import type { ResolvedOptions } from './options.js'
 import {
   deleteOps,
@@ -326,9 +319,12 @@ export class Donor {
       first + Math.min(count, this.options.transferWindow),
     )
     for (let i = first; i < last; i++) {
-      let part: Uint8Array
+      let part: Uint8Array | undefined
       try {
-        part = readPart(storage, manifest, i, crc32)
+        // Not checked against the manifest here: the storage checks its own checksum on every
+        // read (a rotted value throws), and the fetcher checks each part against the manifest.
+        part = storage.get(partKey(generation, i))
+        if (part === undefined) throw new DecodeError('TRUNCATED', `part ${i} is missing`)
       } catch (error) {
         if (!isReadError(error)) throw error
         counters.inc('transferGone')
@@ -372,6 +368,10 @@ export class Fetcher {
   private timer: Timer | undefined
   private done = false
   private closed = false
+  /** `donor:generation` pairs a donor answered GONE for. */
+  private readonly gone = new Set<string>()
+  /** `donor:part` pairs that arrived damaged once. */
+  private readonly damaged = new Set<string>()
 
   constructor(
     private readonly h: FetcherHost,
@@ -464,13 +464,20 @@ export class Fetcher {
       case NONE:
         if (from === this.donor) this.nextDonor('it has no checkpoint to give')
         return
-      case GONE:
+      case GONE: {
         if (from !== this.donor || this.manifest?.generation !== f.generation) return
-        // Deleted after all (a pin that ran out): ask for its newest one instead.
+        // Deleted after all (a pin that ran out): ask for its newest one instead — unless this
+        // donor said so of this record before (it cannot read it: a part rotted on its disk).
+        const key = `${from}:${f.generation}`
         this.confirmed = false
         this.inflight.clear()
-        this.ask()
+        if (this.gone.has(key)) this.nextDonor('it cannot read the record it offers')
+        else {
+          this.gone.add(key)
+          this.ask()
+        }
         return
+      }
       case PART:
         this.onPart(from, f.generation, f.index, f.bytes)
         return
@@ -498,6 +505,13 @@ export class Fetcher {
     if (bytes.length !== partLength(m, index) || crc32(bytes) !== m.partCrcs[index]) {
       counters.inc('transferPartsCorrupt')
       this.inflight.delete(index)
+      // Twice the same part damaged from the same donor: its copy is bad, not the network.
+      const key = `${from}:${index}`
+      if (this.damaged.has(key)) {
+        this.nextDonor('it serves a damaged part')
+        return
+      }
+      this.damaged.add(key)
       this.retry.push(index)
       this.fill()
       return
@@ -658,29 +672,11 @@ export class Fetcher {
     this.received = 0
   }
 
-  /** Every part is in: check the whole record, then make it this member's newest checkpoint. */
+  /** Every part is in and checked: make the record this member's newest checkpoint. */
   private finish(): void {
     const m = this.manifest!
     const { storage, counters, log } = this.h.ctx
     const local: Manifest = { ...m, generation: this.generation }
-    let crc = 0
-    try {
-      for (let i = 0; i < m.partCrcs.length; i++)
-        crc = crc32Update(crc, readPart(storage, local, i, crc32))
-    } catch (error) {
-      if (!isReadError(error)) throw error
-      crc = -1
-    }
-    if (crc !== m.recordCrc) {
-      counters.inc('transferRecordCorrupt')
-      log.warn('state transfer: the assembled record fails its checksum; fetching it again', {
-        donor: this.donor,
-      })
-      this.discardParts()
-      this.confirmed = false
-      this.ask()
-      return
-    }
     this.done = true
     this.timer?.cancel()
     storage.batch([
