@@ -14,6 +14,9 @@
  *   loopback, MB/s of a fetched 64 MB checkpoint with 64 KiB datagrams, and of a 16 MB one with
  *   the transport's default 1400-byte datagrams.
  *
+ * - **durable vs in-memory ordering**: the Order benchmark's `total3` and `durable3` phases
+ *   (3 replica processes on UDP, total order, memory storage against LMDB).
+ *
  * Raw `node:dgram` loopback datagrams/s of the same run give the machine's speed beside them.
  */
 
@@ -26,6 +29,7 @@ import { psync } from '@consul/psync'
 import { recovery } from '@consul/recovery'
 import { dist, Simulation } from '@consul/sim'
 import { DISPATCHER, RECOVERY, stack } from '@consul/xkernel'
+import { benchOrder } from './order.js'
 import { rawUdpBaseline } from './raw-udp.js'
 import { benchStateTransfer } from './state-transfer.js'
 
@@ -136,6 +140,20 @@ export async function benchRecovery(): Promise<Record<string, number | string>> 
   const small = await benchStateTransfer(16, 16_384, 16, 1_400)
   out.stateTransferMBPerSecondAt1400ByteDatagrams = small.mbPerSecond
   out.stateTransferPartsRetriedAt1400ByteDatagrams = small.partsRetried
+  // Durable against in-memory ordering (the Order benchmark's phases: 3 replica processes on
+  // UDP, total order, with LMDB storage and with memory storage).
+  const previous = process.env.ORDER_BENCH_ONLY
+  process.env.ORDER_BENCH_ONLY = 'total3,durable3'
+  try {
+    const order = await benchOrder()
+    out.orderingCmdsPerSecondInMemory = order.total3CmdsPerSecond!
+    out.orderingCmdsPerSecondDurable = order.total3DurableCmdsPerSecond!
+    out.durableToInMemoryRatio =
+      Math.round((order.total3DurableCmdsPerSecond! / order.total3CmdsPerSecond!) * 100) / 100
+  } finally {
+    if (previous === undefined) delete process.env.ORDER_BENCH_ONLY
+    else process.env.ORDER_BENCH_ONLY = previous
+  }
   // The machine's speed in the same run (raw node:dgram loopback, 64-byte datagrams).
   out.rawPps64 = Math.round((await rawUdpBaseline(64, 2000)).pps)
   return out

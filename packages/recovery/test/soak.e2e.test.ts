@@ -12,6 +12,8 @@ describe('kill -9 and restart under load, real processes', () => {
     const report = await runKillRestartSoak({
       cycles: 10,
       seed: 7,
+      // Cycles 4 and 8 damage the victim's checkpoints: it fetches one from a live member.
+      damageCheckpointsEvery: 4,
       log: (line) => console.log(line),
     })
     console.log('soak report', JSON.stringify(report))
@@ -21,5 +23,7 @@ describe('kill -9 and restart under load, real processes', () => {
     expect(report.statesEqual).toBe(true)
     // Most restarts start from a checkpoint (the first ones may come before any).
     expect(report.restoredFromCheckpoint).toBeGreaterThanOrEqual(5)
+    expect(report.damaged).toBe(2)
+    expect(report.transfers).toBeGreaterThanOrEqual(1)
   }, 600_000)
 })
