@@ -16,7 +16,7 @@ import { failureDetection } from '@consul/failure-detection'
 import { membership } from '@consul/membership'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
-import { recovery } from '@consul/recovery'
+import { damageCheckpoints, recovery } from '@consul/recovery'
 import { recoverReady } from '@consul/restart'
 import { lmdbStorage } from '@consul/storage-lmdb'
 import { udp } from '@consul/transport-udp'
@@ -131,12 +131,7 @@ process.on('message', async (m: { type: string; blobs?: number; bytes?: number }
       send({ type: 'done' })
     } else if (m.type === 'break') {
       const disk = await lmdbStorage(config.dir)
-      for (const { key, value } of [...disk.scan({ prefix: 'recovery/g/checkpoint/' })]) {
-        if (!/\/\d{16}$/.test(key)) continue
-        const bad = value.slice()
-        bad[10] = bad[10]! ^ 0xff
-        disk.put(key, bad)
-      }
+      damageCheckpoints(disk, 'g')
       await disk.sync()
       await disk.close()
       send({ type: 'done' })

@@ -100,6 +100,21 @@ interface Decree {
 
 const ballotKey = (b: Ballot) => `${b.round}.${b.rank}`
 
+/** A promise with its settle functions (a pending `up()` or `leave()`). */
+function pending<T>(): {
+  readonly promise: Promise<T>
+  readonly resolve: (value: T) => void
+  readonly reject: (error: Error) => void
+} {
+  let resolve!: (value: T) => void
+  let reject!: (error: Error) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
 /** What the coordinated checkpoint keeps of a Membership session. */
 interface MembershipCheckpoint {
   readonly v: 1
@@ -525,20 +540,20 @@ export class MembershipSession {
 
   // ---- up: a restarted member announces itself --------------------------------------------
 
-  private up(): Promise<View> {
-    if (this.primaryState === 'excluded') return Promise.reject(this.excludedError())
+  /** Why `up()` / `leave()` cannot start now: excluded or closed (undefined: they can). */
+  private cannotAct(): XKernelError | undefined {
+    if (this.primaryState === 'excluded') return this.excludedError()
     if (this.closed)
-      return Promise.reject(
-        new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`),
-      )
+      return new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`)
+    return undefined
+  }
+
+  private up(): Promise<View> {
+    const cannot = this.cannotAct()
+    if (cannot !== undefined) return Promise.reject(cannot)
     if (this.upWait !== undefined) return this.upWait.promise
-    let resolve!: (view: View) => void
-    let reject!: (error: Error) => void
-    const promise = new Promise<View>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    this.upWait = { promise, resolve, reject, sent: undefined, acks: new Set() }
+    this.upWait = { ...pending<View>(), sent: undefined, acks: new Set() }
+    const { promise } = this.upWait
     this.sendUp()
     return promise
   }
@@ -583,11 +598,8 @@ export class MembershipSession {
   // ---- leave: a member asks to go ----------------------------------------------------------
 
   private leave(): Promise<ViewChange> {
-    if (this.primaryState === 'excluded') return Promise.reject(this.excludedError())
-    if (this.closed)
-      return Promise.reject(
-        new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`),
-      )
+    const cannot = this.cannotAct()
+    if (cannot !== undefined) return Promise.reject(cannot)
     if (this.leaveWait !== undefined) return this.leaveWait.promise
     const n = this.current.members.length
     if ((n - 1) * 2 <= n)
@@ -597,13 +609,8 @@ export class MembershipSession {
           `view ${this.current.id} of ${this.ctx.group.port} has ${n} member(s): without ${this.ctx.self} the others would not be a majority of it, so no view can be decided without it (close the group instead)`,
         ),
       )
-    let resolve!: (change: ViewChange) => void
-    let reject!: (error: Error) => void
-    const promise = new Promise<ViewChange>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    this.leaveWait = { promise, resolve, reject }
+    this.leaveWait = pending<ViewChange>()
+    const { promise } = this.leaveWait
     this.leavingSelf = true
     this.ctx.counters.inc('leavesAsked')
     this.ctx.log.info('leaving the group', { view: this.current.id })

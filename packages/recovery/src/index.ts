@@ -41,6 +41,7 @@ import { RecoverySession } from './session.js'
 export type { CheckpointRecord } from './codec.js'
 export { decodeCheckpoint, encodeCheckpoint } from './codec.js'
 export type { RecoveryOptions } from './options.js'
+export { damageCheckpoints } from './store.js'
 
 /** The Recovery factory. Bad options throw `XKernelError('INVALID_ARGUMENT')`. */
 export function recovery(options: RecoveryOptions = {}) {

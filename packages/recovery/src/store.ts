@@ -32,6 +32,24 @@ export function headValue(generation: number): Uint8Array {
   return head
 }
 
+/**
+ * Fault injection for tests and campaigns: damages every checkpoint manifest of group `port`
+ * in a (stopped) host's storage — one byte flipped in each, its parts left in place, as a torn
+ * or rotted disk would — so that a restart finds no usable checkpoint. Returns how many.
+ */
+export function damageCheckpoints(storage: StableStorage, port: string): number {
+  const prefix = `recovery/${port}/${KEY_PREFIX}`
+  let damaged = 0
+  for (const { key, value } of [...storage.scan({ prefix })]) {
+    if (!/^\d{16}$/.test(key.slice(prefix.length))) continue
+    const bad = value.slice()
+    bad[10] = bad[10]! ^ 0xff
+    storage.put(key, bad)
+    damaged++
+  }
+  return damaged
+}
+
 /** The batch that writes a record's parts (the manifest is written by the caller). */
 export function partOps(generation: number, parts: readonly Uint8Array[]): StorageOp[] {
   return parts.map((value, i) => ({ type: 'put' as const, key: partKey(generation, i), value }))

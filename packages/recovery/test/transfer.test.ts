@@ -22,7 +22,7 @@ import {
   encodeManifest,
   manifestOf,
 } from '../src/codec.js'
-import { recovery } from '../src/index.js'
+import { damageCheckpoints, recovery } from '../src/index.js'
 import {
   decodeMarker,
   decodeTransfer,
@@ -100,18 +100,7 @@ async function cluster(
         })
   }
   /** Breaks every checkpoint manifest of `node` (its parts stay, useless without it). */
-  const breakCheckpoints = (node: string) => {
-    const disk = sim.disk(node)
-    let broken = 0
-    for (const { key, value } of [...disk.scan({ prefix: 'recovery/g/checkpoint/' })]) {
-      if (!/\/\d{16}$/.test(key)) continue
-      const bad = value.slice()
-      bad[10] = bad[10]! ^ 0xff
-      disk.put(key, bad)
-      broken++
-    }
-    return broken
-  }
+  const breakCheckpoints = (node: string) => damageCheckpoints(sim.disk(node), 'g')
   const until = async (cond: () => boolean, limit: number) => {
     while (!cond() && sim.now < limit) await sim.run({ until: sim.now + 5 })
     return cond()
