@@ -10,6 +10,7 @@
  * Wall time is `performance.timeOrigin + performance.now()`: one clock for every process.
  */
 
+import { crc32 } from 'node:zlib'
 import { defineCommands, dispatcher, stateMachine } from '@consul/dispatcher'
 import { divider } from '@consul/divider'
 import { failureDetection } from '@consul/failure-detection'
@@ -71,6 +72,8 @@ async function start() {
         floorEveryMs: 20,
         partBytes: config.partBytes,
         transferWindow: config.transferWindow,
+        // The native CRC-32 (node:zlib): the same checksum, ≈ 5× faster than the default.
+        crc32,
       }),
     )
     .start({ transport, storage, logger })

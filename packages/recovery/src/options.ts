@@ -3,6 +3,7 @@
  * `XKernelError('INVALID_ARGUMENT')` naming the option.
  */
 import { XKernelError } from '@consul/xkernel'
+import { crc32 } from './codec.js'
 
 export interface RecoveryOptions {
   /**
@@ -40,6 +41,13 @@ export interface RecoveryOptions {
   readonly transferRetryMs?: number
   /** State transfer: a donor silent this long is replaced by the next member (ms). Default 2,000. */
   readonly transferDonorTimeoutMs?: number
+  /**
+   * The CRC-32 (IEEE) used for checkpoint records and their parts — this package's own
+   * (TypeScript, ≈ 0.5 GB/s) by default; on Node, `zlib.crc32` from `node:zlib` is ≈ 5×
+   * faster. It must be the standard CRC-32: it is checked on the check value
+   * (`"123456789"` → `0xcbf43926`), and every member must compute the same one.
+   */
+  readonly crc32?: (bytes: Uint8Array) => number
 }
 
 export interface ResolvedOptions {
@@ -52,6 +60,7 @@ export interface ResolvedOptions {
   readonly transferBytesPerSecond: number
   readonly transferRetryMs: number
   readonly transferDonorTimeoutMs: number
+  readonly crc32: (bytes: Uint8Array) => number
 }
 
 function integer(
@@ -80,6 +89,28 @@ function positive(name: string, value: unknown, fallback: number): number {
   return value
 }
 
+const CHECK = new TextEncoder().encode('123456789')
+
+function checksum(value: unknown): (bytes: Uint8Array) => number {
+  if (value === undefined) return crc32
+  let ok = false
+  try {
+    ok =
+      typeof value === 'function' &&
+      (value(CHECK) as number) >>> 0 === 0xcbf43926 &&
+      (value(new Uint8Array(0)) as number) >>> 0 === 0
+  } catch {
+    ok = false
+  }
+  if (!ok)
+    throw new XKernelError(
+      'INVALID_ARGUMENT',
+      'recovery option crc32 must be a CRC-32 (IEEE) function of bytes: crc32("123456789") is 0xcbf43926',
+    )
+  const f = value as (bytes: Uint8Array) => number
+  return (bytes) => f(bytes) >>> 0
+}
+
 export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null)
     throw new XKernelError('INVALID_ARGUMENT', 'recovery options must be an object')
@@ -93,6 +124,7 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
     'transferBytesPerSecond',
     'transferRetryMs',
     'transferDonorTimeoutMs',
+    'crc32',
   ])
   for (const key of Object.keys(options))
     if (!known.has(key))
@@ -111,5 +143,6 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
       options.transferDonorTimeoutMs,
       2_000,
     ),
+    crc32: checksum(options.crc32),
   }
 }

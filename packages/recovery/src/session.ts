@@ -46,13 +46,7 @@ import {
   type StorageOp,
   XKernelError,
 } from '@consul/xkernel'
-import {
-  type CheckpointRecord,
-  crc32,
-  encodeCheckpoint,
-  encodeManifest,
-  manifestOf,
-} from './codec.js'
+import { type CheckpointRecord, encodeCheckpoint, encodeManifest, manifestOf } from './codec.js'
 import type { ResolvedOptions } from './options.js'
 import {
   deleteOps,
@@ -250,7 +244,7 @@ export class RecoverySession {
     generation: number,
   ): { readonly record: CheckpointRecord; readonly info: CheckpointInfo } | Error | undefined {
     try {
-      const read = readRecord(this.ctx.storage, generation, crc32)
+      const read = readRecord(this.ctx.storage, generation, this.options.crc32)
       if (read === undefined) return undefined
       // A fetched record keeps its donor's generation inside; the manifest's is ours.
       return {
@@ -371,8 +365,14 @@ export class RecoverySession {
       return
     }
     const generation = this.generation + 1
-    const record = encodeCheckpoint({ generation, wave, states })
-    const { manifest, parts } = manifestOf(generation, wave, record, this.options.partBytes)
+    const record = encodeCheckpoint({ generation, wave, states }, this.options.crc32)
+    const { manifest, parts } = manifestOf(
+      generation,
+      wave,
+      record,
+      this.options.partBytes,
+      this.options.crc32,
+    )
     const ops: StorageOp[] = [
       ...partOps(generation, parts),
       { type: 'put', key: keyOf(generation), value: encodeManifest(manifest) },

@@ -113,7 +113,7 @@ export function readRecord(
     at += part.length
   }
   if (at !== whole.length) throw new DecodeError('TRUNCATED', 'parts fall short of the record')
-  const record = decodeCheckpoint(whole)
+  const record = decodeCheckpoint(whole, crc)
   if (record.wave !== manifest.wave)
     throw new DecodeError(
       'INVALID',

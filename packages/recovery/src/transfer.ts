@@ -502,7 +502,10 @@ export class Fetcher {
       counters.inc('transferPartsDuplicate')
       return
     }
-    if (bytes.length !== partLength(m, index) || crc32(bytes) !== m.partCrcs[index]) {
+    if (
+      bytes.length !== partLength(m, index) ||
+      this.h.options.crc32(bytes) !== m.partCrcs[index]
+    ) {
       counters.inc('transferPartsCorrupt')
       this.inflight.delete(index)
       // Twice the same part damaged from the same donor: its copy is bad, not the network.
@@ -654,7 +657,7 @@ export class Fetcher {
     const local = { ...m, generation: this.generation }
     for (let i = 0; i < m.partCrcs.length; i++) {
       try {
-        readPart(storage, local, i, crc32)
+        readPart(storage, local, i, this.h.options.crc32)
         this.have[i] = 1
         this.received++
       } catch (error) {

@@ -5,6 +5,7 @@
  * restarts from it into the same state as the others.
  */
 
+import { crc32 as zlibCrc32 } from 'node:zlib'
 import { defineCommands, dispatcher, stateMachine } from '@consul/dispatcher'
 import { divider } from '@consul/divider'
 import { failureDetection } from '@consul/failure-detection'
@@ -278,5 +279,17 @@ describe('the transfer formats', () => {
     expect(() => recovery({ transferBytesPerSecond: -1 })).toThrow(/transferBytesPerSecond/)
     expect(() => recovery({ transferRetryMs: 0 })).toThrow(/transferRetryMs/)
     expect(() => recovery({ transferDonorTimeoutMs: Number.NaN })).toThrow(/transferDonorTimeoutMs/)
+    // The checksum may be a faster implementation, but only of the standard CRC-32.
+    expect(() => recovery({ crc32: zlibCrc32 })).not.toThrow()
+    expect(() => recovery({ crc32: (b: Uint8Array) => b.length })).toThrow(/CRC-32 \(IEEE\)/)
+    expect(() => recovery({ crc32: 'crc' as never })).toThrow(/crc32/)
+    expect(() =>
+      recovery({
+        crc32: () => {
+          throw new Error('no')
+        },
+      }),
+    ).toThrow(/crc32/)
+    expect(zlibCrc32(record)).toBe(crc32(record))
   })
 })

@@ -1,8 +1,10 @@
+import { crc32 as zlibCrc32 } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { CRC32C_INIT, crc32c, crc32cFinish, crc32cUpdate } from '../src/checksum.js'
 import {
   encodeRecord,
   RECORD_FORMAT,
+  RECORD_FORMAT_CRC32C,
   RECORD_HEADER_BYTES,
   recordDamage,
   recordValue,
@@ -53,14 +55,33 @@ describe('record format', () => {
   const key = utf8('n/0007/a')
   const value = utf8('hello, stable storage')
 
-  it('is a format byte, a little-endian CRC32C of key ‖ value, then the value', () => {
+  it('is a format byte (2), a little-endian CRC-32 of key ‖ value, then the value', () => {
     const record = encodeRecord(key, value)
     expect(record.length).toBe(RECORD_HEADER_BYTES + value.length)
     expect(record[0]).toBe(RECORD_FORMAT)
+    expect(RECORD_FORMAT).toBe(2)
     const stored = new DataView(record.buffer, record.byteOffset).getUint32(1, true)
-    expect(stored).toBe(crc32c(new Uint8Array([...key, ...value])))
+    expect(stored).toBe(zlibCrc32(new Uint8Array([...key, ...value])))
+    // The IEEE check value: the standard CRC-32, not CRC32C.
+    expect(zlibCrc32(utf8('123456789'))).toBe(0xcbf43926)
     expect(recordDamage(key, record)).toBeUndefined()
     expect(recordValue(record)).toEqual(value)
+  })
+
+  it('still reads format 1 (CRC32C, written by earlier releases), and refuses a damaged one', () => {
+    const body = new Uint8Array([...key, ...value])
+    const old = new Uint8Array(RECORD_HEADER_BYTES + value.length)
+    old[0] = RECORD_FORMAT_CRC32C
+    new DataView(old.buffer).setUint32(1, crc32c(body), true)
+    old.set(value, RECORD_HEADER_BYTES)
+    expect(recordDamage(key, old)).toBeUndefined()
+    expect(recordValue(old)).toEqual(value)
+    const bad = old.slice()
+    bad[RECORD_HEADER_BYTES] = bad[RECORD_HEADER_BYTES]! ^ 1
+    expect(recordDamage(key, bad)).toMatch(/CRC32C/)
+    const unknown = old.slice()
+    unknown[0] = 3
+    expect(recordDamage(key, unknown)).toMatch(/unknown record format 3/)
   })
 
   it('hands out a plain Uint8Array copy of the value', () => {
