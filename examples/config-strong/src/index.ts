@@ -4,7 +4,8 @@
  * Membership, an Order, the Dispatcher with the application's state machine, and Recovery —
  * agreed views, each decided by a majority of the previous one (a minority side stops
  * ordering); typed commands; a crashed replica restarts from its coordinated checkpoint and
- * rejoins; Restart counts incarnations (open the groups with `openOrRecover` from
+ * rejoins (or, with no usable checkpoint, fetches one from a live member first); Restart
+ * counts incarnations (open the groups with `recoverReady` or `openOrRecover` from
  * `@consul/restart`).
  */
 
