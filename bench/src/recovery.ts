@@ -137,6 +137,8 @@ export async function benchRecovery(): Promise<Record<string, number | string>> 
   out.stateTransferMs = big.transferMs
   out.stateTransferRestartToActiveMs = big.restartToActiveMs
   out.stateTransferPartsRetried = big.partsRetried
+  out.orderingCmdsPerSecondBeforeTransfer = big.orderingCmdsPerSecondBefore
+  out.orderingCmdsPerSecondDuringTransfer = big.orderingCmdsPerSecondDuringTransfer
   const small = await benchStateTransfer(16, 16_384, 16, 1_400)
   out.stateTransferMBPerSecondAt1400ByteDatagrams = small.mbPerSecond
   out.stateTransferPartsRetriedAt1400ByteDatagrams = small.partsRetried

@@ -107,40 +107,61 @@ async function start() {
 let node: Awaited<ReturnType<typeof start>> | undefined
 const g = () => node!.host.group('g')!
 
-process.on('message', async (m: { type: string; blobs?: number; bytes?: number }) => {
-  try {
-    if (m.type === 'start') {
-      node = await start()
-      send({ type: 'ready' })
-    } else if (m.type === 'fill') {
-      const client = blobs.client(g().get(DISPATCHER))
-      for (let k = 0; k < m.blobs!; k++) {
-        const v = new Uint8Array(m.bytes!)
-        for (let j = 0; j < v.length; j += 4096) v[j] = (k + j) & 0xff
-        await client.submit('put', { k, v })
-      }
-      send({ type: 'done' })
-    } else if (m.type === 'checkpoint') {
-      await g().get(RECOVERY).checkpoint()
-      send({ type: 'done' })
-    } else if (m.type === 'floor') {
-      send({ type: 'floor', wave: g().get(PSYNC).waveFloor() })
-    } else if (m.type === 'nudge') {
-      await blobs.client(g().get(DISPATCHER)).submit('put', { k: -1, v: new Uint8Array(8) })
-      send({ type: 'done' })
-    } else if (m.type === 'stop') {
-      await node?.host.stop()
-      node = undefined
-      send({ type: 'done' })
-    } else if (m.type === 'break') {
-      const disk = await lmdbStorage(config.dir)
-      damageCheckpoints(disk, 'g')
-      await disk.sync()
-      await disk.close()
-      send({ type: 'done' })
-    } else if (m.type === 'exit') process.exit(0)
-  } catch (error) {
-    send({ type: 'error', message: String(error) })
-  }
-})
+process.on(
+  'message',
+  async (m: { type: string; blobs?: number; bytes?: number; ms?: number; inflight?: number }) => {
+    try {
+      if (m.type === 'start') {
+        node = await start()
+        send({ type: 'ready' })
+      } else if (m.type === 'fill') {
+        const client = blobs.client(g().get(DISPATCHER))
+        for (let k = 0; k < m.blobs!; k++) {
+          const v = new Uint8Array(m.bytes!)
+          for (let j = 0; j < v.length; j += 4096) v[j] = (k + j) & 0xff
+          await client.submit('put', { k, v })
+        }
+        send({ type: 'done' })
+      } else if (m.type === 'checkpoint') {
+        await g().get(RECOVERY).checkpoint()
+        send({ type: 'done' })
+      } else if (m.type === 'floor') {
+        send({ type: 'floor', wave: g().get(PSYNC).waveFloor() })
+      } else if (m.type === 'load') {
+        // Small commands, `inflight` at a time, for `ms`: the wall time of each completion.
+        const client = blobs.client(g().get(DISPATCHER))
+        const until = wall() + m.ms!
+        const done: number[] = []
+        let k = 0
+        const one = async (): Promise<void> => {
+          while (wall() < until) {
+            try {
+              await client.submit('put', { k: -2 - (k++ % 1000), v: new Uint8Array(8) })
+              done.push(wall())
+            } catch {
+              await new Promise((r) => setTimeout(r, 5))
+            }
+          }
+        }
+        await Promise.all(Array.from({ length: m.inflight! }, one))
+        send({ type: 'loaded', done })
+      } else if (m.type === 'nudge') {
+        await blobs.client(g().get(DISPATCHER)).submit('put', { k: -1, v: new Uint8Array(8) })
+        send({ type: 'done' })
+      } else if (m.type === 'stop') {
+        await node?.host.stop()
+        node = undefined
+        send({ type: 'done' })
+      } else if (m.type === 'break') {
+        const disk = await lmdbStorage(config.dir)
+        damageCheckpoints(disk, 'g')
+        await disk.sync()
+        await disk.close()
+        send({ type: 'done' })
+      } else if (m.type === 'exit') process.exit(0)
+    } catch (error) {
+      send({ type: 'error', message: String(error) })
+    }
+  },
+)
 send({ type: 'spawned' })

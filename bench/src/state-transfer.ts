@@ -26,6 +26,9 @@ export interface TransferFigures {
   readonly restartToActiveMs: number
   readonly partsRetried: number
   readonly donorChanges: number
+  /** n1's ordering rate (small commands, 64 in flight) with every replica active, and while n3 fetches. */
+  readonly orderingCmdsPerSecondBefore: number
+  readonly orderingCmdsPerSecondDuringTransfer: number
 }
 
 type Reply = { type: string; [k: string]: unknown }
@@ -92,10 +95,17 @@ export async function benchStateTransfer(
       if (((await nodes[2]!.ask({ type: 'floor' })).wave as number) > 0) break
       await nodes[0]!.ask({ type: 'nudge' })
     }
+    // The group's ordering with every replica active, then while n3 fetches (it takes part in
+    // the waves meanwhile: its Failure Detection speaks, so nobody waits for it).
+    const rate = (done: number[], from: number, to: number) =>
+      (done.filter((t) => t >= from && t <= to).length / (to - from)) * 1000
+    const before = (await nodes[0]!.ask({ type: 'load', ms: 1_500, inflight: 64 })).done as number[]
     await nodes[2]!.ask({ type: 'stop' })
     await nodes[2]!.ask({ type: 'break' })
     const restartedAt = performance.timeOrigin + performance.now()
+    const during = nodes[0]!.ask({ type: 'load', ms: 8_000, inflight: 64 })
     await nodes[2]!.ask({ type: 'start' })
+    const loaded = (await during).done as number[]
     const ev = (type: string) => nodes[2]!.events.find((e) => e.type === type)
     const started = ev('transferring')
     const done = ev('transferred')
@@ -111,6 +121,10 @@ export async function benchStateTransfer(
       restartToActiveMs: Math.round((active.at as number) - restartedAt),
       partsRetried: done.retried as number,
       donorChanges: done.donorChanges as number,
+      orderingCmdsPerSecondBefore: Math.round(rate(before, before[0]! + 250, before.at(-1)!)),
+      orderingCmdsPerSecondDuringTransfer: Math.round(
+        rate(loaded, started.at as number, done.at as number),
+      ),
     }
   } finally {
     for (const c of children) c.send({ type: 'exit' })

@@ -34,16 +34,20 @@ import {
   MEMBERSHIP,
   type MembershipControl,
   type NodeId,
+  OPERATIONS,
   ORDER,
   type OrderControl,
   PSYNC,
   type PsyncControl,
+  type PsyncMessage,
   parseMessageId,
+  RECOVERY_CHANNEL,
   type RecoveryControl,
   type RecoveryState,
   type SessionContext,
   StorageError,
   type StorageOp,
+  type Timer,
   XKernelError,
 } from '@consul/xkernel'
 import { type CheckpointRecord, encodeCheckpoint, encodeManifest, manifestOf } from './codec.js'
@@ -74,6 +78,10 @@ type Caps = {
   membership: MembershipControl
   'failure-detection': FailureDetectionControl
 }
+
+/** An empty message on the recovery channel (no protocol reads it): a wave acknowledgement. */
+const WAVE_ACK = Uint8Array.of(RECOVERY_CHANNEL.id)
+const WAVE_ACK_MS = 1
 
 const infoOf = (record: CheckpointRecord, bytes: number): CheckpointInfo => ({
   generation: record.generation,
@@ -120,6 +128,8 @@ export class RecoverySession {
   private marker: TransferMarker | undefined
   /** The fetched checkpoint is durable: the group must restart from it. */
   private restartRequired: XKernelError | undefined
+  /** A pending empty message that carries the waves forward while transferring. */
+  private waveAck: Timer | undefined
   /** Generations past `keepCheckpoints` kept while a fetcher still reads them. */
   private readonly deferredDeletes = new Set<number>()
 
@@ -156,6 +166,7 @@ export class RecoverySession {
       this.psync.onWave(() => this.maybeCheckpoint()),
       this.psync.onHeard((heard) => this.heard(heard)),
       this.psync.onDirect((from, payload) => this.direct(from, payload)),
+      this.psync.onDeliver((m) => this.acknowledgeWhileTransferring(m)),
     )
     this.ctx.clock.setTimer(this.options.floorEveryMs, () => this.tick())
     if (!this.recovering) return
@@ -450,6 +461,27 @@ export class RecoverySession {
       marker,
     )
     this.fetcher.start()
+  }
+
+  /**
+   * While fetching, this member's Order has stopped, so nothing of its own would carry the
+   * waves forward and every wave would wait for its next alive message: after a command-bearing
+   * message of another member it sends an empty one (the Orders' acknowledgement rule, so
+   * these never ping-pong), on the recovery channel, which no protocol reads.
+   */
+  private acknowledgeWhileTransferring(m: PsyncMessage): void {
+    if (this.current !== 'transferring' || this.waveAck !== undefined) return
+    if (m.sender === this.ctx.self || m.restored || m.payload[0] !== OPERATIONS.id) return
+    this.waveAck = this.ctx.clock.setTimer(WAVE_ACK_MS, () => {
+      this.waveAck = undefined
+      if (this.closed || this.current !== 'transferring') return
+      try {
+        this.psync.send(WAVE_ACK)
+        this.ctx.counters.inc('transferWaveAcks')
+      } catch {
+        // Not ready yet (the restart handshake): the next command-bearing message tries again.
+      }
+    })
   }
 
   private transferred(generation: number, wave: number, donor: NodeId): void {

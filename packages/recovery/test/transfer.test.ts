@@ -132,6 +132,8 @@ describe('state transfer', () => {
     expect(st.transferPartsReceived).toBeGreaterThanOrEqual(10)
     // Lost parts were asked for again.
     expect(st.transferPartsRetried).toBeGreaterThan(0)
+    // While fetching it acknowledged the others' commands, so the waves went on without it waiting.
+    expect(st.transferWaveAcks).toBeGreaterThan(0)
     expect(c.rec('n3').restoredFrom()).toMatchObject({ skipped: 0 })
     const s1 = c.client('n1').state()
     expect(Object.keys(s1).length).toBeGreaterThan(500)
