@@ -430,6 +430,10 @@ export class RecoverySession {
     if (this.membership.view().members.every((m) => m === this.ctx.self)) {
       // Nobody to fetch from: this state cannot be rebuilt here.
       this.setState('recovering')
+      this.ctx.events.emit('recovery.started', {
+        group: this.ctx.group.port,
+        member: this.ctx.self,
+      })
       this.ctx.log.error(
         'no usable checkpoint, the log is pruned, and no other member to fetch one from',
       )

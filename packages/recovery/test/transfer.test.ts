@@ -232,6 +232,46 @@ describe('state transfer', () => {
   })
 })
 
+describe('no donor', () => {
+  it('a lone member with no usable checkpoint and a pruned log cannot rebuild its state: ready() rejects RECOVERY_FAILED, nothing is guessed', async () => {
+    const sim = new Simulation({
+      seed: 21,
+      nodes: ['n1'],
+      stack: stack()
+        .use(psync({ logEveryMs: 1 }))
+        .use(divider())
+        .use(failureDetection({ suspectAfterMs: 400 }))
+        .use(membership())
+        .use(totalOrder({ ackDelayMs: 1 }))
+        .use(dispatcher({ machine: kv }))
+        .use(recovery({ checkpointEveryWaves: 4, floorEveryMs: 20 })),
+    })
+    await sim.start()
+    await sim.openAll({ port: 'g' })
+    const group = () => sim.host('n1').group('g')!
+    for (let t = 5; t < 600; t += 2)
+      sim.at(t, () => {
+        kv.client(group().get(DISPATCHER))
+          .submit('add', { key: `k${t % 50}`, n: 1 })
+          .catch(() => {})
+      })
+    await sim.run({ until: 700 })
+    expect(group().get(PSYNC).waveFloor()).toBeGreaterThan(0)
+    sim.crash('n1')
+    expect(damageCheckpoints(sim.disk('n1'), 'g')).toBe(2)
+    await sim.restart('n1')
+    let error: unknown
+    group()
+      .get(RECOVERY)
+      .ready()
+      .catch((e: unknown) => (error = e))
+    await sim.run({ until: 900 })
+    expect(XKernelError.isInstance(error) && error.code).toBe('RECOVERY_FAILED')
+    expect(String(error)).toMatch(/no other member to fetch one from/)
+    expect(group().get(RECOVERY).state()).toBe('failed')
+  })
+})
+
 describe('the transfer formats', () => {
   const record = encodeCheckpoint({
     generation: 7,
