@@ -139,6 +139,11 @@ export async function benchRecovery(): Promise<Record<string, number | string>> 
   out.stateTransferPartsRetried = big.partsRetried
   out.orderingCmdsPerSecondBeforeTransfer = big.orderingCmdsPerSecondBefore
   out.orderingCmdsPerSecondDuringTransfer = big.orderingCmdsPerSecondDuringTransfer
+  // Paced to 24 MB/s (`transferBytesPerSecond`): what the group keeps of its ordering.
+  const paced = await benchStateTransfer(64, 250_000, 16, 65_507, 24_000_000)
+  out.stateTransferMBPerSecondPacedTo24 = paced.mbPerSecond
+  out.orderingCmdsPerSecondBeforePacedTransfer = paced.orderingCmdsPerSecondBefore
+  out.orderingCmdsPerSecondDuringPacedTransfer = paced.orderingCmdsPerSecondDuringTransfer
   const small = await benchStateTransfer(16, 16_384, 16, 1_400)
   out.stateTransferMBPerSecondAt1400ByteDatagrams = small.mbPerSecond
   out.stateTransferPartsRetriedAt1400ByteDatagrams = small.partsRetried

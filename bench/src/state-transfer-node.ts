@@ -29,6 +29,7 @@ const config = JSON.parse(process.argv[2]!) as {
   dir: string
   partBytes: number
   transferWindow: number
+  transferBytesPerSecond: number
   maxDatagram: number
 }
 
@@ -72,6 +73,7 @@ async function start() {
         floorEveryMs: 20,
         partBytes: config.partBytes,
         transferWindow: config.transferWindow,
+        transferBytesPerSecond: config.transferBytesPerSecond,
         // The native CRC-32 (node:zlib): the same checksum, ≈ 5× faster than the default.
         crc32,
       }),

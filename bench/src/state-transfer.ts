@@ -69,6 +69,8 @@ export async function benchStateTransfer(
   partBytes: number,
   transferWindow: number,
   maxDatagram: number,
+  /** The fetcher's pace (0: the window alone). */
+  transferBytesPerSecond = 0,
 ): Promise<TransferFigures> {
   const ports = await freeUdpPorts(3)
   const peers = Object.fromEntries(
@@ -76,7 +78,15 @@ export async function benchStateTransfer(
   )
   const dirs = MEMBERS.map((m) => mkdtempSync(join(tmpdir(), `consul-transfer-${m}-`)))
   const nodes = MEMBERS.map((self, i) =>
-    replica({ self, peers, dir: dirs[i], partBytes, transferWindow, maxDatagram }),
+    replica({
+      self,
+      peers,
+      dir: dirs[i],
+      partBytes,
+      transferWindow,
+      transferBytesPerSecond,
+      maxDatagram,
+    }),
   )
   const children: ChildProcess[] = nodes.map((n) => n.child)
   try {
