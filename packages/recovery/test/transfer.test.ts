@@ -23,7 +23,7 @@ import {
   encodeManifest,
   manifestOf,
 } from '../src/codec.js'
-import { damageCheckpoints, recovery } from '../src/index.js'
+import { damageCheckpoints, type RecoveryOptions, recovery } from '../src/index.js'
 import {
   decodeMarker,
   decodeTransfer,
@@ -47,6 +47,17 @@ const kv = stateMachine({
 
 const MEMBERS = ['n1', 'n2', 'n3']
 
+/** The whole strong stack over `kv`, with these Recovery options. */
+const strong = (options: RecoveryOptions) =>
+  stack()
+    .use(psync({ logEveryMs: 1 }))
+    .use(divider())
+    .use(failureDetection({ suspectAfterMs: 400 }))
+    .use(membership())
+    .use(totalOrder({ ackDelayMs: 1 }))
+    .use(dispatcher({ machine: kv }))
+    .use(recovery(options))
+
 async function cluster(
   seed: number,
   options: { loss?: number; window?: number; recoverReady?: boolean } = {},
@@ -54,23 +65,14 @@ async function cluster(
   const sim = new Simulation({
     seed,
     nodes: MEMBERS,
-    stack: stack()
-      .use(psync({ logEveryMs: 1 }))
-      .use(divider())
-      .use(failureDetection({ suspectAfterMs: 400 }))
-      .use(membership())
-      .use(totalOrder({ ackDelayMs: 1 }))
-      .use(dispatcher({ machine: kv }))
-      .use(
-        recovery({
-          checkpointEveryWaves: 16,
-          floorEveryMs: 20,
-          partBytes: 1_024,
-          transferWindow: options.window ?? 4,
-          transferRetryMs: 60,
-          transferDonorTimeoutMs: 300,
-        }),
-      ),
+    stack: strong({
+      checkpointEveryWaves: 16,
+      floorEveryMs: 20,
+      partBytes: 1_024,
+      transferWindow: options.window ?? 4,
+      transferRetryMs: 60,
+      transferDonorTimeoutMs: 300,
+    }),
     network: { delay: dist.uniform(0.5, 2), loss: options.loss ?? 0 },
     // A restarted replica: its groups back, restarted from a fetched checkpoint if need be
     // (or, without recoverReady, as the simulator does by default: recovered, nothing more).
@@ -237,14 +239,7 @@ describe('no donor', () => {
     const sim = new Simulation({
       seed: 21,
       nodes: ['n1'],
-      stack: stack()
-        .use(psync({ logEveryMs: 1 }))
-        .use(divider())
-        .use(failureDetection({ suspectAfterMs: 400 }))
-        .use(membership())
-        .use(totalOrder({ ackDelayMs: 1 }))
-        .use(dispatcher({ machine: kv }))
-        .use(recovery({ checkpointEveryWaves: 4, floorEveryMs: 20 })),
+      stack: strong({ checkpointEveryWaves: 4, floorEveryMs: 20 }),
     })
     await sim.start()
     await sim.openAll({ port: 'g' })
