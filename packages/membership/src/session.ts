@@ -101,11 +101,13 @@ interface Decree {
 const ballotKey = (b: Ballot) => `${b.round}.${b.rank}`
 
 /** A promise with its settle functions (a pending `up()` or `leave()`). */
-function pending<T>(): {
+interface Pending<T> {
   readonly promise: Promise<T>
   readonly resolve: (value: T) => void
   readonly reject: (error: Error) => void
-} {
+}
+
+function pending<T>(): Pending<T> {
   let resolve!: (value: T) => void
   let reject!: (error: Error) => void
   const promise = new Promise<T>((res, rej) => {
@@ -183,13 +185,7 @@ export class MembershipSession {
   private readonly last: (MessageId | undefined)[]
   /** A pending `control.up()`: its `up` message (once sent) and who acknowledged it. */
   private upWait:
-    | {
-        readonly promise: Promise<View>
-        readonly resolve: (view: View) => void
-        readonly reject: (error: Error) => void
-        sent: MessageId | undefined
-        readonly acks: Set<number>
-      }
+    | (Pending<View> & { sent: MessageId | undefined; readonly acks: Set<number> })
     | undefined
   /** Members that asked to leave (`leave`), until a view without them is installed. */
   private readonly leaves = new Set<number>()
@@ -198,13 +194,7 @@ export class MembershipSession {
   /** The instance this member last sent its `leave` in. */
   private leaveSentIn = -1
   /** A pending `control.leave()`. */
-  private leaveWait:
-    | {
-        readonly promise: Promise<ViewChange>
-        readonly resolve: (change: ViewChange) => void
-        readonly reject: (error: Error) => void
-      }
-    | undefined
+  private leaveWait: Pending<ViewChange> | undefined
   private restoring = false
   private closed = false
   /** This member installed the view that removed it. */
@@ -290,9 +280,7 @@ export class MembershipSession {
         `group ${this.ctx.group.port} closed before up was acknowledged`,
       ),
     )
-    const leave = this.leaveWait
-    this.leaveWait = undefined
-    leave?.reject(
+    this.endLeave()?.reject(
       new XKernelError(
         'GROUP_CLOSED',
         `group ${this.ctx.group.port} closed before the leave was decided`,
@@ -305,6 +293,13 @@ export class MembershipSession {
     const wait = this.upWait
     this.upWait = undefined
     wait?.reject(error)
+  }
+
+  /** The pending `leave()`, taken (it is settled by the caller). */
+  private endLeave(): Pending<ViewChange> | undefined {
+    const wait = this.leaveWait
+    this.leaveWait = undefined
+    return wait
   }
 
   private excludedError(): XKernelError {
@@ -522,9 +517,7 @@ export class MembershipSession {
     this.setState('excluded')
     this.failUp(this.excludedError())
     // Asked to leave: this is the answer, though the decision itself is not known here.
-    const leave = this.leaveWait
-    this.leaveWait = undefined
-    leave?.resolve({
+    this.endLeave()?.resolve({
       view: this.current,
       joined: [],
       left: [this.ctx.self],
@@ -639,11 +632,7 @@ export class MembershipSession {
       if (this.primaryState !== 'excluded') this.setState('leaving')
     }
     // Its own word: a report every member acknowledges, and nothing can refute.
-    let down = this.downs.get(q)
-    if (down === undefined) {
-      down = { answeredBy: new Set() }
-      this.downs.set(q, down)
-    }
+    const down = this.downOf(q)
     down.answeredBy.add(q)
     this.deafAnswers.delete(q)
     if (from !== this.me && !down.answeredBy.has(this.me))
@@ -653,6 +642,16 @@ export class MembershipSession {
   }
 
   // ---- step 1: reports ---------------------------------------------------------------------
+
+  /** The report of `q` in this instance, opened if there is none yet. */
+  private downOf(q: number): Down {
+    let down = this.downs.get(q)
+    if (down === undefined) {
+      down = { answeredBy: new Set() }
+      this.downs.set(q, down)
+    }
+    return down
+  }
 
   private onDown(m: PsyncMessage, from: number, q: number, deaf: boolean): void {
     if (!this.inView(q)) return
@@ -666,11 +665,7 @@ export class MembershipSession {
       if (!this.ignoredDowns.has(key)) this.ignoredDowns.set(key, { q, m, deaf })
       return
     }
-    let down = this.downs.get(q)
-    if (down === undefined) {
-      down = { answeredBy: new Set() }
-      this.downs.set(q, down)
-    }
+    const down = this.downOf(q)
     down.answeredBy.add(from)
     if (from !== this.me) {
       const name = this.names[q]!
@@ -1005,7 +1000,7 @@ export class MembershipSession {
       this.suspects.delete(name)
     }
     const excludedSelf = value.members.includes(this.me) || conflict !== undefined
-    const leaves = value.members.filter((r) => this.leaves.has(r)).map((r) => this.names[r]!)
+    const leftByRequest = value.members.filter((r) => this.leaves.has(r)).map((r) => this.names[r]!)
     const byRequest = value.members.every((r) => this.leaves.has(r))
     // A leave not decided in this instance stands in the next (its message may be all there is).
     for (const r of value.members) this.leaves.delete(r)
@@ -1053,7 +1048,7 @@ export class MembershipSession {
         decidedBy: this.names[decree.ballot.rank]!,
         cuts,
         suspicions,
-        leaves,
+        leaves: leftByRequest,
       },
     }
     this.ctx.log.info('view installed', { view: view.id, members: view.members, left: change.left })
@@ -1070,9 +1065,8 @@ export class MembershipSession {
       this.setState('excluded')
     }
     this.viewHandlers.emit(change)
-    if (excludedSelf && this.leaveWait !== undefined) {
-      const leave = this.leaveWait
-      this.leaveWait = undefined
+    const leave = excludedSelf ? this.endLeave() : undefined
+    if (leave !== undefined) {
       this.ctx.counters.inc('left')
       leave.resolve(change)
     }

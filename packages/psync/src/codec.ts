@@ -203,7 +203,7 @@ export function encodeRestart(): Uint8Array {
   return new Uint8Array([KIND_RESTART])
 }
 
-/** DIRECT: the kind byte pushed in front of the payload as a header (no copy of it). */
+/** DIRECT: the payload copied once into a buffer with headroom, the kind byte pushed in front. */
 export function directMessage(payload: Uint8Array): MessageBuffer {
   const msg = MessageBuffer.fromPayload(payload)
   msg.pushU8(KIND_DIRECT)

@@ -282,10 +282,11 @@ export class PsyncSession implements Conversation {
 
   // ---- send path -------------------------------------------------------------------------------
 
-  send(payload: Uint8Array): PsyncMessage {
+  /** What `send` and `sendDirect` refuse: a closed conversation, a bad or too large payload. */
+  private checkPayload(payload: Uint8Array, call: string): void {
     if (this.closed) throw new PsyncError('CLOSED', `conversation ${this.ctx.group.port} is closed`)
     if (!(payload instanceof Uint8Array)) {
-      throw new PsyncError('INVALID_ARGUMENT', 'send() takes the payload as a Uint8Array')
+      throw new PsyncError('INVALID_ARGUMENT', `${call}() takes the payload as a Uint8Array`)
     }
     if (payload.length > this.options.maxPayloadBytes) {
       throw new PsyncError(
@@ -293,6 +294,10 @@ export class PsyncSession implements Conversation {
         `payload of ${payload.length} bytes exceeds maxPayloadBytes (${this.options.maxPayloadBytes}); split it or raise the option`,
       )
     }
+  }
+
+  send(payload: Uint8Array): PsyncMessage {
+    this.checkPayload(payload, 'send')
     const notReady = this.own.notReady()
     if (notReady !== undefined) throw notReady
     const self = this.members.self
@@ -320,15 +325,7 @@ export class PsyncSession implements Conversation {
 
   /** `sendDirect`: one datagram outside the conversation (see `PsyncControl.sendDirect`). */
   sendDirect(to: NodeId, payload: Uint8Array): void {
-    if (this.closed) throw new PsyncError('CLOSED', `conversation ${this.ctx.group.port} is closed`)
-    if (!(payload instanceof Uint8Array))
-      throw new PsyncError('INVALID_ARGUMENT', 'sendDirect() takes the payload as a Uint8Array')
-    if (payload.length > this.options.maxPayloadBytes) {
-      throw new PsyncError(
-        'PAYLOAD_TOO_LARGE',
-        `direct payload of ${payload.length} bytes exceeds maxPayloadBytes (${this.options.maxPayloadBytes})`,
-      )
-    }
+    this.checkPayload(payload, 'sendDirect')
     const p = this.members.member(to)
     if (p === this.members.self) return
     this.counters.inc('directSent')

@@ -91,16 +91,31 @@ export function encodeCheckpoint(record: CheckpointRecord, crc: Crc32 = crc32): 
   return out
 }
 
-/** Decodes a record; throws `DecodeError` for anything that is not one, intact. */
-export function decodeCheckpoint(bytes: Uint8Array, crc: Crc32 = crc32): CheckpointRecord {
+/**
+ * The frame every stored format of this package shares — a 4-byte magic first, a CRC-32 of all
+ * before it last — checked: length, magic, CRC. `fail` throws `DecodeError` naming `what`.
+ */
+export function openChecked(
+  bytes: Uint8Array,
+  magic: readonly number[],
+  minLength: number,
+  what: string,
+  crc: Crc32 = crc32,
+): { readonly view: DataView; readonly end: number; readonly fail: (why: string) => never } {
   const fail = (why: string): never => {
-    throw new DecodeError('INVALID', `not a checkpoint record: ${why}`)
+    throw new DecodeError('INVALID', `not a ${what}: ${why}`)
   }
-  if (bytes.length < 26) fail('too short')
-  if (MAGIC.some((b, i) => bytes[i] !== b)) fail('bad magic or version')
+  if (bytes.length < minLength) fail('too short')
+  if (magic.some((b, i) => bytes[i] !== b)) fail('bad magic or version')
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const end = bytes.length - 4
   if (view.getUint32(end) !== crc(bytes.subarray(0, end))) fail('checksum mismatch')
+  return { view, end, fail }
+}
+
+/** Decodes a record; throws `DecodeError` for anything that is not one, intact. */
+export function decodeCheckpoint(bytes: Uint8Array, crc: Crc32 = crc32): CheckpointRecord {
+  const { view, end, fail } = openChecked(bytes, MAGIC, 26, 'checkpoint record', crc)
   const generation = view.getFloat64(4)
   const wave = view.getFloat64(12)
   if (!Number.isSafeInteger(generation) || generation < 1) fail('bad generation')
@@ -196,14 +211,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
 
 /** Decodes a manifest; throws `DecodeError` for anything that is not one, intact. */
 export function decodeManifest(bytes: Uint8Array): Manifest {
-  const fail = (why: string): never => {
-    throw new DecodeError('INVALID', `not a checkpoint manifest: ${why}`)
-  }
-  if (bytes.length < 44) fail('too short')
-  if (MANIFEST_MAGIC.some((b, i) => bytes[i] !== b)) fail('bad magic or version')
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const end = bytes.length - 4
-  if (view.getUint32(end) !== crc32(bytes, end)) fail('checksum mismatch')
+  const { view, end, fail } = openChecked(bytes, MANIFEST_MAGIC, 44, 'checkpoint manifest')
   const generation = view.getFloat64(4)
   const wave = view.getFloat64(12)
   const length = view.getFloat64(20)

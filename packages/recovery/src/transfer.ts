@@ -32,8 +32,16 @@ import {
   type PsyncControl,
   type SessionContext,
   type Timer,
+  type TransferProgress,
 } from '@consul/xkernel'
-import { crc32, decodeManifest, encodeManifest, type Manifest, partLength } from './codec.js'
+import {
+  crc32,
+  decodeManifest,
+  encodeManifest,
+  type Manifest,
+  openChecked,
+  partLength,
+} from './codec.js'
 import type { ResolvedOptions } from './options.js'
 import {
   deleteOps,
@@ -201,14 +209,7 @@ export function encodeMarker(m: TransferMarker): Uint8Array {
 }
 
 export function decodeMarker(bytes: Uint8Array): TransferMarker {
-  const fail = (why: string): never => {
-    throw new DecodeError('INVALID', `not a transfer marker: ${why}`)
-  }
-  if (bytes.length < 18 + 44) fail('too short')
-  if (MARKER_MAGIC.some((b, i) => bytes[i] !== b)) fail('bad magic')
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const end = bytes.length - 4
-  if (view.getUint32(end) !== crc32(bytes, end)) fail('checksum mismatch')
+  const { view, end, fail } = openChecked(bytes, MARKER_MAGIC, 18 + 44, 'transfer marker')
   const generation = view.getFloat64(4)
   if (!Number.isSafeInteger(generation) || generation < 1) fail('bad generation')
   const n = view.getUint16(12)
@@ -266,20 +267,16 @@ export class Donor {
     const { counters, storage } = this.ctx
     const newest = this.offerable()
     let generation = newest
-    let bytes: Uint8Array | undefined
-    try {
-      // The record a fetcher had begun on, if still here (it was pinned): its parts stay good.
-      if (newest !== undefined && resume > 0 && resume <= newest) bytes = storage.get(keyOf(resume))
-      if (bytes !== undefined) generation = resume
-      else bytes = generation === undefined ? undefined : storage.get(keyOf(generation))
-    } catch (error) {
-      if (!isReadError(error)) throw error
-    }
     let manifest: Manifest | undefined
     try {
-      manifest = bytes === undefined ? undefined : decodeManifest(bytes)
+      // The record a fetcher had begun on, if still here (it was pinned): its parts stay good.
+      if (newest !== undefined && resume > 0 && resume <= newest)
+        manifest = readManifest(storage, resume)
+      if (manifest !== undefined) generation = resume
+      else if (generation !== undefined) manifest = readManifest(storage, generation)
     } catch (error) {
-      if (!DecodeError.isInstance(error)) throw error
+      if (!isReadError(error)) throw error
+      manifest = undefined
     }
     if (manifest === undefined || manifest.wave < minWave || generation === undefined) {
       counters.inc('transferRefused')
@@ -295,7 +292,7 @@ export class Donor {
       wave: manifest.wave,
       bytes: manifest.length,
     })
-    this.psync.sendDirect(from, encodeOffer(bytes!))
+    this.psync.sendDirect(from, encodeOffer(encodeManifest(manifest)))
   }
 
   onGet(from: NodeId, generation: number, first: number, count: number): void {
@@ -395,14 +392,7 @@ export class Fetcher {
     }
   }
 
-  progress(): {
-    donor: NodeId
-    wave: number
-    bytes: number
-    parts: number
-    partsReceived: number
-    complete: boolean
-  } {
+  progress(): TransferProgress {
     return {
       donor: this.donor,
       wave: this.manifest?.wave ?? 0,

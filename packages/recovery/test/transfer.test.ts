@@ -123,6 +123,14 @@ async function crashAndBreak(c: Awaited<ReturnType<typeof cluster>>, at = 700) {
   expect(c.rec('n3').state()).toBe('transferring')
 }
 
+/** Runs until n3 has received `parts` parts of its transfer, not all: its progress then. */
+async function midTransfer(c: Awaited<ReturnType<typeof cluster>>, parts: number) {
+  expect(await c.until(() => (c.progress('n3')?.partsReceived ?? 0) >= parts, 2_000)).toBe(true)
+  const progress = c.rec('n3').transfer()!
+  expect(progress.partsReceived).toBeLessThan(progress.parts)
+  return progress
+}
+
 describe('state transfer', () => {
   it('a replica whose checkpoints are all unreadable and whose log is pruned fetches one from a live member under 10% loss, restarts from it and ends in the same state', async () => {
     const c = await cluster(11, { loss: 0.1 })
@@ -149,9 +157,7 @@ describe('state transfer', () => {
   it('the donor crashing mid-transfer: the fetcher goes on with another member (its own parts kept when the record is the same, else fetched anew)', async () => {
     const c = await cluster(12)
     await crashAndBreak(c)
-    expect(await c.until(() => (c.progress('n3')?.partsReceived ?? 0) >= 3, 2_000)).toBe(true)
-    const first = c.rec('n3').transfer()!
-    expect(first.partsReceived).toBeLessThan(first.parts)
+    const first = await midTransfer(c, 3)
     c.sim.crash(first.donor)
     const other = MEMBERS.find((m) => m !== 'n3' && m !== first.donor)!
     expect(await c.until(() => c.recState('n3') === 'active', 6_000)).toBe(true)
@@ -164,9 +170,7 @@ describe('state transfer', () => {
   it('the fetcher crashing mid-transfer resumes with the parts it had written', async () => {
     const c = await cluster(13)
     await crashAndBreak(c)
-    expect(await c.until(() => (c.progress('n3')?.partsReceived ?? 0) >= 6, 2_000)).toBe(true)
-    const before = c.rec('n3').transfer()!
-    expect(before.partsReceived).toBeLessThan(before.parts)
+    const before = await midTransfer(c, 6)
     c.sim.crash('n3')
     await c.sim.run({ until: c.sim.now + 20 })
     await c.sim.restart('n3')

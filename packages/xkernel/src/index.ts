@@ -168,6 +168,7 @@ export {
   RECOVERY,
   type RecoveryControl,
   type RecoveryState,
+  type TransferProgress,
 } from './recovery-control.js'
 export { type CompositionCheck, Stack, stack, validateFactories } from './stack.js'
 export {
