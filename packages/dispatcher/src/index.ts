@@ -96,6 +96,8 @@ export function dispatcher<S>(options: DispatcherOptions<S>) {
             controls: { dispatcher: session.control },
             checkpoint: () => session.control.snapshot(),
             restore: (state) => session.control.restore(state),
+            // A join: the application's state goes on into the next configuration as it is.
+            carry: () => session.control.snapshot(),
             close: () => {
               sessions.delete(session)
               session.close()

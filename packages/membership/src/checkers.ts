@@ -19,17 +19,23 @@ interface Installed {
   readonly time: number
 }
 
+/** Views by group and configuration (`group` for configuration 0, else `group#c`). */
 function views(history: History): Map<string, Map<number, Installed[]>> {
   const out = new Map<string, Map<number, Installed[]>>()
   for (const r of history.declared('membership.view')) {
-    let group = out.get(r.group)
-    if (group === undefined) out.set(r.group, (group = new Map()))
+    const name = configurationName(r.group, r.data.configuration ?? 0)
+    let group = out.get(name)
+    if (group === undefined) out.set(name, (group = new Map()))
     let list = group.get(r.data.id)
     if (list === undefined) group.set(r.data.id, (list = []))
     const cuts = JSON.stringify(Object.entries(r.data.cuts).sort(([a], [b]) => (a < b ? -1 : 1)))
     list.push({ members: r.data.members, cuts, node: r.node, time: r.time })
   }
   return out
+}
+
+function configurationName(group: string, configuration: number): string {
+  return configuration === 0 ? group : `${group}#${configuration}`
 }
 
 export const viewAgreement: Checker = {
@@ -50,11 +56,13 @@ export const viewAgreement: Checker = {
         }
       }
     }
-    // Each incarnation installs 1, 2, 3 … in order.
+    // Each incarnation installs 1, 2, 3 … in order (in a configuration after the first, from
+    // its view 0 when it moved there itself, else from 1).
     const seq = new Map<string, number>()
     for (const r of history.declared('membership.view')) {
-      const key = `${r.group}\u0000${r.node}#${r.incarnation}`
-      const previous = seq.get(key) ?? 0
+      const configuration = r.data.configuration ?? 0
+      const key = `${r.group}\u0000${r.node}#${r.incarnation}\u0000${configuration}`
+      const previous = seq.get(key) ?? (configuration > 0 && r.data.id === 0 ? -1 : 0)
       if (r.data.id !== previous + 1)
         out.push({
           checker: 'view-agreement',
@@ -74,9 +82,10 @@ export function primaryPartition(groups: Readonly<Record<string, readonly NodeId
     check(history) {
       const out: Violation[] = []
       for (const [group, byId] of views(history)) {
-        const initial = groups[group]
+        // A configuration after the first starts from its view 0 (the members a join made).
+        const initial = groups[group] ?? byId.get(0)?.[0]?.members
         if (initial === undefined) continue
-        const ids = [...byId.keys()].sort((a, b) => a - b)
+        const ids = [...byId.keys()].filter((id) => id > 0).sort((a, b) => a - b)
         let previous: readonly NodeId[] = [...initial].sort()
         let previousId = 0
         for (const id of ids) {

@@ -65,6 +65,7 @@ export function membership(options: MembershipOptions = {}) {
             start: () => session.start(),
             checkpoint: () => session.checkpoint(),
             restore: (state) => session.restore(state),
+            carry: (next) => session.carry(next),
             close: () => {
               sessions.delete(session)
               session.close()

@@ -50,6 +50,7 @@ import {
   MEMBERSHIP_CHANNEL,
   type MembershipControl,
   type MessageId,
+  type NextConfiguration,
   type NodeId,
   type PrimaryState,
   PSYNC,
@@ -124,6 +125,11 @@ interface MembershipCheckpoint {
   readonly view: View
   readonly excluded: boolean
   readonly cuts: [NodeId, number][]
+  /**
+   * A carried record (`carry`): the view of the configuration before, and who decided the
+   * join — the view change is reported when the group opens in the new configuration.
+   */
+  readonly previous?: { readonly members: readonly NodeId[]; readonly decidedBy: NodeId }
 }
 
 export class MembershipSession {
@@ -199,6 +205,8 @@ export class MembershipSession {
   private closed = false
   /** This member installed the view that removed it. */
   private installedOwnExit = false
+  /** Restored from a carried record in the first open of a configuration: reported at start. */
+  private joinReport: { members: readonly NodeId[]; decidedBy: NodeId } | undefined
   /** A view is being installed: deliveries wait in `deferred` until it stands. */
   private installing = false
   private deferred: PsyncMessage[] = []
@@ -222,7 +230,7 @@ export class MembershipSession {
     for (const [i, n] of this.names.entries()) this.rank.set(n, i)
     this.me = this.rank.get(ctx.self)!
     this.last = this.names.map(() => undefined)
-    this.current = { id: 0, members: this.names }
+    this.current = { id: 0, configuration: ctx.group.configuration, members: this.names }
     this.fd.delegate()
     const divider = ctx.get(DIVIDER)
     this.offs.push(
@@ -269,6 +277,53 @@ export class MembershipSession {
 
   start(): void {
     this.ctx.clock.setTimer(this.options.tickMs, () => this.tick())
+    const report = this.joinReport
+    this.joinReport = undefined
+    if (report !== undefined) this.reportJoin(report)
+  }
+
+  /**
+   * The state for the group's next configuration (a join): its view 0 — the new member list —
+   * and this one's members, so that the new session reports the change.
+   */
+  carry(next: NextConfiguration): Uint8Array {
+    const record: MembershipCheckpoint = {
+      v: 1,
+      instance: 0,
+      view: { id: 0, configuration: next.configuration, members: [...next.members] },
+      excluded: false,
+      cuts: [],
+      previous: { members: this.current.members, decidedBy: next.decidedBy },
+    }
+    return new TextEncoder().encode(JSON.stringify(record))
+  }
+
+  /** The first view of a configuration this member moved into: reported as a view change. */
+  private reportJoin(previous: { members: readonly NodeId[]; decidedBy: NodeId }): void {
+    const view = this.current
+    const before = new Set(previous.members)
+    const now = new Set(view.members)
+    const change: ViewChange = {
+      view,
+      joined: view.members.filter((n) => !before.has(n)),
+      left: previous.members.filter((n) => !now.has(n)),
+      reason: { kind: 'join', decidedBy: previous.decidedBy, cuts: {}, suspicions: {}, leaves: [] },
+    }
+    this.ctx.counters.inc('views')
+    this.ctx.log.info('view installed', {
+      view: view.id,
+      members: view.members,
+      joined: change.joined,
+    })
+    if (this.ctx.events.has('trace.view'))
+      this.ctx.events.emit('trace.view', {
+        group: this.ctx.group.port,
+        view: view.members,
+        id: view.id,
+        layer: 'membership',
+      })
+    this.trace(view, change)
+    this.viewHandlers.emit(change)
   }
 
   close(): void {
@@ -356,7 +411,19 @@ export class MembershipSession {
     )
       throw new XKernelError('INVALID_ARGUMENT', 'not a membership checkpoint of this group')
     this.instance = record.instance
-    this.current = { id: record.view.id, members: [...members] }
+    this.current = {
+      id: record.view.id,
+      configuration: this.ctx.group.configuration,
+      members: [...members],
+    }
+    const previous = record.previous
+    if (
+      previous !== undefined &&
+      this.ctx.group.reconfigured &&
+      Array.isArray(previous.members) &&
+      typeof previous.decidedBy === 'string'
+    )
+      this.joinReport = { members: [...previous.members], decidedBy: previous.decidedBy }
     for (const [name, cut] of record.cuts) {
       if (name === this.ctx.self || this.cutsApplied.has(name)) continue
       this.psync.exclude(name, cut)
@@ -1014,6 +1081,7 @@ export class MembershipSession {
     this.closeDeciding()
     const view: View = {
       id: this.current.id + 1,
+      configuration: this.current.configuration,
       members: this.current.members.filter((n) => !leaving.includes(n)),
     }
     this.current = view
@@ -1095,7 +1163,9 @@ export class MembershipSession {
       layer: 'membership',
       data: {
         id: view.id,
+        configuration: view.configuration,
         members: view.members,
+        joined: change.joined,
         left: change.left,
         cuts: change.reason.cuts,
         decidedBy: change.reason.decidedBy,

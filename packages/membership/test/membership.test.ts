@@ -72,7 +72,7 @@ describe('strong configuration', () => {
     for (const n of ['n1', 'n2']) {
       const [c, ...more] = changes.get(n)!
       expect(more).toEqual([])
-      expect(c!.view).toEqual({ id: 1, members: ['n1', 'n2'] })
+      expect(c!.view).toEqual({ id: 1, configuration: 0, members: ['n1', 'n2'] })
       expect(c!.left).toEqual(['n3'])
       expect(c!.reason.kind).toBe('failure')
       expect(group(n).get(PSYNC).members()).toEqual(['n1', 'n2'])
@@ -137,7 +137,9 @@ describe('primary partition', () => {
     expect(c3!.reason.kind).toBe('excluded')
     expect(c3!.left).toEqual(['n3'])
     for (const n of ['n1', 'n2']) {
-      expect(changes.get(n)!.map((c) => c.view)).toEqual([{ id: 1, members: ['n1', 'n2'] }])
+      expect(changes.get(n)!.map((c) => c.view)).toEqual([
+        { id: 1, configuration: 0, members: ['n1', 'n2'] },
+      ])
       expect(group(n).get(MEMBERSHIP).state()).toBe('primary')
     }
     // The minority side never decided anything on its own.
@@ -210,7 +212,11 @@ describe('restart', () => {
     })
     sim.at(1300, () => void submit('n2', 'after restart'))
     await sim.run({ until: 2500 })
-    expect(group('n2').get(MEMBERSHIP).view()).toEqual({ id: 1, members: ['n1', 'n2'] })
+    expect(group('n2').get(MEMBERSHIP).view()).toEqual({
+      id: 1,
+      configuration: 0,
+      members: ['n1', 'n2'],
+    })
     expect(group('n2').get(PSYNC).members()).toEqual(['n1', 'n2'])
     expect(changes.get('n1')!.map((c) => c.view.id)).toEqual([1])
     expect(check()).toEqual([])
@@ -233,7 +239,7 @@ describe('up: a restarted member announces itself', () => {
     })
     sim.at(600, () => void submit('n2', 'back'))
     await sim.run({ until: 1500 })
-    expect(view).toEqual({ id: 0, members: ['n1', 'n2', 'n3'] })
+    expect(view).toEqual({ id: 0, configuration: 0, members: ['n1', 'n2', 'n3'] })
     expect(sim.host('n2').stats().membership!.upAcknowledged).toBe(1)
     expect(sim.host('n1').stats().membership!['sent.ackUp']).toBe(1)
     for (const n of sim.nodes) expect(changes.get(n)).toEqual([])
@@ -296,7 +302,7 @@ describe('leave: a member goes gracefully', () => {
     for (const n of ['n1', 'n2', 'n3', 'n4']) {
       const [c, ...more] = changes.get(n)!
       expect(more).toEqual([])
-      expect(c!.view).toEqual({ id: 1, members: ['n1', 'n2', 'n3', 'n4'] })
+      expect(c!.view).toEqual({ id: 1, configuration: 0, members: ['n1', 'n2', 'n3', 'n4'] })
       expect(c!.reason).toMatchObject({ kind: 'leave', leaves: ['n5'], suspicions: {} })
       expect(c!.reason.cuts.n5).toBe(left!.reason.cuts.n5)
       // Nobody suspected anyone: a leave is no failure.

@@ -126,6 +126,15 @@ export class SemanticOrderSession {
       atWaveBoundary: () => this.waves.ahead === 0,
       checkpoint: () => this.checkpoint(),
       restore: (bytes) => this.restore(bytes),
+      holdAfter: (wave) => {
+        if (wave !== undefined && (!Number.isSafeInteger(wave) || wave < -1))
+          throw new OrderError(
+            'INVALID_ARGUMENT',
+            `holdAfter takes a wave >= -1, got ${String(wave)}`,
+          )
+        this.waves.barrier = wave
+        this.pump()
+      },
     }
   }
 

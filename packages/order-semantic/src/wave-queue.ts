@@ -88,6 +88,8 @@ export class WaveQueue {
    * queue then delivers nothing more — the session stops the Order.
    */
   gap: { readonly expected: number; readonly reported: number } | undefined
+  /** `OrderControl.holdAfter`: nothing of a wave above it goes, early or not. */
+  barrier: number | undefined
 
   /** The first wave not completely delivered. */
   get wave(): number {
@@ -150,6 +152,7 @@ export class WaveQueue {
     if (this.gap !== undefined) return undefined
     for (;;) {
       const wave = this.current
+      if (this.barrier !== undefined && wave > this.barrier) return undefined
       if (this.completion === undefined) {
         const ids = this.completed.get(wave)
         if (ids === undefined && this.completed.size > 0) {

@@ -56,6 +56,11 @@ export class TotalOrderSession {
   private readonly waves = new WaveSequence()
   private delivered = 0
   private inWave = false
+  /** `holdAfter`: no wave above it is delivered (undefined: none held). */
+  private barrier: number | undefined
+  /** Waves that came while held, in order. */
+  private readonly parked: { readonly wave: number; readonly messages: readonly PsyncMessage[] }[] =
+    []
   /** Set when the Order stopped (a gap in the wave sequence): nothing is delivered after it. */
   private stopped: OrderError | undefined
 
@@ -82,7 +87,7 @@ export class TotalOrderSession {
     ctx.get(DIVIDER).subscribe('order-total', {
       channels: [OPERATIONS],
       deliver: (m) => this.onMessage(m),
-      wave: (wave, messages) => this.onWave(wave, messages),
+      wave: (wave, messages) => this.onWaveHeld(wave, messages),
     })
     this.psync.onStable((sender, seq) => {
       if (sender === ctx.self) this.batcher.stableUpTo(seq)
@@ -96,7 +101,30 @@ export class TotalOrderSession {
       atWaveBoundary: () => !this.inWave,
       checkpoint: () => this.checkpoint(),
       restore: (bytes) => this.restore(bytes),
+      holdAfter: (wave) => this.holdAfter(wave),
     }
+  }
+
+  /** `holdAfter`: waves above `wave` wait (see `OrderControl.holdAfter`). */
+  private holdAfter(wave: number | undefined): void {
+    if (wave !== undefined && (!Number.isSafeInteger(wave) || wave < -1))
+      throw new OrderError('INVALID_ARGUMENT', `holdAfter takes a wave >= -1, got ${String(wave)}`)
+    this.barrier = wave
+    while (
+      this.parked.length > 0 &&
+      (this.barrier === undefined || this.parked[0]!.wave <= this.barrier)
+    ) {
+      const next = this.parked.shift()!
+      this.onWave(next.wave, next.messages)
+    }
+  }
+
+  private onWaveHeld(wave: number, messages: readonly PsyncMessage[]): void {
+    if (this.barrier !== undefined && (wave > this.barrier || this.parked.length > 0)) {
+      this.parked.push({ wave, messages: [...messages] })
+      return
+    }
+    this.onWave(wave, messages)
   }
 
   /** Every send goes through here: anything sent acknowledges what was received. */

@@ -40,6 +40,7 @@ import { RecoverySession } from './session.js'
 
 export type { CheckpointRecord } from './codec.js'
 export { decodeCheckpoint, encodeCheckpoint } from './codec.js'
+export { type JoinSpec, joinGroup } from './join-group.js'
 export type { RecoveryOptions } from './options.js'
 export { damageCheckpoints } from './store.js'
 

@@ -50,6 +50,18 @@ export interface RecoveryOptions {
    * (`"123456789"` → `0xcbf43926`), and every member must compute the same one.
    */
   readonly crc32?: (bytes: Uint8Array) => number
+  /**
+   * Joins: how often a member left out — excluded, or behind a change of configuration it
+   * missed — asks the others to take it in again (ms); also how long a member waits before it
+   * repeats a join request no wave has carried yet (× 5). Default 200.
+   */
+  readonly joinRetryMs?: number
+  /**
+   * Joins: an excluded member (a false suspicion, the minority side of a partition) asks to
+   * come back by itself, as a join (a new configuration and a state transfer). Default true;
+   * false leaves it excluded, as before.
+   */
+  readonly rejoin?: boolean
 }
 
 export interface ResolvedOptions {
@@ -63,6 +75,8 @@ export interface ResolvedOptions {
   readonly transferRetryMs: number
   readonly transferDonorTimeoutMs: number
   readonly crc32: (bytes: Uint8Array) => number
+  readonly joinRetryMs: number
+  readonly rejoin: boolean
 }
 
 function integer(
@@ -92,6 +106,13 @@ function positive(name: string, value: unknown, fallback: number): number {
 }
 
 const CHECK = new TextEncoder().encode('123456789')
+
+function flag(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean')
+    throw new XKernelError('INVALID_ARGUMENT', `recovery option ${name} must be a boolean`)
+  return value
+}
 
 function checksum(value: unknown): (bytes: Uint8Array) => number {
   if (value === undefined) return crc32
@@ -127,6 +148,8 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
     'transferRetryMs',
     'transferDonorTimeoutMs',
     'crc32',
+    'joinRetryMs',
+    'rejoin',
   ])
   for (const key of Object.keys(options))
     if (!known.has(key))
@@ -151,5 +174,7 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
       2_000,
     ),
     crc32: checksum(options.crc32),
+    joinRetryMs: positive('joinRetryMs', options.joinRetryMs, 200),
+    rejoin: flag('rejoin', options.rejoin, true),
   }
 }

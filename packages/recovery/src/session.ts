@@ -51,6 +51,7 @@ import {
   XKernelError,
 } from '@consul/xkernel'
 import { type CheckpointRecord, encodeCheckpoint, encodeManifest, manifestOf } from './codec.js'
+import { Joins } from './join.js'
 import type { ResolvedOptions } from './options.js'
 import {
   deleteOps,
@@ -121,6 +122,7 @@ export class RecoverySession {
   private readonly peersRecovering = new Map<NodeId, { lastSeq: number; since: number }>()
   private readonly offs: (() => void)[] = []
   private closed = false
+  private started = false
   private readonly recovering: boolean
   private readonly donor: Donor
   private fetcher: Fetcher | undefined
@@ -132,6 +134,8 @@ export class RecoverySession {
   private waveAck: Timer | undefined
   /** Generations past `keepCheckpoints` kept while a fetcher still reads them. */
   private readonly deferredDeletes = new Set<number>()
+  /** Joins: requests in the conversation, the lobby, the move into the next configuration. */
+  private readonly joins: Joins
 
   constructor(
     private readonly ctx: SessionContext<Caps>,
@@ -143,7 +147,10 @@ export class RecoverySession {
     this.fd = ctx.get(FAILURE_DETECTION)
     const found = this.restoreNewest()
     this.marker = this.readMarker()
-    this.recovering = ctx.group.restoring || found || this.marker !== undefined
+    // A member that moved into this configuration itself starts from the state it carried
+    // (restored above) and is active at once; every other start with a checkpoint recovers.
+    this.recovering =
+      ctx.group.restoring || (found && !ctx.group.reconfigured) || this.marker !== undefined
     this.donor = new Donor(ctx, this.psync, options, () =>
       this.current === 'active' || this.current === 'recovering'
         ? this.durable.at(-1)?.generation
@@ -159,24 +166,47 @@ export class RecoverySession {
       pruneFloor: () => this.declaredFloor,
       transfer: () => this.fetcher?.progress(),
     }
+    this.joins = new Joins({
+      ctx: ctx as unknown as SessionContext<Record<string, never>>,
+      psync: this.psync,
+      order: this.order,
+      membership: this.membership,
+      options,
+      state: () => this.current,
+    })
+    // At open, so that the replay of Psync's log (in its start) is seen: a join request
+    // replayed after a crash holds the Order again, and its wave moves the group as before.
+    this.offs.push(
+      this.psync.onDeliver((m) => this.joins.onDeliver(m)),
+      this.psync.onWave((wave, messages) => {
+        if (!this.joins.onWave(wave, messages) && this.started) this.maybeCheckpoint()
+      }),
+      this.psync.onStable(() => this.joins.settle()),
+    )
   }
 
   start(): void {
+    this.started = true
     this.offs.push(
-      this.psync.onWave(() => this.maybeCheckpoint()),
       this.psync.onHeard((heard) => this.heard(heard)),
       this.psync.onDirect((from, payload) => this.direct(from, payload)),
       this.psync.onDeliver((m) => this.acknowledgeWhileTransferring(m)),
     )
     this.ctx.clock.setTimer(this.options.floorEveryMs, () => this.tick())
-    if (!this.recovering) return
+    this.ctx.clock.setTimer(this.options.joinRetryMs, () => this.joinTick())
     // No checkpoint to start from, and Psync's log no longer starts at wave 0 (its first waves
-    // were pruned): replaying it cannot rebuild the state — fetch a checkpoint from a peer.
+    // were pruned) or the state comes from before this configuration (a member that joined, or
+    // moved here without the state): replaying the log cannot rebuild it — fetch a checkpoint.
     const firstWave = this.psync.waveFloor()
-    if (this.marker !== undefined || ((this.restored?.generation ?? 0) === 0 && firstWave > 0)) {
+    const none = (this.restored?.generation ?? 0) === 0
+    if (
+      this.marker !== undefined ||
+      (none && (firstWave > 0 || this.ctx.group.configuration > 0))
+    ) {
       this.startTransfer(Math.max(0, firstWave - 1))
       return
     }
+    if (!this.recovering) return
     this.setState('recovering')
     this.ctx.events.emit('recovery.started', { group: this.ctx.group.port, member: this.ctx.self })
     this.membership.up().then(
@@ -196,6 +226,7 @@ export class RecoverySession {
   close(): void {
     if (this.closed) return
     this.closed = true
+    this.joins.close()
     this.fetcher?.close()
     for (const off of this.offs.splice(0)) off()
     const error = new XKernelError('GROUP_CLOSED', `group ${this.ctx.group.port} is closed`)
@@ -494,6 +525,16 @@ export class RecoverySession {
       wave,
       donor,
     })
+    if (this.ctx.group.reconfigured) {
+      // This member moved into the configuration by itself, without the state: nobody waits on
+      // it to restart the group, so it does (a waiting ready() sees GROUP_CLOSED, and the
+      // group is host.group(port) again).
+      this.ctx.counters.inc('transferRestarts')
+      this.ctx.restart().catch((error: unknown) => {
+        this.ctx.log.error('restart after the state transfer failed', { error: String(error) })
+      })
+      return
+    }
     this.restartRequired = new XKernelError(
       'RESTART_REQUIRED',
       `group ${this.ctx.group.port}: a checkpoint of wave ${wave} was fetched from ${donor}; restart the group (group.restart()) to restore it`,
@@ -532,6 +573,12 @@ export class RecoverySession {
   }
 
   // ---- prune floor and peers ---------------------------------------------------------------
+
+  private joinTick(): void {
+    if (this.closed) return
+    this.ctx.clock.setTimer(this.options.joinRetryMs, () => this.joinTick())
+    this.joins.tick()
+  }
 
   private tick(): void {
     if (this.closed) return

@@ -193,8 +193,8 @@ describe('restart', () => {
     // n2's log was pruned before the crash (view 1 was decided at ≈ 700 ms).
     expect(floorAtRestart).toBeGreaterThan(0)
     const m = (n: string) => group(n).get(MEMBERSHIP)
-    expect(m('n3').view()).toEqual({ id: 1, members: ['n2', 'n3'] })
-    expect(m('n2').view()).toEqual({ id: 1, members: ['n2', 'n3'] })
+    expect(m('n3').view()).toEqual({ id: 1, configuration: 0, members: ['n2', 'n3'] })
+    expect(m('n2').view()).toEqual({ id: 1, configuration: 0, members: ['n2', 'n3'] })
     // The view came from the checkpoint, not from replaying the decision.
     expect(sim.host('n2').stats().membership!.restoredFromCheckpoint).toBe(1)
     expect(sim.host('n2').stats().membership!.views ?? 0).toBe(0)

@@ -30,8 +30,7 @@ import {
   type Group,
   type GroupSpec,
   type Host,
-  RECOVERY,
-  type RecoveryControl,
+  untilActive,
   XKernelError,
 } from '@consul/xkernel'
 
@@ -118,7 +117,8 @@ export async function openOrRecover<P extends CapabilityMap>(
  * group (default 3). Resolves with the groups, in `openOrRecover`'s order; a group without
  * Recovery in its stack is returned as opened. Rejects with what `ready()` rejects with
  * otherwise (`EXCLUDED`, `RECOVERY_FAILED`, `GROUP_CLOSED`), and with `RESTART_REQUIRED` after
- * `maxRestarts` restarts.
+ * `maxRestarts` restarts. A group that moves into another configuration meanwhile (a member
+ * joined: the handle closes) is followed: the group resolved is `host.group(port)`'s.
  */
 export async function recoverReady<P extends CapabilityMap>(
   host: Host<P>,
@@ -132,28 +132,5 @@ export async function recoverReady<P extends CapabilityMap>(
       `recoverReady: maxRestarts must be an integer >= 0, got ${String(maxRestarts)}`,
     )
   const opened = await openOrRecover(host, groups)
-  return Promise.all(opened.map((group) => untilActive(group, maxRestarts)))
-}
-
-async function untilActive<P extends CapabilityMap>(
-  first: Group<P>,
-  maxRestarts: number,
-): Promise<Group<P>> {
-  let group = first
-  for (let restarts = 0; ; restarts++) {
-    let recovery: RecoveryControl
-    try {
-      recovery = (group as unknown as Group<{ recovery: RecoveryControl }>).get(RECOVERY)
-    } catch {
-      return group
-    }
-    try {
-      await recovery.ready()
-      return group
-    } catch (error) {
-      if (!XKernelError.isInstance(error) || error.code !== 'RESTART_REQUIRED') throw error
-      if (restarts >= maxRestarts) throw error
-      group = await group.restart()
-    }
-  }
+  return Promise.all(opened.map((group) => untilActive(host, group, maxRestarts)))
 }

@@ -70,6 +70,12 @@ export type TraceRecord = {
 export interface ConsulEvents {
   'group.opened': { readonly group: string; readonly members: readonly NodeId[] }
   'group.closed': { readonly group: string }
+  /** The group moved into a new configuration (members joined): `host.group(port)` is it. */
+  'group.reconfigured': {
+    readonly group: string
+    readonly configuration: number
+    readonly members: readonly NodeId[]
+  }
   /** An application-level message was sent (multicast) by this host. */
   'trace.sent': TraceMessage
   /** A message was delivered to the layer the checkers observe. */

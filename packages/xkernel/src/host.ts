@@ -18,7 +18,7 @@ import { Counters } from './counters.js'
 import { DecodeError, StorageCorruptedError, XKernelError } from './errors.js'
 import { type ConsulEvents, EventBus, type EventName } from './events.js'
 import { createLogger, type Logger } from './logger.js'
-import { canonicalMembers, groupTag } from './members.js'
+import { canonicalMembers, groupTag, lobbyTag, sessionScope } from './members.js'
 import { memoryStorage } from './memory-storage.js'
 import { MessageBuffer } from './message-buffer.js'
 import type {
@@ -27,6 +27,7 @@ import type {
   GroupInfo,
   GroupNetwork,
   GroupSpec,
+  Lobby,
   ProtocolInstance,
   Session,
   SessionContext,
@@ -34,7 +35,7 @@ import type {
   SessionState,
 } from './protocol.js'
 import type { Random } from './random.js'
-import { type StableStorage, scopedStorage } from './storage.js'
+import { type StableStorage, type StorageOp, scopedStorage } from './storage.js'
 import type { NodeId, Transport } from './transport.js'
 
 export interface HostServices {
@@ -64,6 +65,8 @@ export interface Group<Prov extends CapabilityMap> {
   readonly port: string
   readonly members: readonly NodeId[]
   readonly restoring: boolean
+  /** The configuration (`GroupSpec.configuration`): one more at each change that adds members. */
+  readonly configuration: number
   /** The control object a protocol of this group provides. */
   get<N extends keyof Prov & string>(capability: Capability<N, Prov[N]>): Prov[N]
   /** Closes every session of the group (top of the stack first) and forgets it. */
@@ -72,8 +75,8 @@ export interface Group<Prov extends CapabilityMap> {
    * Closes every session of the group (top first) keeping what is in storage, and re-creates
    * them from it, as after a crash (`restoring: true`): what Recovery asks for after a state
    * transfer. Resolves with the new group; this handle and the controls taken from it are
-   * closed. Rejects as `recoverGroups` does when the sessions cannot be re-created (the group
-   * is then closed, its record kept for the next try).
+   * closed; the hooks `open` was given run again. Rejects as `recoverGroups` does when the
+   * sessions cannot be re-created (the group is then closed, its record kept for the next try).
    */
   restart(): Promise<Group<Prov>>
 }
@@ -90,7 +93,11 @@ export interface HostDescription {
   readonly self: NodeId
   readonly state: HostState
   readonly protocols: readonly ProtocolDescription[]
-  readonly groups: readonly { readonly port: string; readonly members: readonly NodeId[] }[]
+  readonly groups: readonly {
+    readonly port: string
+    readonly members: readonly NodeId[]
+    readonly configuration: number
+  }[]
   /**
    * Every session, bottom of the stack first (the order they open, restore and start in):
    * whether it takes part in the coordinated checkpoint, and whether this incarnation gave it
@@ -134,6 +141,12 @@ export interface Host<Prov extends CapabilityMap> {
   open(spec: GroupSpec, hooks?: OpenHooks<Prov>): Promise<Group<Prov>>
   group(port: string): Group<Prov> | undefined
   groups(): readonly Group<Prov>[]
+  /**
+   * The lobby of `port` for a host that is not (yet) a member of it: what a new member uses to
+   * ask to join (`@consul/recovery`'s `joinGroup`). Datagrams for the port's lobby reach this
+   * handle and, when the group is open here, the group's own lobby too. `close()` stops it.
+   */
+  lobby(port: string): Lobby & { close(): void }
   /** The groups recorded in storage (open and not closed when the host last ran). */
   storedGroups(): GroupSpec[]
   /**
@@ -155,6 +168,8 @@ export interface Host<Prov extends CapabilityMap> {
 }
 
 const GROUP_KEY_PREFIX = 'xkernel/group/'
+/** Old configurations' keys are deleted in batches of this many operations. */
+const CLEANUP_BATCH = 4096
 /** Ports name storage prefixes and log fields: keep them plain. */
 const PORT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
 const encoder = new TextEncoder()
@@ -180,6 +195,10 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
   readonly memberSet: Set<NodeId>
   receive: ((from: NodeId, message: MessageBuffer) => void) | undefined
   networkOwner: string | undefined
+  lobbyReceive: ((from: NodeId, payload: Uint8Array) => void) | undefined
+  lobbyOwner: string | undefined
+  /** The hooks `open` was given: run again when the group moves to a new configuration. */
+  hooks: OpenHooks<Prov> | undefined
   open = true
   /** The sessions' `start()` ran (checkpoint states can no longer be restored). */
   started = false
@@ -196,6 +215,21 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
           throw new XKernelError(
             'INVALID_ARGUMENT',
             `protocol ${entry.protocol}: checkpoint() must return bytes or undefined`,
+          )
+        }
+        out.push({ protocol: entry.protocol, state })
+      }
+      return out
+    },
+    carry: (next) => {
+      const out: SessionState[] = []
+      for (const entry of this.sessions) {
+        const state = entry.session.carry?.(next)
+        if (state === undefined) continue
+        if (!(state instanceof Uint8Array)) {
+          throw new XKernelError(
+            'INVALID_ARGUMENT',
+            `protocol ${entry.protocol}: carry() must return bytes or undefined`,
           )
         }
         out.push({ protocol: entry.protocol, state })
@@ -254,6 +288,10 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
     return this.info.restoring
   }
 
+  get configuration(): number {
+    return this.info.configuration
+  }
+
   get<N extends keyof Prov & string>(capability: Capability<N, Prov[N]>): Prov[N] {
     if (!this.open) {
       throw new XKernelError('GROUP_CLOSED', `group ${this.port} is closed`)
@@ -274,9 +312,14 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
   async restart(): Promise<Group<Prov>> {
     if (!this.open)
       throw new XKernelError('GROUP_CLOSED', `group ${this.port} is closed: nothing to restart`)
-    const spec: GroupSpec = { port: this.port, members: this.members, options: this.info.options }
+    const spec: GroupSpec = {
+      port: this.port,
+      members: this.members,
+      options: this.info.options,
+      configuration: this.configuration,
+    }
     await this.host.closeGroup(this, true)
-    return this.host.reopenGroup(spec)
+    return this.host.reopenGroup(spec, this.hooks)
   }
 
   /** Silences every session without running close handlers. */
@@ -302,6 +345,9 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
   private readonly protocols: ProtocolEntry[] = []
   private readonly byPort = new Map<string, GroupImpl<Prov>>()
   private readonly byTag = new Map<number, GroupImpl<Prov>>()
+  /** Lobby tag → port, for every open group and every host lobby. */
+  private readonly lobbyPorts = new Map<number, string>()
+  private readonly hostLobbies = new Map<string, (from: NodeId, payload: Uint8Array) => void>()
   private readonly counters = new Counters()
   state: HostState = 'running'
 
@@ -354,8 +400,14 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       return
     }
     const message = MessageBuffer.wrap(data)
-    const group = this.byTag.get(message.popU32())
+    const tag = message.popU32()
+    const group = this.byTag.get(tag)
     if (group === undefined) {
+      const lobby = this.lobbyPorts.get(tag)
+      if (lobby !== undefined) {
+        this.receiveLobby(lobby, from, message.view())
+        return
+      }
       this.counters.inc('droppedUnknownGroup')
       return
     }
@@ -379,6 +431,69 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         this.counters.inc('receiveHandlerErrors')
         this.log.error('receive handler threw', { group: group.port, from, error: String(error) })
       }
+    }
+  }
+
+  private receiveLobby(port: string, from: NodeId, payload: Uint8Array): void {
+    const handlers = [this.byPort.get(port)?.lobbyReceive, this.hostLobbies.get(port)]
+    let delivered = false
+    for (const handler of handlers) {
+      if (handler === undefined) continue
+      delivered = true
+      try {
+        handler(from, payload)
+      } catch (error) {
+        this.counters.inc('receiveHandlerErrors')
+        this.log.error('lobby handler threw', { group: port, from, error: String(error) })
+      }
+    }
+    if (delivered) this.counters.inc('lobbyReceived')
+    else this.counters.inc('droppedNoReceiver')
+  }
+
+  private lobbySend(port: string, to: NodeId, payload: Uint8Array): void {
+    if (to === this.self || !this.transport.peers().includes(to)) {
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `lobby of ${port}: cannot send to ${to}, not a peer of this host's transport`,
+      )
+    }
+    const message = MessageBuffer.wrap(payload.slice())
+    message.pushU32(lobbyTag(port))
+    this.counters.inc('lobbySent')
+    this.transport.send(to, message.view())
+  }
+
+  lobby(port: string): Lobby & { close(): void } {
+    this.checkRunning()
+    if (typeof port !== 'string' || !PORT_PATTERN.test(port)) {
+      throw new XKernelError('INVALID_ARGUMENT', `lobby(): bad port ${JSON.stringify(port)}`)
+    }
+    if (this.hostLobbies.has(port)) {
+      throw new XKernelError('NETWORK_CLAIMED', `the lobby of ${port} is already open on this host`)
+    }
+    let open = true
+    this.hostLobbies.set(port, () => {})
+    this.lobbyPorts.set(lobbyTag(port), port)
+    return {
+      send: (to, payload) => {
+        if (!open || this.state !== 'running') {
+          this.counters.inc('sendsAfterClose')
+          return
+        }
+        this.lobbySend(port, to, payload)
+      },
+      onReceive: (handler) => {
+        if (typeof handler !== 'function')
+          throw new XKernelError('INVALID_ARGUMENT', 'lobby onReceive takes a function')
+        if (open) this.hostLobbies.set(port, handler)
+      },
+      close: () => {
+        if (!open) return
+        open = false
+        this.hostLobbies.delete(port)
+        if (!this.byPort.has(port)) this.lobbyPorts.delete(lobbyTag(port))
+      },
     }
   }
 
@@ -436,19 +551,28 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     if (spec.options !== undefined && (spec.options === null || typeof spec.options !== 'object')) {
       throw new XKernelError('INVALID_ARGUMENT', `group ${spec.port}: options must be an object`)
     }
+    const c = spec.configuration
+    if (c !== undefined && (!Number.isSafeInteger(c) || c < 0)) {
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `group ${spec.port}: configuration must be an integer >= 0, got ${String(c)}`,
+      )
+    }
   }
 
   private async openGroup(
     spec: GroupSpec,
     restoring: boolean,
     hooks?: OpenHooks<Prov>,
+    reconfigured = false,
   ): Promise<Group<Prov>> {
     this.checkRunning()
     this.validateSpec(spec)
     if (this.byPort.has(spec.port)) {
       throw new XKernelError('GROUP_EXISTS', `group ${spec.port} is already open on ${this.self}`)
     }
-    const tag = groupTag(spec.port, spec.members)
+    const configuration = spec.configuration ?? 0
+    const tag = groupTag(spec.port, spec.members, configuration)
     const clash = this.byTag.get(tag)
     if (clash !== undefined) {
       throw new XKernelError(
@@ -463,15 +587,21 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       self: this.self,
       options: Object.freeze({ ...(spec.options ?? {}) }),
       restoring,
+      configuration,
+      reconfigured,
     })
     // Record the group so a restarted host can re-create it, before any session runs.
     this.storage.put(
       GROUP_KEY_PREFIX + spec.port,
-      encoder.encode(JSON.stringify({ port: spec.port, members: info.members })),
+      groupRecord(spec.port, info.members, configuration),
     )
+    // What an earlier configuration of this port left here is of no use any more.
+    if (configuration > 0) this.deleteOtherConfigurations(spec.port, configuration)
     const group = new GroupImpl<Prov>(this, info, tag)
+    group.hooks = hooks
     this.byPort.set(spec.port, group)
     this.byTag.set(tag, group)
+    this.lobbyPorts.set(lobbyTag(spec.port), spec.port)
     try {
       for (const entry of this.protocols) {
         const sessionEntry = this.openSession(group, entry)
@@ -494,6 +624,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       group.drop()
       this.byPort.delete(spec.port)
       this.byTag.delete(tag)
+      if (!this.hostLobbies.has(spec.port)) this.lobbyPorts.delete(lobbyTag(spec.port))
       // A failed recovery must not forget the group: the next restart may succeed.
       if (!restoring) this.storage.delete(GROUP_KEY_PREFIX + spec.port)
       throw error
@@ -553,15 +684,48 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       },
       clock,
       random: this.random.fork(`${protocol}/${group.port}`),
-      storage: scopedStorage(this.storage, `${protocol}/${group.port}/`, {
-        live: () => group.open && this.state === 'running',
-        onDeadWrite: () => this.counters.inc('writesAfterClose'),
-      }),
+      storage: scopedStorage(
+        this.storage,
+        sessionScope(protocol, group.port, group.configuration),
+        {
+          live: () => group.open && this.state === 'running',
+          onDeadWrite: () => this.counters.inc('writesAfterClose'),
+        },
+      ),
       events,
       log: this.log.child({ protocol, group: group.port }),
       counters: entry.counters,
       claimNetwork: () => this.claimNetwork(group, protocol),
       checkpoints: group.checkpoints,
+      claimLobby: () => {
+        if (group.lobbyOwner !== undefined) {
+          throw new XKernelError(
+            'NETWORK_CLAIMED',
+            `protocol ${protocol} claims the lobby of group ${group.port}, which ${group.lobbyOwner} already holds`,
+          )
+        }
+        group.lobbyOwner = protocol
+        return {
+          send: (to, payload) => {
+            if (!group.open || this.state !== 'running') {
+              this.counters.inc('sendsAfterClose')
+              return
+            }
+            this.lobbySend(group.port, to, payload)
+          },
+          onReceive: (handler) => {
+            if (typeof handler !== 'function')
+              throw new XKernelError('INVALID_ARGUMENT', 'lobby onReceive takes a function')
+            group.lobbyReceive = handler
+          },
+        }
+      },
+      restart: async () => {
+        await group.restart()
+      },
+      reconfigure: async (next) => {
+        await this.reconfigureGroup(group, protocol, next)
+      },
     }
     let session: Session<CapabilityMap>
     try {
@@ -677,10 +841,96 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     }
   }
 
-  /** `Group.restart`: the group's sessions again from storage (its record kept). */
-  async reopenGroup(spec: GroupSpec): Promise<Group<Prov>> {
+  /** `SessionContext.reconfigure`: the group in its next configuration (see there). */
+  async reconfigureGroup(
+    group: GroupImpl<Prov>,
+    protocol: string,
+    next: {
+      readonly members: readonly NodeId[]
+      readonly configuration?: number
+      readonly seed?: readonly StorageOp[]
+    },
+  ): Promise<Group<Prov>> {
     this.checkRunning()
-    return this.openGroup(spec, true)
+    if (!group.open || this.byPort.get(group.port) !== group) {
+      throw new XKernelError(
+        'GROUP_CLOSED',
+        `group ${group.port} is closed: nothing to reconfigure`,
+      )
+    }
+    const configuration = next?.configuration ?? group.configuration + 1
+    if (!Number.isSafeInteger(configuration) || configuration <= group.configuration) {
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        `reconfigure: configuration must be an integer above ${group.configuration}, got ${String(configuration)}`,
+      )
+    }
+    const members = next.members
+    const seed = next.seed ?? []
+    const spec: GroupSpec = {
+      port: group.port,
+      members,
+      options: group.info.options,
+      configuration,
+    }
+    this.validateSpec(spec)
+    if (!Array.isArray(seed)) {
+      throw new XKernelError(
+        'INVALID_ARGUMENT',
+        'reconfigure: seed must be a list of storage operations',
+      )
+    }
+    const scope = sessionScope(protocol, group.port, configuration)
+    // One batch: the next configuration exists, with its seed, or (after a crash) not at all.
+    this.storage.batch([
+      ...seed.map((op) => ({ ...op, key: scope + op.key })),
+      {
+        type: 'put' as const,
+        key: GROUP_KEY_PREFIX + group.port,
+        value: groupRecord(group.port, canonicalMembers(members), configuration),
+      },
+    ])
+    await this.storage.sync()
+    this.checkRunning()
+    await this.closeGroup(group, true)
+    const opened = await this.openGroup(spec, false, group.hooks, true)
+    this.counters.inc('reconfigured')
+    this.events.emit('group.reconfigured', {
+      group: spec.port,
+      configuration,
+      members: opened.members,
+    })
+    this.log.info('group reconfigured', {
+      group: spec.port,
+      configuration,
+      members: opened.members,
+    })
+    return opened
+  }
+
+  /** Deletes every key a configuration of `port` other than `keep` left in storage. */
+  private deleteOtherConfigurations(port: string, keep: number): void {
+    for (const { factory } of this.protocols) {
+      const stem = `${factory.name}/${port}`
+      const own = sessionScope(factory.name, port, keep)
+      let ops: StorageOp[] = []
+      for (const { key } of this.storage.scan({ prefix: stem })) {
+        const rest = key.slice(stem.length)
+        if (key.startsWith(own) || !/^(\/|@[0-9]+\/)/.test(rest)) continue
+        ops.push({ type: 'del', key })
+        if (ops.length >= CLEANUP_BATCH) {
+          this.storage.batch(ops)
+          ops = []
+        }
+      }
+      if (ops.length > 0) this.storage.batch(ops)
+    }
+  }
+
+  /** `Group.restart`: the group's sessions again from storage (its record kept). */
+  async reopenGroup(spec: GroupSpec, hooks?: OpenHooks<Prov>): Promise<Group<Prov>> {
+    this.checkRunning()
+    return this.openGroup(spec, true, hooks)
   }
 
   async recoverGroups(
@@ -724,6 +974,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     if (!group.open || this.byPort.get(group.port) !== group) return
     this.byPort.delete(group.port)
     this.byTag.delete(group.tag)
+    if (!this.hostLobbies.has(group.port)) this.lobbyPorts.delete(lobbyTag(group.port))
     for (const entry of [...group.sessions].reverse()) {
       try {
         await entry.session.close?.()
@@ -773,7 +1024,11 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         raises: [...factory.raises],
         observes: [...factory.observes],
       })),
-      groups: [...this.byPort.values()].map((g) => ({ port: g.port, members: g.members })),
+      groups: [...this.byPort.values()].map((g) => ({
+        port: g.port,
+        members: g.members,
+        configuration: g.configuration,
+      })),
       sessions: [...this.byPort.values()].flatMap((g) =>
         g.sessions.map((s) => ({
           group: g.port,
@@ -806,6 +1061,8 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     for (const group of this.byPort.values()) group.drop()
     this.byPort.clear()
     this.byTag.clear()
+    this.lobbyPorts.clear()
+    this.hostLobbies.clear()
     this.hostClock.close()
     this.events.clear()
     this.transport.onReceive(() => {})
@@ -830,17 +1087,31 @@ export function startHost<Prov extends CapabilityMap>(
   return new HostImpl<Prov>(factories, services)
 }
 
-/** A group record (`{ port, members }` as JSON), or `undefined` when it is not one. */
+function groupRecord(port: string, members: readonly NodeId[], configuration: number): Uint8Array {
+  return encoder.encode(
+    JSON.stringify(configuration === 0 ? { port, members } : { port, members, configuration }),
+  )
+}
+
+/** A group record (`{ port, members, configuration? }` as JSON), or `undefined`. */
 function parseGroupRecord(value: Uint8Array): GroupSpec | undefined {
   try {
-    const parsed = JSON.parse(decoder.decode(value)) as { port?: unknown; members?: unknown }
+    const parsed = JSON.parse(decoder.decode(value)) as {
+      port?: unknown
+      members?: unknown
+      configuration?: unknown
+    }
     if (
       typeof parsed === 'object' &&
       parsed !== null &&
       typeof parsed.port === 'string' &&
       Array.isArray(parsed.members)
-    )
-      return { port: parsed.port, members: parsed.members as NodeId[] }
+    ) {
+      const c = parsed.configuration
+      if (c === undefined) return { port: parsed.port, members: parsed.members as NodeId[] }
+      if (!Number.isSafeInteger(c) || (c as number) < 0) return undefined
+      return { port: parsed.port, members: parsed.members as NodeId[], configuration: c as number }
+    }
   } catch {
     // not JSON
   }

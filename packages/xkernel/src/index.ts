@@ -31,6 +31,8 @@
  * group.get(ECHO).say('hello')
  * ```
  */
+
+export { untilActive } from './active.js'
 export { jsonLineSink } from './adapters/json-line-sink.js'
 export { realClock } from './adapters/real-clock.js'
 export { systemRandom } from './adapters/real-random.js'
@@ -143,6 +145,8 @@ export {
   type GroupInfo,
   type GroupNetwork,
   type GroupSpec,
+  type Lobby,
+  type NextConfiguration,
   type ProtocolContext,
   type ProtocolDefinition,
   type ProtocolFactory,

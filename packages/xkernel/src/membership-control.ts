@@ -14,8 +14,14 @@ import type { NodeId } from './transport.js'
 
 /** One agreed view of the group. */
 export interface View {
-  /** 0 for the group's initial member list; +1 at every agreed change. */
+  /**
+   * 0 for the configuration's member list (the group's as opened, or as a join made it); +1
+   * at every agreed change within the configuration. A view is named by
+   * `(configuration, id)`.
+   */
   readonly id: number
+  /** The group's configuration (`Group.configuration`): one more at each join. */
+  readonly configuration: number
   /** Its members, in the group's canonical (sorted) order. */
   readonly members: readonly NodeId[]
 }
@@ -28,7 +34,7 @@ export interface View {
  * ordering; it comes back only through Recovery as a new incarnation).
  */
 export interface ViewChangeReason {
-  readonly kind: 'failure' | 'leave' | 'excluded'
+  readonly kind: 'failure' | 'leave' | 'excluded' | 'join'
   /** Who proposed the decision (the coordinator of the round that was chosen). */
   readonly decidedBy: NodeId
   /**

@@ -154,6 +154,15 @@ export interface OrderControl {
   atWaveBoundary(): boolean
   checkpoint(): Uint8Array
   restore(checkpoint: Uint8Array): void
+  /**
+   * Optional (what a group needs for joins, `@consul/recovery`): from now on, deliver nothing
+   * of a wave above `wave` — early deliveries included — until called again with a higher
+   * wave or `undefined` (then what waited is delivered, in order). Recovery calls it when it
+   * sees a join request of wave `wave`, so that the group moves into its next configuration
+   * exactly at the end of that wave. A wave that is not an integer >= -1 throws
+   * `OrderError('INVALID_ARGUMENT')`. An Order without it cannot take part in joins.
+   */
+  holdAfter?(wave: number | undefined): void
 }
 
 export const ORDER = capability<'order', OrderControl>('order')

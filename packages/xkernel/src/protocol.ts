@@ -12,7 +12,7 @@ import type { ConsulEvents, EventName } from './events.js'
 import type { Logger } from './logger.js'
 import type { MessageBuffer } from './message-buffer.js'
 import type { Random } from './random.js'
-import type { StableStorage } from './storage.js'
+import type { StableStorage, StorageOp } from './storage.js'
 import type { NodeId } from './transport.js'
 
 /** What `host.open` takes: the well-known port of the group and its members. */
@@ -23,6 +23,13 @@ export interface GroupSpec {
   readonly members: readonly NodeId[]
   /** Per-group options, read by the protocols that know them (unknown keys are ignored). */
   readonly options?: Readonly<Record<string, unknown>>
+  /**
+   * The group's **configuration**: 0 for the member list it was first opened with, one more
+   * at each change of the list that adds members (a join, `SessionContext.reconfigure`). Each
+   * configuration is its own conversation: its own wire tag and its own storage. Default 0;
+   * an integer >= 0.
+   */
+  readonly configuration?: number
 }
 
 export interface GroupInfo {
@@ -32,6 +39,37 @@ export interface GroupInfo {
   readonly options: Readonly<Record<string, unknown>>
   /** True when the group is being re-created after a crash (`host.recoverGroups()`). */
   readonly restoring: boolean
+  /** The configuration (`GroupSpec.configuration`; 0 unless members joined). */
+  readonly configuration: number
+  /**
+   * True in the first open of a configuration this member moved into itself
+   * (`reconfigure`): what the sessions' `carry` returned is in storage as their checkpoint.
+   */
+  readonly reconfigured: boolean
+}
+
+/** What `Session.carry` is told about the configuration that follows. */
+export interface NextConfiguration {
+  readonly configuration: number
+  /** Its members, canonical order. */
+  readonly members: readonly NodeId[]
+  /** The members that were not in the current one. */
+  readonly joined: readonly NodeId[]
+  /** The member whose join request (the first of its wave) moved the group. */
+  readonly decidedBy: NodeId
+}
+
+/**
+ * Datagrams of a group's port that are not of its conversation: how a host outside the member
+ * list (a new member, or one left behind by a configuration change) and the members talk
+ * before it is in. Delivered from any peer of the transport; what a handler does with them is
+ * its own business (count, rate-limit). `send` takes ownership of `payload`.
+ */
+export interface Lobby {
+  /** Sends one datagram; a `to` that is not a peer of the transport throws `INVALID_ARGUMENT`. */
+  send(to: NodeId, payload: Uint8Array): void
+  /** Sets the one handler (a later call replaces it); `payload` is valid during the call only. */
+  onReceive(handler: (from: NodeId, payload: Uint8Array) => void): void
 }
 
 /**
@@ -73,6 +111,32 @@ export interface SessionContext<Req extends CapabilityMap> {
   claimNetwork(): GroupNetwork
   /** The group's sessions' states, for the coordinated checkpoint (`@consul/recovery`). */
   readonly checkpoints: GroupCheckpoints
+  /** The group's lobby (one claimant per group; a second claim throws `NETWORK_CLAIMED`). */
+  claimLobby(): Lobby
+  /**
+   * Moves the group into a later configuration (`next.configuration`, default the next one)
+   * with `next.members` (this member among them): writes, in **one** storage batch, the
+   * group's new record and `next.seed` — storage operations in this protocol's own key space
+   * *of that configuration* (normally a checkpoint of the states the sessions' `carry` gave) —
+   * syncs it, then closes every session (top first), opens the group again in the new
+   * configuration (`reconfigured: true`, the same options, the open hooks run again) and
+   * deletes what the old configuration left in storage. Resolves once the new group is open;
+   * emits `group.reconfigured`. Bad arguments (members empty, without this host, not peers of
+   * the transport; a configuration not above the current one) reject with `INVALID_ARGUMENT`
+   * before anything is written.
+   */
+  /**
+   * Closes every session (top first) and re-creates the group from storage, as
+   * `Group.restart()` does (`restoring: true`, the open hooks run again): what Recovery does
+   * itself once it has fetched the state of a configuration it moved into. Resolves once the
+   * new group is open.
+   */
+  restart(): Promise<void>
+  reconfigure(next: {
+    readonly members: readonly NodeId[]
+    readonly configuration?: number
+    readonly seed?: readonly StorageOp[]
+  }): Promise<void>
 }
 
 /** One session's state in a coordinated checkpoint. */
@@ -94,6 +158,8 @@ export interface GroupCheckpoints {
    * `undefined` when any of them cannot be taken now (try again at a later wave boundary).
    */
   take(): readonly SessionState[] | undefined
+  /** Every session's `carry(next)` that gave bytes, bottom first (for `reconfigure`'s seed). */
+  carry(next: NextConfiguration): readonly SessionState[]
   /**
    * Gives each session its state back (`Session.restore`), bottom first. Only before the
    * group's sessions start (from a session's `open`); a state naming a protocol that is not in
@@ -131,6 +197,13 @@ export interface Session<Prov extends CapabilityMap> {
   checkpoint?(): Uint8Array | undefined
   /** Takes back what `checkpoint()` returned, after a crash, before any session starts. */
   restore?(state: Uint8Array): void
+  /**
+   * This session's state for the *next* configuration (`SessionContext.reconfigure`), in
+   * `checkpoint()`'s format, as of the start of the next configuration's conversation: given
+   * back through `restore` when the group opens in it. Taken at a wave boundary; `undefined`
+   * (or no `carry`) starts the session fresh there.
+   */
+  carry?(next: NextConfiguration): Uint8Array | undefined
 }
 
 export interface ProtocolInstance<Req extends CapabilityMap, Prov extends CapabilityMap> {

@@ -303,7 +303,15 @@ describe('starting and opening', () => {
       })
     await host.open({ port: 'g', members: ['a'], options: { mode: 'fast' } })
     expect(seen).toEqual({
-      info: { port: 'g', members: ['a'], self: 'a', options: { mode: 'fast' }, restoring: false },
+      info: {
+        port: 'g',
+        members: ['a'],
+        self: 'a',
+        options: { mode: 'fast' },
+        restoring: false,
+        configuration: 0,
+        reconfigured: false,
+      },
       draw: seededRandom(5).fork('probe/g').uint32(),
       keys: ['k'],
     })
@@ -720,7 +728,7 @@ describe('describe() and stats()', () => {
           observes: ['counter.changed', 'group.opened'],
         },
       ],
-      groups: [{ port: 'g', members: ['a', 'b'] }],
+      groups: [{ port: 'g', members: ['a', 'b'], configuration: 0 }],
       sessions: [
         { group: 'g', protocol: 'flood', checkpoint: false, restored: false },
         { group: 'g', protocol: 'counter', checkpoint: false, restored: false },

@@ -37,7 +37,11 @@ export function brokenMembership(fault: BrokenMembership) {
         const psync = ctx.get(PSYNC)
         const fd = ctx.get(FAILURE_DETECTION)
         fd.delegate()
-        let view: View = { id: 0, members: [...ctx.group.members].sort() }
+        let view: View = {
+          id: 0,
+          configuration: ctx.group.configuration,
+          members: [...ctx.group.members].sort(),
+        }
         const handlers = new Listeners<[ViewChange]>(
           () => new XKernelError('INVALID_ARGUMENT', 'handler'),
         )
@@ -50,7 +54,11 @@ export function brokenMembership(fault: BrokenMembership) {
           if (fault === 'local' && reachable * 2 <= view.members.length) return
           const cut = psync.hold(member)
           psync.exclude(member, cut)
-          view = { id: view.id + 1, members: view.members.filter((m) => m !== member) }
+          view = {
+            id: view.id + 1,
+            configuration: view.configuration,
+            members: view.members.filter((m) => m !== member),
+          }
           const change: ViewChange = {
             view,
             joined: [],

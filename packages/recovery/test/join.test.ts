@@ -1,0 +1,273 @@
+/**
+ * Joins in the simulator, over the whole strong stack: a brand-new member comes into a loaded
+ * group (the group moves into configuration 1 at one wave, the newcomer fetches the state and
+ * ends equal), and an excluded member comes back by itself. Every `'safe'` acknowledgement is
+ * checked against the final state: each acknowledged increment is applied exactly once.
+ */
+
+import { crc32 as zlibCrc32 } from 'node:zlib'
+import { defineCommands, dispatcher, stateMachine } from '@consul/dispatcher'
+import { divider } from '@consul/divider'
+import { failureDetection } from '@consul/failure-detection'
+import { membership } from '@consul/membership'
+import { semanticOrder } from '@consul/order-semantic'
+import { totalOrder } from '@consul/order-total'
+import { psync } from '@consul/psync'
+import { recoverReady } from '@consul/restart'
+import { dist, Simulation } from '@consul/sim'
+import {
+  DISPATCHER,
+  type Group,
+  MEMBERSHIP,
+  type MembershipControl,
+  type OpenHooks,
+  ORDER,
+  RECOVERY,
+  stack,
+  type ViewChange,
+} from '@consul/xkernel'
+import { describe, expect, it } from 'vitest'
+import { joinGroup, recovery } from '../src/index.js'
+
+type Kv = Record<string, number>
+
+const kv = stateMachine({
+  initial: (): Kv => ({}),
+  commands: defineCommands({
+    add: (s: Kv, a: { key: string; n: number }) => {
+      s[a.key] = (s[a.key] ?? 0) + a.n
+      return s[a.key]
+    },
+  }),
+})
+
+const FIRST = ['n1', 'n2', 'n3']
+
+const strong = (order: 'total' | 'semantic', bytesPerSecond = 0) =>
+  stack()
+    .use(psync({ logEveryMs: 1 }))
+    .use(divider())
+    .use(failureDetection({ suspectAfterMs: 400 }))
+    .use(membership())
+    .use(
+      order === 'total'
+        ? totalOrder({ ackDelayMs: 1 })
+        : semanticOrder({ ackDelayMs: 1, classOf: () => 0 }),
+    )
+    .use(dispatcher({ machine: kv }))
+    .use(
+      recovery({
+        checkpointEveryWaves: 16,
+        floorEveryMs: 20,
+        partBytes: 1_024,
+        transferRetryMs: 60,
+        transferDonorTimeoutMs: 300,
+        transferBytesPerSecond: bytesPerSecond,
+        crc32: zlibCrc32,
+      }),
+    )
+
+async function cluster(seed: number, order: 'total' | 'semantic' = 'total', bytesPerSecond = 0) {
+  const nodes = [...FIRST, 'n4']
+  const sim = new Simulation({
+    seed,
+    nodes,
+    stack: strong(order, bytesPerSecond),
+    network: { delay: dist.uniform(0.5, 2), loss: 0.02 },
+    // What each replica's program does at start: the first three recover their group; the
+    // newcomer runs joinGroup again (it recovers the group if its record survived, else asks).
+    onRestart: async (host) => {
+      if (host.self === 'n4') void joinGroup(host, { port: 'g', contacts: FIRST }).catch(() => {})
+      else void recoverReady(host, [{ port: 'g', members: FIRST }]).catch(() => {})
+    },
+  })
+  await sim.start()
+  /** Every view change each member reports, across configurations: the open hooks run again in
+   * each new one, so the handler is attached before its first view is reported. */
+  const views = new Map<string, ViewChange[]>(nodes.map((n) => [n, []]))
+  const hooks = (n: string): OpenHooks<never> => ({
+    beforeStart: (g) => {
+      ;(g as unknown as Group<{ membership: MembershipControl }>)
+        .get(MEMBERSHIP)
+        .onViewChange((change) => views.get(n)!.push(change))
+    },
+  })
+  for (const n of FIRST) await sim.host(n).open({ port: 'g', members: FIRST }, hooks(n) as never)
+  const group = (n: string) => sim.host(n).group('g')
+  const client = (n: string) => kv.client(group(n)!.get(DISPATCHER))
+  const recState = (n: string) => group(n)?.get(RECOVERY).state()
+  /** Acknowledged (`'safe'`) increments per key, and every key submitted. */
+  const acked = new Map<string, number>()
+  const submitted = new Map<string, number>()
+  const load = (from: number, until: number, every = 3) => {
+    let k = 0
+    for (let t = from; t < until; t += every)
+      for (const n of nodes)
+        sim.at(t, () => {
+          if (!sim.isUp(n) || recState(n) !== 'active') return
+          const key = `k${k++ % 500}`
+          submitted.set(key, (submitted.get(key) ?? 0) + 1)
+          client(n)
+            .submit('add', { key, n: 1 })
+            .then(
+              () => acked.set(key, (acked.get(key) ?? 0) + 1),
+              () => {},
+            )
+        })
+  }
+  const until = async (cond: () => boolean, limit: number) => {
+    while (!cond() && sim.now < limit) await sim.run({ until: sim.now + 5 })
+    return cond()
+  }
+  /** Every acknowledged increment applied exactly once (never more than submitted). */
+  const checkDurability = (state: Kv) => {
+    for (const [key, n] of acked) expect(state[key] ?? 0).toBeGreaterThanOrEqual(n)
+    for (const [key, n] of Object.entries(state))
+      expect(n).toBeLessThanOrEqual(submitted.get(key) ?? 0)
+  }
+  return { sim, group, client, recState, load, until, acked, checkDurability, views, hooks }
+}
+
+describe('joins', () => {
+  for (const order of ['total', 'semantic'] as const)
+    it(`a brand-new member joins a loaded group (${order} order): all move into configuration 1, the newcomer fetches the state, and all end equal with every acknowledged command applied once`, async () => {
+      const c = await cluster(21, order)
+      c.load(5, 2_000)
+      await c.sim.run({ until: 400 })
+      let joined: Group<never> | undefined
+      let failed: unknown
+      joinGroup(c.sim.host('n4'), { port: 'g', contacts: ['n2'] }, c.hooks('n4') as never).then(
+        (g) => {
+          joined = g as never
+        },
+        (e) => {
+          failed = e
+        },
+      )
+      expect(await c.until(() => joined !== undefined || failed !== undefined, 5_000)).toBe(true)
+      expect(failed).toBeUndefined()
+      await c.sim.run({ until: 3_000 })
+      if (process.env.JOIN_DEBUG)
+        for (const n of [...FIRST, 'n4'])
+          console.log(
+            n,
+            c.recState(n),
+            c.group(n)?.configuration,
+            JSON.stringify(c.sim.host(n).stats().recovery),
+            c.group(n)?.get(MEMBERSHIP).view(),
+          )
+      for (const n of [...FIRST, 'n4']) {
+        const g = c.group(n)!
+        expect(g.configuration).toBe(1)
+        expect(g.members).toEqual(['n1', 'n2', 'n3', 'n4'])
+        expect(c.recState(n)).toBe('active')
+      }
+      const st = c.sim.host('n4').stats().recovery!
+      expect(st.transfersCompleted).toBe(1)
+      const s1 = c.client('n1').state() as Kv
+      expect(Object.keys(s1).length).toBeGreaterThan(100)
+      for (const n of ['n2', 'n3', 'n4']) expect(c.client(n).state()).toEqual(s1)
+      c.checkDurability(s1)
+      // The newcomer applied commands itself after it joined (the load ran on).
+      expect(c.sim.host('n4').stats().dispatcher?.applied ?? 0).toBeGreaterThan(0)
+      // Each member that moved carried its state (nobody needed a transfer but the newcomer).
+      for (const n of FIRST) expect(c.sim.host(n).stats().recovery?.joinCarried).toBe(1)
+      // Each reported the join as a view change: view 0 of configuration 1, n4 joined.
+      for (const n of FIRST) {
+        const join = c.views.get(n)!.find((v) => v.reason.kind === 'join')
+        expect(join).toMatchObject({
+          view: { id: 0, configuration: 1, members: ['n1', 'n2', 'n3', 'n4'] },
+          joined: ['n4'],
+          left: [],
+        })
+      }
+    })
+
+  it('an excluded member comes back by itself: paused past its timeout it is excluded, then asks to rejoin, the group moves into configuration 1 with it, and it fetches the state', async () => {
+    const c = await cluster(22)
+    c.load(5, 2_500)
+    await c.sim.run({ until: 300 })
+    c.sim.pause('n3', 1_200)
+    await c.sim.run({ until: 1_300 })
+    // Excluded by the others meanwhile.
+    expect(c.group('n1')!.get(MEMBERSHIP).view().members).toEqual(['n1', 'n2'])
+    expect(
+      await c.until(
+        () => FIRST.every((n) => c.group(n)?.configuration === 1 && c.recState(n) === 'active'),
+        6_000,
+      ),
+    ).toBe(true)
+    await c.sim.run({ until: 4_000 })
+    for (const n of FIRST) expect(c.group(n)!.members).toEqual(FIRST)
+    const st = c.sim.host('n3').stats().recovery!
+    expect(st.transfersCompleted).toBeGreaterThanOrEqual(1)
+    const s1 = c.client('n1').state() as Kv
+    expect(c.client('n2').state()).toEqual(s1)
+    expect(c.client('n3').state()).toEqual(s1)
+    c.checkDurability(s1)
+    // n1 saw n3 leave (view 1 of configuration 0), then come back (view 0 of configuration 1).
+    const kinds = c.views
+      .get('n1')!
+      .map((v) => `${v.view.configuration}.${v.view.id}:${v.reason.kind}`)
+    expect(kinds).toEqual(['0.1:failure', '1.0:join'])
+    expect(c.views.get('n1')![1]!.joined).toEqual(['n3'])
+  })
+
+  it('a newcomer that crashes mid-transfer comes back (joinGroup again at its start) and finishes; a member that crashes right after moving restarts from the state it carried', async () => {
+    // Paced, so that the transfer of a few kilobytes takes a while.
+    const c = await cluster(23, 'total', 4_000)
+    c.load(5, 2_500)
+    await c.sim.run({ until: 300 })
+    joinGroup(c.sim.host('n4'), { port: 'g', contacts: ['n1', 'n3'] }).catch(() => {})
+    expect(
+      await c.until(() => c.group('n4')?.get(RECOVERY).state() === 'transferring', 3_000),
+    ).toBe(true)
+    // n1 moved already: crash it, and the newcomer, which is fetching.
+    expect(c.group('n1')!.configuration).toBe(1)
+    c.sim.crash('n4')
+    c.sim.crash('n1')
+    await c.sim.run({ until: c.sim.now + 50 })
+    await c.sim.restart('n1')
+    await c.sim.restart('n4')
+    expect(
+      await c.until(() => ['n1', 'n2', 'n3', 'n4'].every((n) => c.recState(n) === 'active'), 8_000),
+    ).toBe(true)
+    await c.sim.run({ until: 4_000 })
+    expect(c.sim.host('n1').stats().recovery?.transfersCompleted ?? 0).toBe(0)
+    const s2 = c.client('n2').state() as Kv
+    for (const n of ['n1', 'n3', 'n4']) expect(c.client(n).state()).toEqual(s2)
+    c.checkDurability(s2)
+  })
+
+  it('an Order without holdAfter cannot take joins: the member refuses and joinGroup rejects with the reason', async () => {
+    const c = await cluster(24)
+    for (const n of FIRST) {
+      const order = c.group(n)!.get(ORDER) as { holdAfter?: unknown }
+      order.holdAfter = undefined
+    }
+    const error = await new Promise<unknown>((resolve) => {
+      joinGroup(c.sim.host('n4'), { port: 'g', contacts: ['n1'] }).then(resolve, resolve)
+      void c.until(() => false, 1_000)
+    })
+    expect(error).toMatchObject({ code: 'RECOVERY_FAILED' })
+    expect(String((error as Error).message)).toMatch(/holdAfter/)
+    expect(c.group('n1')!.configuration).toBe(0)
+  })
+
+  it('bad arguments to joinGroup are refused before anything is sent', async () => {
+    const c = await cluster(25)
+    const host = c.sim.host('n4')
+    await expect(joinGroup(host, { port: 'g', contacts: [] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    await expect(joinGroup(host, { port: 'g', contacts: ['n4'] })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
+    await expect(
+      joinGroup(host, { port: 'g', contacts: ['n1'], retryMs: 0 }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    await expect(
+      joinGroup(c.sim.host('n1'), { port: 'g', contacts: ['n2'] }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+  })
+})
