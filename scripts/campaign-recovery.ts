@@ -1,8 +1,9 @@
 /**
  * `pnpm campaign:recovery [--seeds A..B | --seed N] [--jobs J]` — the Recovery campaign: for
  * each seed, the whole strong stack with Recovery on 3 or 5 simulated nodes, a lossy network,
- * continuous load and a schedule of crashes each followed by a quick restart (some with every
- * checkpoint on the victim's disk damaged: a state transfer), checked for
+ * continuous load and a schedule of crashes each followed by a restart (some with every
+ * checkpoint on the victim's disk damaged: a state transfer; some long enough for the victim
+ * to be excluded: it rejoins as a join), on some seeds a newcomer joining, checked for
  * durability (every `'safe'` acknowledgement applied everywhere), exactly-once application,
  * equal states and liveness (`packages/recovery/test/fixtures/scenario.ts`; a slice runs in
  * `pnpm test`). Seeds (default 1..10000) are split over J worker processes (default: the
@@ -32,6 +33,9 @@ interface Line {
   readonly restarts: number
   readonly damaged: number
   readonly transfers: number
+  readonly long: number
+  readonly joiner: boolean
+  readonly configurations: number
 }
 
 async function worker(from: number, to: number): Promise<void> {
@@ -45,6 +49,9 @@ async function worker(from: number, to: number): Promise<void> {
       restarts: run.restarts,
       damaged: run.damaged,
       transfers: run.transfers,
+      long: run.long,
+      joiner: run.joiner,
+      configurations: run.configurations,
     }
     process.send?.(line)
   }
@@ -59,7 +66,7 @@ async function main(): Promise<void> {
   const args = parse(argv)
   const self = fileURLToPath(import.meta.url)
   const started = Date.now()
-  const totals = { restarts: 0, damaged: 0, transfers: 0 }
+  const totals = { restarts: 0, damaged: 0, transfers: 0, long: 0, joiners: 0, moves: 0 }
   const { passed, failed } = await runSeedWorkers<Line>({
     script: self,
     args: (from, to) => ['--worker', String(from), String(to)],
@@ -71,6 +78,9 @@ async function main(): Promise<void> {
       totals.restarts += line.restarts
       totals.damaged += line.damaged
       totals.transfers += line.transfers
+      totals.long += line.long
+      totals.joiners += line.joiner ? 1 : 0
+      totals.moves += line.configurations
     },
     onFailure: (line) =>
       process.stdout.write(
@@ -83,7 +93,7 @@ async function main(): Promise<void> {
       ),
   })
   process.stdout.write(
-    `recovery: seeds ${args.from}..${args.to} (${Math.round((Date.now() - started) / 1000)} s): ${totals.restarts} restarts, ${totals.damaged} with every checkpoint damaged, ${totals.transfers} state transfers\n`,
+    `recovery: seeds ${args.from}..${args.to} (${Math.round((Date.now() - started) / 1000)} s): ${totals.restarts} restarts, ${totals.damaged} with every checkpoint damaged, ${totals.transfers} state transfers, ${totals.long} downs past the timeout (excluded, rejoined), ${totals.joiners} newcomers, ${totals.moves} configuration changes\n`,
   )
   process.stdout.write(`${passed} passed, ${failed} failed\n`)
   process.exitCode = failed > 0 ? 1 : 0
