@@ -34,14 +34,16 @@ export function headValue(generation: number): Uint8Array {
 
 /**
  * Fault injection for tests and campaigns: damages every checkpoint manifest of group `port`
- * in a (stopped) host's storage — one byte flipped in each, its parts left in place, as a torn
+ * in a (stopped) host's storage, in whichever configuration — one byte flipped in each, its parts left in place, as a torn
  * or rotted disk would — so that a restart finds no usable checkpoint. Returns how many.
  */
 export function damageCheckpoints(storage: StableStorage, port: string): number {
-  const prefix = `recovery/${port}/${KEY_PREFIX}`
+  // Every configuration's: `recovery/<port>/…` for the first, `recovery/<port>@<c>/…` after.
+  const stem = `recovery/${port}`
+  const manifest = new RegExp(`^(/|@\\d+/)${KEY_PREFIX}\\d{16}$`)
   let damaged = 0
-  for (const { key, value } of [...storage.scan({ prefix })]) {
-    if (!/^\d{16}$/.test(key.slice(prefix.length))) continue
+  for (const { key, value } of [...storage.scan({ prefix: stem })]) {
+    if (!manifest.test(key.slice(stem.length))) continue
     const bad = value.slice()
     bad[10] = bad[10]! ^ 0xff
     storage.put(key, bad)
