@@ -55,6 +55,8 @@ export class Receiver {
   )
   /** When each excluded member was last told it is excluded. */
   private readonly toldAt: number[]
+  /** When a request or restart of each excluded member was last answered. */
+  private readonly answeredExcludedAt: number[]
 
   constructor(
     private readonly c: Conversation,
@@ -65,6 +67,25 @@ export class Receiver {
   ) {
     this.heardAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
     this.toldAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
+    this.answeredExcludedAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
+  }
+
+  /**
+   * A request or restart handshake of an excluded member is answered at most once per
+   * `restartRetryMs`: it may still fetch the decision's messages (to learn its exclusion with
+   * the view), but one far behind — restarted after the others pruned what it lacks — must not
+   * make every member re-send hundreds of messages for each of its requests, without end.
+   */
+  private answersExcluded(q: number): boolean {
+    const c = this.c
+    if (c.members.cut[q] === undefined) return true
+    const now = c.ctx.clock.now()
+    if (now - this.answeredExcludedAt[q]! < c.options.restartRetryMs) {
+      c.counters.inc('excludedRequestsDropped')
+      return false
+    }
+    this.answeredExcludedAt[q] = now
+    return true
   }
 
   /**
@@ -111,12 +132,12 @@ export class Receiver {
       }
       case KIND_REQUEST:
         this.heard(fromIndex, 'request')
-        this.repair.answer(frame.refs, frame.have, fromIndex)
+        if (this.answersExcluded(fromIndex)) this.repair.answer(frame.refs, frame.have, fromIndex)
         this.tellExcluded(fromIndex)
         return
       case KIND_RESTART:
         this.heard(fromIndex, 'restart')
-        this.restart.answer(fromIndex)
+        if (this.answersExcluded(fromIndex)) this.restart.answer(fromIndex)
         this.tellExcluded(fromIndex)
         return
       case KIND_EXCLUDED:

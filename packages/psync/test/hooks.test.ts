@@ -12,7 +12,7 @@ import {
   stack,
 } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
-import { encodeData } from '../src/codec.js'
+import { encodeData, encodeRequest } from '../src/codec.js'
 import { psync } from '../src/index.js'
 
 const text = (s: string) => new TextEncoder().encode(s)
@@ -261,6 +261,27 @@ describe('hold and release', () => {
     expect(sent).toBeGreaterThanOrEqual(2)
     expect(sent).toBeLessThanOrEqual(3)
     expect(() => conv('n3').onExcluded(42 as never)).toThrow(/onExcluded takes a function/)
+  })
+
+  it('an excluded member that keeps asking for messages is answered at most once per restartRetryMs (a member far behind must not make the others re-send without end)', async () => {
+    const { sim, conv } = await cluster()
+    sim.every(2, 60, () => void conv('n1').send(text('m')))
+    await sim.run({ until: 70 })
+    sim.at(71, () => {
+      conv('n1').exclude('n3', 0)
+      conv('n2').exclude('n3', 0)
+    })
+    await sim.run({ until: 80 })
+    const before = sim.host('n1').stats().psync!.retransmitted ?? 0
+    // n3 asks n1 for 30 of its messages every 2 ms until 300 ms: about 110 requests.
+    const refs = Array.from({ length: 30 }, (_, i) => ({ member: 0, seq: i + 1 }))
+    sim.every(2, 300, () => inject(sim, 'n3', 'n1', encodeRequest(refs, [0, 0, 0])))
+    await sim.run({ until: 390 })
+    const st = sim.host('n1').stats().psync!
+    // restartRetryMs is 100: about 3 of them answered, the rest dropped, counted.
+    expect(st.excludedRequestsDropped).toBeGreaterThanOrEqual(100)
+    expect((st.retransmitted ?? 0) - before).toBeLessThanOrEqual(4 * 30)
+    expect((st.retransmitted ?? 0) - before).toBeGreaterThan(0)
   })
 
   it('sendDirect carries a datagram to one member outside the conversation: not in the graph, not delivered, not logged; heard as direct', async () => {

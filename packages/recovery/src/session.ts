@@ -217,6 +217,13 @@ export class RecoverySession {
       },
       (error: Error) => {
         if (this.closed) return
+        if (XKernelError.isInstance(error) && error.code === 'EXCLUDED' && this.options.rejoin) {
+          // Excluded while it was down: it asks to come back (a join: the group moves into a
+          // new configuration with it, and it fetches the state there). Still recovering.
+          this.ctx.counters.inc('excludedWhileDown')
+          this.ctx.log.info('excluded while down; asking to rejoin')
+          return
+        }
         this.ctx.log.error('recovery could not rejoin the view', { error: String(error) })
         this.finish('failed', error)
       },
