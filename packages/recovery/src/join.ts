@@ -168,6 +168,16 @@ export class Joins {
       return
     }
     if (membership.state() !== 'primary' || this.h.state() !== 'active') return // it asks again
+    let admitted = false
+    try {
+      admitted = options.admit(from) === true
+    } catch (error) {
+      ctx.log.error('recovery option admit threw', { joiner: from, error: String(error) })
+    }
+    if (!admitted) {
+      ctx.counters.inc('joinNotAdmitted')
+      return
+    }
     const now = ctx.clock.now()
     const last = this.asked.get(from)
     if (last !== undefined && now - last < 5 * options.joinRetryMs) return

@@ -62,6 +62,12 @@ export interface RecoveryOptions {
    * false leaves it excluded, as before.
    */
   readonly rejoin?: boolean
+  /**
+   * Joins: whether this member asks the group to take `joiner` in when it asks (a host that is
+   * not in the view). Default: every peer of the transport may join — the transport (its peer
+   * list, the group key) is the admission list. A member that is excluded is asked about too.
+   */
+  readonly admit?: (joiner: string) => boolean
 }
 
 export interface ResolvedOptions {
@@ -77,6 +83,7 @@ export interface ResolvedOptions {
   readonly crc32: (bytes: Uint8Array) => number
   readonly joinRetryMs: number
   readonly rejoin: boolean
+  readonly admit: (joiner: string) => boolean
 }
 
 function integer(
@@ -106,6 +113,16 @@ function positive(name: string, value: unknown, fallback: number): number {
 }
 
 const CHECK = new TextEncoder().encode('123456789')
+
+function admission(value: unknown): (joiner: string) => boolean {
+  if (value === undefined) return () => true
+  if (typeof value !== 'function')
+    throw new XKernelError(
+      'INVALID_ARGUMENT',
+      'recovery option admit must be a function (joiner) => boolean',
+    )
+  return value as (joiner: string) => boolean
+}
 
 function flag(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
@@ -150,6 +167,7 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
     'crc32',
     'joinRetryMs',
     'rejoin',
+    'admit',
   ])
   for (const key of Object.keys(options))
     if (!known.has(key))
@@ -176,5 +194,6 @@ export function resolveOptions(options: RecoveryOptions): ResolvedOptions {
     crc32: checksum(options.crc32),
     joinRetryMs: positive('joinRetryMs', options.joinRetryMs, 200),
     rejoin: flag('rejoin', options.rejoin, true),
+    admit: admission(options.admit),
   }
 }

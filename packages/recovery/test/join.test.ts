@@ -43,7 +43,11 @@ const kv = stateMachine({
 
 const FIRST = ['n1', 'n2', 'n3']
 
-const strong = (order: 'total' | 'semantic', bytesPerSecond = 0) =>
+const strong = (
+  order: 'total' | 'semantic',
+  bytesPerSecond = 0,
+  admit?: (joiner: string) => boolean,
+) =>
   stack()
     .use(psync({ logEveryMs: 1 }))
     .use(divider())
@@ -63,16 +67,22 @@ const strong = (order: 'total' | 'semantic', bytesPerSecond = 0) =>
         transferRetryMs: 60,
         transferDonorTimeoutMs: 300,
         transferBytesPerSecond: bytesPerSecond,
+        ...(admit === undefined ? {} : { admit }),
         crc32: zlibCrc32,
       }),
     )
 
-async function cluster(seed: number, order: 'total' | 'semantic' = 'total', bytesPerSecond = 0) {
+async function cluster(
+  seed: number,
+  order: 'total' | 'semantic' = 'total',
+  bytesPerSecond = 0,
+  admit?: (joiner: string) => boolean,
+) {
   const nodes = [...FIRST, 'n4']
   const sim = new Simulation({
     seed,
     nodes,
-    stack: strong(order, bytesPerSecond),
+    stack: strong(order, bytesPerSecond, admit),
     network: { delay: dist.uniform(0.5, 2), loss: 0.02 },
     // What each replica's program does at start: the first three recover their group; the
     // newcomer runs joinGroup again (it recovers the group if its record survived, else asks).
@@ -183,6 +193,26 @@ describe('joins', () => {
       }
     })
 
+  it('an Order whose holdAfter does nothing: no member is at the end of the wave when it moves, so none carries a state (never a wrong one) — all wait for one nobody has', async () => {
+    const c = await cluster(21, 'semantic')
+    for (const n of FIRST) {
+      const order = c.group(n)!.get(ORDER) as { holdAfter?: unknown }
+      order.holdAfter = () => {}
+    }
+    c.load(5, 2_000, 1)
+    await c.sim.run({ until: 400 })
+    void joinGroup(c.sim.host('n4'), { port: 'g', contacts: ['n2'] }).catch(() => {})
+    await c.sim.run({ until: 2_500 })
+    for (const n of FIRST) {
+      const st = c.sim.host(n).stats().recovery!
+      expect(st.joinUnseeded).toBe(1)
+      expect(st.joinCarried).toBeUndefined()
+      expect(c.recState(n)).toBe('transferring')
+      // Asked, and refused: there is no checkpoint of configuration 1 anywhere.
+      expect(st.transferRefused).toBeGreaterThan(0)
+    }
+  })
+
   it('an excluded member comes back by itself: paused past its timeout it is excluded, then asks to rejoin, the group moves into configuration 1 with it, and it fetches the state', async () => {
     const c = await cluster(22)
     c.load(5, 2_500)
@@ -252,6 +282,21 @@ describe('joins', () => {
     expect(error).toMatchObject({ code: 'RECOVERY_FAILED' })
     expect(String((error as Error).message)).toMatch(/holdAfter/)
     expect(c.group('n1')!.configuration).toBe(0)
+  })
+
+  it('admit decides who may join: a host it refuses keeps asking, is never taken in, and joinGroup times out', async () => {
+    const c = await cluster(26, 'total', 0, (joiner) => joiner !== 'n4')
+    const error = await new Promise<unknown>((resolve) => {
+      joinGroup(c.sim.host('n4'), { port: 'g', contacts: ['n1', 'n2'], timeoutMs: 1_000 }).then(
+        resolve,
+        resolve,
+      )
+      void c.until(() => false, 1_500)
+    })
+    expect(error).toMatchObject({ code: 'RECOVERY_FAILED' })
+    expect(String((error as Error).message)).toMatch(/no member took n4 in within 1000 ms/)
+    expect(c.sim.host('n1').stats().recovery?.joinNotAdmitted).toBeGreaterThan(0)
+    for (const n of FIRST) expect(c.group(n)!.configuration).toBe(0)
   })
 
   it('bad arguments to joinGroup are refused before anything is sent', async () => {
