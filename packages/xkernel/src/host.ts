@@ -908,19 +908,33 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     return opened
   }
 
-  /** Deletes every key a configuration of `port` other than `keep` left in storage. */
+  /**
+   * Deletes every key a configuration of `port` other than `keep` left in storage, without
+   * walking the kept configuration's own keys (a long log): configuration 0's scope, then the
+   * `@<c>` scopes below and above `keep`'s.
+   */
   private deleteOtherConfigurations(port: string, keep: number): void {
     for (const { factory } of this.protocols) {
       const stem = `${factory.name}/${port}`
       const own = sessionScope(factory.name, port, keep)
+      const ranges =
+        keep === 0
+          ? [{ prefix: `${stem}@` }]
+          : [
+              { prefix: `${stem}/` },
+              { prefix: `${stem}@`, end: own },
+              { prefix: `${stem}@`, start: `${own}\uffff` },
+            ]
       let ops: StorageOp[] = []
-      for (const { key } of this.storage.scan({ prefix: stem })) {
-        const rest = key.slice(stem.length)
-        if (key.startsWith(own) || !/^(\/|@[0-9]+\/)/.test(rest)) continue
-        ops.push({ type: 'del', key })
-        if (ops.length >= CLEANUP_BATCH) {
-          this.storage.batch(ops)
-          ops = []
+      for (const range of ranges) {
+        for (const { key } of this.storage.scan(range)) {
+          // `psync/g@1x/…` would be another port's: only `@<digits>/` scopes are ours.
+          if (!/^(\/|@[0-9]+\/)/.test(key.slice(stem.length)) || key.startsWith(own)) continue
+          ops.push({ type: 'del', key })
+          if (ops.length >= CLEANUP_BATCH) {
+            this.storage.batch(ops)
+            ops = []
+          }
         }
       }
       if (ops.length > 0) this.storage.batch(ops)
