@@ -310,10 +310,18 @@ export class MembershipSession {
       reason: { kind: 'join', decidedBy: previous.decidedBy, cuts: {}, suspicions: {}, leaves: [] },
     }
     this.ctx.counters.inc('views')
+    this.record(view, change)
+    this.viewHandlers.emit(change)
+  }
+
+  /** A view installed: logged, and recorded for the simulator's checkers. */
+  private record(view: View, change: ViewChange): void {
     this.ctx.log.info('view installed', {
       view: view.id,
+      configuration: view.configuration,
       members: view.members,
       joined: change.joined,
+      left: change.left,
     })
     if (this.ctx.events.has('trace.view'))
       this.ctx.events.emit('trace.view', {
@@ -323,7 +331,6 @@ export class MembershipSession {
         layer: 'membership',
       })
     this.trace(view, change)
-    this.viewHandlers.emit(change)
   }
 
   close(): void {
@@ -1119,15 +1126,7 @@ export class MembershipSession {
         leaves: leftByRequest,
       },
     }
-    this.ctx.log.info('view installed', { view: view.id, members: view.members, left: change.left })
-    if (this.ctx.events.has('trace.view'))
-      this.ctx.events.emit('trace.view', {
-        group: this.ctx.group.port,
-        view: view.members,
-        id: view.id,
-        layer: 'membership',
-      })
-    this.trace(view, change)
+    this.record(view, change)
     if (excludedSelf) {
       this.installedOwnExit = true
       this.setState('excluded')

@@ -6,7 +6,7 @@
  */
 
 import { crc32 as zlibCrc32 } from 'node:zlib'
-import { defineCommands, dispatcher, stateMachine } from '@consul/dispatcher'
+import { dispatcher } from '@consul/dispatcher'
 import { divider } from '@consul/divider'
 import { failureDetection } from '@consul/failure-detection'
 import { membership } from '@consul/membership'
@@ -28,18 +28,7 @@ import {
 } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { joinGroup, recovery } from '../src/index.js'
-
-type Kv = Record<string, number>
-
-const kv = stateMachine({
-  initial: (): Kv => ({}),
-  commands: defineCommands({
-    add: (s: Kv, a: { key: string; n: number }) => {
-      s[a.key] = (s[a.key] ?? 0) + a.n
-      return s[a.key]
-    },
-  }),
-})
+import { type Kv, kv } from './fixtures/kv.js'
 
 const FIRST = ['n1', 'n2', 'n3']
 

@@ -6,7 +6,7 @@
  */
 
 import { crc32 as zlibCrc32 } from 'node:zlib'
-import { defineCommands, dispatcher, stateMachine } from '@consul/dispatcher'
+import { dispatcher } from '@consul/dispatcher'
 import { divider } from '@consul/divider'
 import { failureDetection } from '@consul/failure-detection'
 import { membership } from '@consul/membership'
@@ -32,18 +32,7 @@ import {
   encodeMarker,
   encodePart,
 } from '../src/transfer.js'
-
-type Kv = Record<string, number>
-
-const kv = stateMachine({
-  initial: (): Kv => ({}),
-  commands: defineCommands({
-    add: (s: Kv, a: { key: string; n: number }) => {
-      s[a.key] = (s[a.key] ?? 0) + a.n
-      return s[a.key]
-    },
-  }),
-})
+import { kv } from './fixtures/kv.js'
 
 const MEMBERS = ['n1', 'n2', 'n3']
 
