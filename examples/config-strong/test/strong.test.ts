@@ -34,6 +34,7 @@ describe('the strong configuration', () => {
     for (const n of ['n1', 'n2'])
       expect(sim.host(n).group('g')!.get(MEMBERSHIP).view()).toEqual({
         id: 1,
+        configuration: 0,
         members: ['n1', 'n2'],
       })
   })
