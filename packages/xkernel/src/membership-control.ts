@@ -31,7 +31,9 @@ export interface View {
  * may have asked to leave too: `leaves`). `leave`: every member that left asked to
  * (`MembershipControl.leave`) — at the members that stay, and at the one that left.
  * `excluded`: this member learned that the primary excluded *it* without its asking (it stops
- * ordering; it comes back only through Recovery as a new incarnation).
+ * ordering; it comes back only through Recovery, as a join). `join`: view 0 of a new
+ * configuration the group moved into because members joined (`joined`; Recovery's joins) —
+ * its `cuts` and `suspicions` are empty, `decidedBy` is the member whose request moved it.
  */
 export interface ViewChangeReason {
   readonly kind: 'failure' | 'leave' | 'excluded' | 'join'
@@ -60,7 +62,8 @@ export interface ViewChange {
  * reach a majority of it; `minority` — it suspects so many members of its view that no
  * decision could include it (a partition's minority side, or the survivor of too many
  * failures): its Order refuses new submits until it hears a majority again; `excluded` — the
- * primary excluded it, for good (Recovery brings it back as a new incarnation); `leaving` —
+ * primary excluded it, for good in this configuration (Recovery brings it back in the next one:
+ * a join); `leaving` —
  * it asked to leave (`leave()`) and waits for the decision: its Order refuses new submits (the
  * ones sent before still count), and once the view without it is installed it is `excluded`.
  */
