@@ -25,5 +25,5 @@ export async function benchRecoverySoak(): Promise<Record<string, number | strin
     log: (line) => process.stdout.write(`${line}\n`),
   })
   if (report.lost > 0 || report.duplicated > 0 || !report.statesEqual) process.exitCode = 1
-  return { ...report, statesEqual: String(report.statesEqual) }
+  return { ...report, statesEqual: String(report.statesEqual), joined: String(report.joined) }
 }
