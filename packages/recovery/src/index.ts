@@ -3,7 +3,9 @@
  * `@consul/recovery` — Consul's **Recovery**: one coordinated checkpoint (every protocol
  * session's state and the application's, with the wave, in one storage batch), restart from
  * it with a passive replay of the rest of the log, rejoining the view with `up(self)`, and
- * Psync's prune floor — the lowest checkpoint over the view — so the log stays bounded.
+ * Psync's prune floor — the lowest checkpoint over the view — so the log stays bounded; state
+ * transfer from a live member; and joins (`joinGroup`): a new member, or an excluded one, comes
+ * into the running group as its next configuration.
  *
  * Requires Psync, an Order, Membership (a strong membership service: the weak configuration
  * has none, and Recovery does not compile on it) and Failure Detection; provides `RECOVERY`

@@ -17,12 +17,15 @@
  *   that runs the replica is `recovering`: `recovery.started` for itself (the Dispatcher refuses
  *   new commands); then `MembershipControl.up()`, and once every member of the view
  *   acknowledged it, `active` and `recovery.finished`.
+ * - **Joins** (`join.ts`): a join request's wave moves the group into its next configuration.
  * - **Peers**: a member heard restarting (Psync's restart handshake) is recovering here until a
  *   new message of it arrives (or `maxRecoveringMs`): `recovery.started/finished` for it, which
  *   Failure Detection uses to lengthen its timeouts meanwhile.
  *
  * Nothing here but the framework's clock, storage, Psync, the Order, Membership and Failure
- * Detection; Recovery sends no message of its own.
+ * Detection. Its own datagrams: state transfer (Psync's direct datagrams), joins (the group's
+ * lobby, and join requests as Psync messages — `join.ts`), and the empty wave acknowledgements
+ * of a member that is fetching.
  */
 import {
   type CheckpointInfo,
