@@ -86,6 +86,8 @@ interface Move {
   readonly joined: readonly NodeId[]
   readonly decidedBy: NodeId
   readonly unstable: Set<MessageId>
+  /** When wave d completed here. */
+  readonly since: number
 }
 
 export class Joins {
@@ -225,13 +227,18 @@ export class Joins {
     const { ctx, membership, options } = this.h
     const state = membership.state()
     const recovery = this.h.state()
+    const now = ctx.clock.now()
+    // Waiting for wave d to be stable while the others may have moved already: the last word
+    // of a member that moved can be lost with nobody left to repair it, so ask — a member of
+    // the next configuration answers WELCOME and this one moves with the state it holds.
+    const waiting = this.move !== undefined && now - this.move.since >= options.joinRetryMs
     const leftOut =
       (state === 'excluded' && options.rejoin) ||
       state === 'minority' ||
       recovery === 'recovering' ||
-      recovery === 'transferring'
+      recovery === 'transferring' ||
+      waiting
     if (!leftOut) return
-    const now = ctx.clock.now()
     if (now - this.lastAsk < options.joinRetryMs) return
     this.lastAsk = now
     const ask = encodeJoin(ctx.group.configuration)
@@ -306,6 +313,7 @@ export class Joins {
       joined: members.filter((m) => !before.has(m)),
       decidedBy: first.sender,
       unstable: new Set(messages.filter((m) => !this.h.psync.stable(m.id)).map((m) => m.id)),
+      since: this.h.ctx.clock.now(),
     }
     this.h.ctx.counters.inc('joinWaves')
     this.settle()

@@ -22,9 +22,12 @@ describe('the Recovery campaign, a slice', () => {
   // Seeds a campaign failed on, kept once fixed. 54: a member excluded while down restarted far
   // behind (its checkpoints damaged) and its requests made the others re-send without end (an
   // event storm); fixed in Psync (an excluded member is answered once per restartRetryMs) and
-  // Recovery (excluded while down: it asks to rejoin instead of failing).
-  it('regression seeds: 54', async () => {
-    for (const seed of [54]) {
+  // Recovery (excluded while down: it asks to rejoin instead of failing). 734: a member waiting
+  // for a join's wave to be stable after the others had moved (their last word lost, nobody
+  // left to repair it) stayed behind until its timeout, and the rejoining member's late submit
+  // failed; now a member that waits asks, and is welcomed with the state it holds.
+  it('regression seeds: 54, 734', async () => {
+    for (const seed of [54, 734]) {
       const run = await runRecoveryScenario(seed)
       expect(run.problems, `seed ${seed} (${run.environment})`).toEqual([])
       expect(run.configurations).toBeGreaterThanOrEqual(1)
