@@ -86,8 +86,6 @@ interface Move {
   readonly joined: readonly NodeId[]
   readonly decidedBy: NodeId
   readonly unstable: Set<MessageId>
-  /** When wave d completed here. */
-  readonly since: number
 }
 
 export class Joins {
@@ -95,6 +93,8 @@ export class Joins {
   /** Join requests delivered here, by wave, not yet passed. */
   private readonly byWave = new Map<number, Seen[]>()
   private barrier: number | undefined
+  /** Since when the Order has been held (a join request seen, its wave not passed yet). */
+  private heldSince = 0
   private move: Move | undefined
   /** The group is on its way into another configuration: nothing more happens here. */
   private moving = false
@@ -228,10 +228,12 @@ export class Joins {
     const state = membership.state()
     const recovery = this.h.state()
     const now = ctx.clock.now()
-    // Waiting for wave d to be stable while the others may have moved already: the last word
-    // of a member that moved can be lost with nobody left to repair it, so ask — a member of
-    // the next configuration answers WELCOME and this one moves with the state it holds.
-    const waiting = this.move !== undefined && now - this.move.since >= options.joinRetryMs
+    // Held for a join request's wave — not complete here yet, or complete but not stable —
+    // while the others may have moved already: the messages this member lacks can be lost
+    // with nobody left in the old conversation to repair them, so ask. A member of the next
+    // configuration answers WELCOME, and this one moves: with the state it holds if it has
+    // the end of the wave, else without it (and fetches it there).
+    const waiting = this.barrier !== undefined && now - this.heldSince >= options.joinRetryMs
     const leftOut =
       (state === 'excluded' && options.rejoin) ||
       state === 'minority' ||
@@ -278,6 +280,7 @@ export class Joins {
   }
 
   private hold(wave: number | undefined): void {
+    if (this.barrier === undefined && wave !== undefined) this.heldSince = this.h.ctx.clock.now()
     this.barrier = wave
     this.h.order.holdAfter?.(wave)
   }
@@ -313,7 +316,6 @@ export class Joins {
       joined: members.filter((m) => !before.has(m)),
       decidedBy: first.sender,
       unstable: new Set(messages.filter((m) => !this.h.psync.stable(m.id)).map((m) => m.id)),
-      since: this.h.ctx.clock.now(),
     }
     this.h.ctx.counters.inc('joinWaves')
     this.settle()

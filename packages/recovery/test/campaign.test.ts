@@ -25,9 +25,13 @@ describe('the Recovery campaign, a slice', () => {
   // Recovery (excluded while down: it asks to rejoin instead of failing). 734: a member waiting
   // for a join's wave to be stable after the others had moved (their last word lost, nobody
   // left to repair it) stayed behind until its timeout, and the rejoining member's late submit
-  // failed; now a member that waits asks, and is welcomed with the state it holds.
-  it('regression seeds: 54, 734', async () => {
-    for (const seed of [54, 734]) {
+  // failed; now a member that waits asks, and is welcomed with the state it holds. 1726: a
+  // member that never completed the join's wave (what it lacked was lost, its senders gone
+  // into the next configuration) stayed primary in the old one — a restarting peer's
+  // lengthened timeout kept it from the minority — with its state frozen; now a member held
+  // for a join request asks after joinRetryMs, and moves (without the state, fetched there).
+  it('regression seeds: 54, 734, 1726', async () => {
+    for (const seed of [54, 734, 1726]) {
       const run = await runRecoveryScenario(seed)
       expect(run.problems, `seed ${seed} (${run.environment})`).toEqual([])
       expect(run.configurations).toBeGreaterThanOrEqual(1)
