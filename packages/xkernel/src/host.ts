@@ -451,6 +451,12 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     else this.counters.inc('droppedNoReceiver')
   }
 
+  /** Stops taking `port`'s lobby datagrams once neither its group nor a host lobby is open. */
+  private releaseLobbyTag(port: string): void {
+    if (!this.byPort.has(port) && !this.hostLobbies.has(port))
+      this.lobbyPorts.delete(lobbyTag(port))
+  }
+
   private lobbySend(port: string, to: NodeId, payload: Uint8Array): void {
     if (to === this.self || !this.transport.peers().includes(to)) {
       throw new XKernelError(
@@ -492,7 +498,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
         if (!open) return
         open = false
         this.hostLobbies.delete(port)
-        if (!this.byPort.has(port)) this.lobbyPorts.delete(lobbyTag(port))
+        this.releaseLobbyTag(port)
       },
     }
   }
@@ -624,7 +630,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       group.drop()
       this.byPort.delete(spec.port)
       this.byTag.delete(tag)
-      if (!this.hostLobbies.has(spec.port)) this.lobbyPorts.delete(lobbyTag(spec.port))
+      this.releaseLobbyTag(spec.port)
       // A failed recovery must not forget the group: the next restart may succeed.
       if (!restoring) this.storage.delete(GROUP_KEY_PREFIX + spec.port)
       throw error
@@ -988,7 +994,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     if (!group.open || this.byPort.get(group.port) !== group) return
     this.byPort.delete(group.port)
     this.byTag.delete(group.tag)
-    if (!this.hostLobbies.has(group.port)) this.lobbyPorts.delete(lobbyTag(group.port))
+    this.releaseLobbyTag(group.port)
     for (const entry of [...group.sessions].reverse()) {
       try {
         await entry.session.close?.()
