@@ -1,0 +1,24 @@
+/**
+ * @packageDocumentation
+ * Consul's replicated directory (work in progress, issue #13): the Redis protocol layer so
+ * far — an incremental RESP2/RESP3 request parser and a reply encoder.
+ */
+
+export {
+  type Argv,
+  ErrorReply,
+  encodeReply,
+  MapReply,
+  NULL_ARRAY,
+  OK,
+  type ParserLimits,
+  PONG,
+  ProtocolError,
+  QUEUED,
+  type Reply,
+  RequestParser,
+  SetReply,
+  Simple,
+  splitInline,
+  Verbatim,
+} from './resp.js'
