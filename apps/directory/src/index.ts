@@ -22,3 +22,13 @@ export {
   splitInline,
   Verbatim,
 } from './resp.js'
+export {
+  ARITY,
+  arityError,
+  Directory,
+  type Entry,
+  execute,
+  glob,
+  parseInteger,
+  READS,
+} from './store.js'
