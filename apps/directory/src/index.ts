@@ -4,6 +4,7 @@
  * far — an incremental RESP2/RESP3 request parser and a reply encoder.
  */
 
+export { commands, directoryClasses, directoryMachine, type RunArgs, readOnly } from './machine.js'
 export {
   type Argv,
   ErrorReply,
@@ -22,6 +23,9 @@ export {
   splitInline,
   Verbatim,
 } from './resp.js'
+export type { StackOptions } from './stacks/options.js'
+export { strongStack } from './stacks/strong.js'
+export { weakStack } from './stacks/weak.js'
 export {
   ARITY,
   arityError,

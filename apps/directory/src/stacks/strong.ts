@@ -1,0 +1,28 @@
+/** The strong stack: agreed views, a minority side stops; a crashed replica recovers and rejoins. */
+import { dispatcher } from '@consul/dispatcher'
+import { divider } from '@consul/divider'
+import { failureDetection } from '@consul/failure-detection'
+import { membership } from '@consul/membership'
+import { semanticOrder } from '@consul/order-semantic'
+import { totalOrder } from '@consul/order-total'
+import { psync } from '@consul/psync'
+import { recovery } from '@consul/recovery'
+import { restart } from '@consul/restart'
+import { stack } from '@consul/xkernel'
+import { directoryClasses, directoryMachine } from '../machine.js'
+import type { StackOptions } from './options.js'
+
+export const strongStack = (o: StackOptions) =>
+  stack()
+    .use(psync({ logEveryMs: 2 }))
+    .use(divider())
+    .use(failureDetection({ suspectAfterMs: o.suspectAfterMs }))
+    .use(membership())
+    .use(
+      o.order === 'total'
+        ? totalOrder({ ackDelayMs: 1 })
+        : semanticOrder({ classOf: directoryClasses, ackDelayMs: 1 }),
+    )
+    .use(dispatcher({ machine: directoryMachine }))
+    .use(recovery({ checkpointEveryWaves: o.checkpointEveryWaves, crc32: o.crc32 }))
+    .use(restart())
