@@ -1,0 +1,180 @@
+/**
+ * The TCP front of one replica: each connection speaks the line protocol of `protocol.ts`.
+ * Bad input never closes the connection nor crashes the process: every bad line gets an error
+ * reply (with the request's id when it had one). A connection that closes cancels its pending
+ * `in`/`rd`/`inp`/`rdp` requests, so a disconnected client never consumes a tuple.
+ */
+import { createServer, type Server, type Socket } from 'node:net'
+import { TupleSpaceError } from './errors.js'
+import {
+  errorReply,
+  LineSplitter,
+  okReply,
+  parseRequest,
+  type RequestId,
+  tupleToJson,
+} from './protocol.js'
+import type { PendingRequest, TupleSpaceReplica } from './replica.js'
+import type { Tuple } from './tuple.js'
+
+export interface ServeOptions {
+  /** TCP port (0: any free one; read it from `server.address()`). */
+  readonly port: number
+  /** Default `127.0.0.1`. */
+  readonly host?: string
+  /** Longest line accepted (bytes, default 1 MiB). */
+  readonly maxFrameBytes?: number
+  /** Most requests pending on one connection (default 10,000). */
+  readonly maxPending?: number
+  /** What `info` answers besides the counts (replica name, recovery state, …). */
+  readonly info?: () => Record<string, unknown>
+}
+
+interface Connection {
+  readonly socket: Socket
+  readonly pending: Map<RequestId, PendingRequest<unknown> | undefined>
+  open: boolean
+}
+
+export interface TupleServer {
+  readonly server: Server
+  /** The port it listens on. */
+  readonly port: number
+  /** Stops listening and closes every connection (their pending requests are cancelled). */
+  close(): Promise<void>
+}
+
+/** Starts listening; resolves once it does. */
+export function serveTupleSpace(
+  replica: TupleSpaceReplica,
+  options: ServeOptions,
+): Promise<TupleServer> {
+  const maxFrameBytes = options.maxFrameBytes ?? 1024 * 1024
+  const maxPending = options.maxPending ?? 10_000
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.setNoDelay(true)
+    const conn: Connection = { socket, pending: new Map(), open: true }
+    const send = (text: string) => {
+      if (conn.open) socket.write(text)
+    }
+    const splitter = new LineSplitter(
+      maxFrameBytes,
+      (line) => handle(replica, conn, line, send, maxPending, options.info),
+      () =>
+        send(
+          errorReply(
+            null,
+            new TupleSpaceError(
+              'FRAME_TOO_LONG',
+              `a line of more than ${maxFrameBytes} bytes: skipped up to its newline`,
+            ),
+          ),
+        ),
+    )
+    socket.on('data', (chunk: Buffer) => splitter.push(chunk))
+    const closed = () => {
+      if (!conn.open) return
+      conn.open = false
+      for (const p of conn.pending.values()) p?.cancel()
+      conn.pending.clear()
+    }
+    socket.on('close', closed)
+    socket.on('error', closed)
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject)
+      const address = server.address()
+      resolve({
+        server,
+        port: typeof address === 'object' && address !== null ? address.port : options.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done())
+            for (const socket of sockets) socket.destroy()
+          }),
+      })
+    })
+  })
+}
+
+function handle(
+  replica: TupleSpaceReplica,
+  conn: Connection,
+  line: string,
+  send: (text: string) => void,
+  maxPending: number,
+  info: (() => Record<string, unknown>) | undefined,
+): void {
+  const request = parseRequest(line)
+  if ('error' in request) {
+    send(errorReply(request.id, request.error))
+    return
+  }
+  const { id } = request
+  if (conn.pending.has(id)) {
+    send(errorReply(id, new TupleSpaceError('DUPLICATE_ID', `request ${id} is still pending`)))
+    return
+  }
+  if (conn.pending.size >= maxPending && request.op !== 'cancel') {
+    send(
+      errorReply(
+        id,
+        new TupleSpaceError('TOO_MANY_PENDING', `${maxPending} requests are pending here already`),
+      ),
+    )
+    return
+  }
+  const fail = (error: unknown) => {
+    conn.pending.delete(id)
+    send(
+      errorReply(
+        id,
+        TupleSpaceError.isInstance(error) ? error : new TupleSpaceError('INTERNAL', String(error)),
+      ),
+    )
+  }
+  switch (request.op) {
+    case 'out': {
+      conn.pending.set(id, undefined)
+      replica.out(request.tuple).then(() => {
+        conn.pending.delete(id)
+        send(okReply(id))
+      }, fail)
+      return
+    }
+    case 'in':
+    case 'rd':
+    case 'inp':
+    case 'rdp': {
+      const p = replica[request.op](request.template) as PendingRequest<Tuple | undefined>
+      conn.pending.set(id, p)
+      p.result.then((tuple) => {
+        conn.pending.delete(id)
+        send(okReply(id, { tuple: tuple === undefined ? null : tupleToJson(tuple) }))
+      }, fail)
+      return
+    }
+    case 'cancel': {
+      const target = conn.pending.get(request.target)
+      send(okReply(id, { cancelled: target?.cancel() ?? false }))
+      return
+    }
+    case 'info': {
+      const state = replica.state()
+      send(
+        okReply(id, {
+          ...info?.(),
+          tuples: state?.size ?? null,
+          waiters: state?.waiters.size ?? null,
+          ...replica.stats(),
+        }),
+      )
+      return
+    }
+  }
+}
