@@ -9,7 +9,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 
 function workspacePackages(): Set<string> {
   const names = new Set<string>()
-  for (const dir of ['packages', 'examples']) {
+  for (const dir of ['packages', 'apps', 'examples']) {
     for (const name of readdirSync(join(root, dir))) {
       try {
         names.add(
