@@ -1,10 +1,43 @@
 /**
  * @packageDocumentation
- * Consul's replicated directory (work in progress, issue #13): the Redis protocol layer so
- * far — an incremental RESP2/RESP3 request parser and a reply encoder.
+ * Consul's replicated directory: a key-value server any Redis client can use. Each replica is
+ * a process with its own LMDB directory; the group replicates every write through Psync and
+ * an Order (`strongStack`: Membership and Recovery too — a minority refuses writes, a crashed
+ * replica comes back with its state; `weakStack`: no agreement package at all).
+ *
+ * @example
+ * ```ts
+ * import { startCluster } from '@consul/directory/cluster'
+ * const cluster = await startCluster({ replicas: 3 })
+ * // redis-cli -p ${cluster.replicas[0].port} SET k v
+ * ```
  */
 
+export {
+  ConfigError,
+  keyFromFile,
+  type PeerAddress,
+  parseServeArgs,
+  type ReplicaConfig,
+  USAGE,
+} from './config.js'
+export {
+  Connection,
+  failureReply,
+  REDIS_VERSION,
+  type ReplicaStatus,
+  type ServerContext,
+  type ServerCounters,
+  unknownCommand,
+} from './connection.js'
 export { commands, directoryClasses, directoryMachine, type RunArgs, readOnly } from './machine.js'
+export {
+  type DirectoryDump,
+  dumpDirectory,
+  type RunningDirectory,
+  type StartOptions,
+  startDirectoryReplica,
+} from './replica.js'
 export {
   type Argv,
   ErrorReply,
@@ -23,6 +56,7 @@ export {
   splitInline,
   Verbatim,
 } from './resp.js'
+export { type DirectoryServer, type DirectoryServerOptions, serveDirectory } from './server.js'
 export type { StackOptions } from './stacks/options.js'
 export { strongStack } from './stacks/strong.js'
 export { weakStack } from './stacks/weak.js'

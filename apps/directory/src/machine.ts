@@ -18,15 +18,17 @@ export interface RunArgs {
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
 
 export const commands = defineCommands({
-  run: (d: Directory, a: RunArgs): Reply[] =>
+  run: (d: Directory, a: RunArgs): Reply[] => {
+    d.applied++
     // Copies: a stored value must not keep the whole delivered message alive.
-    a.c.map((words) =>
+    return a.c.map((words) =>
       execute(
         d,
         words.map((w) => Buffer.from(buf(w))),
         a.t,
       ),
-    ),
+    )
+  },
 })
 
 type Stored =
@@ -43,12 +45,13 @@ export const directoryMachine = stateMachine({
       if (e.type === 'string') keys.push([k, 0, e.value, e.expireAt ?? null])
       else keys.push([k, 1, [...e.fields], e.expireAt ?? null])
     }
-    return { clock: d.clock, keys }
+    return { clock: d.clock, applied: d.applied, keys }
   },
   restore: (x) => {
-    const s = x as { clock: number; keys: Stored[] }
+    const s = x as { clock: number; applied?: number; keys: Stored[] }
     const d = new Directory()
     d.clock = s.clock
+    d.applied = s.applied ?? 0
     for (const [k, type, v, expireAt] of s.keys) {
       const e: Entry =
         type === 0

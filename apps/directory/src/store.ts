@@ -19,6 +19,8 @@ export class Directory {
   readonly keys = new Map<string, Entry>()
   /** The largest clock reading of an applied write (ms since the epoch). */
   clock = 0
+  /** Replicated commands (`run`s) applied: equal at equal points of the stream, so replicas compare by it. */
+  applied = 0
 }
 
 export const WRONGTYPE = new ErrorReply(

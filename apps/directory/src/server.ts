@@ -1,0 +1,107 @@
+/**
+ * The directory's TCP front: a Redis-protocol server over one replica's group. Each socket
+ * is a `Connection` (see `connection.ts`); the server adds nothing but sockets, the shared
+ * counters and a clean stop.
+ */
+import { createServer, type Server, type Socket } from 'node:net'
+import type { DispatcherControl } from '@consul/xkernel'
+import {
+  Connection,
+  newCounters,
+  type ReplicaStatus,
+  type ServerContext,
+  type ServerCounters,
+} from './connection.js'
+import type { ParserLimits } from './resp.js'
+
+export interface DirectoryServerOptions {
+  /** TCP port; 0 takes any free one (read `port` back). */
+  readonly port: number
+  /** Default `127.0.0.1`. */
+  readonly host?: string
+  /** The group's Dispatcher now; `undefined` while the group is being re-created. */
+  readonly dispatcher: () => DispatcherControl | undefined
+  /** The replica's state for `INFO` and the `LOADING` errors. */
+  readonly status: () => ReplicaStatus
+  /** Order reads through the group (linearizable). Default false: local reads, maybe stale. */
+  readonly linearizableReads?: boolean
+  /** Require `AUTH <password>` (user `default`) before any other command. */
+  readonly password?: string
+  /** Unanswered requests per connection before it stops reading (default 4,096). */
+  readonly maxPendingPerConnection?: number
+  /** The request parser's limits (bulk size, argument count, inline length). */
+  readonly limits?: ParserLimits
+  /** The clock writes carry (ms since the epoch; default `Date.now`). */
+  readonly now?: () => number
+}
+
+export interface DirectoryServer {
+  readonly server: Server
+  readonly port: number
+  readonly counters: Readonly<ServerCounters>
+  /** Open connections now. */
+  connections(): number
+  /** Stops listening and closes every connection. */
+  close(): Promise<void>
+}
+
+/** Starts listening; resolves once it does (rejects if the port cannot be bound). */
+export function serveDirectory(options: DirectoryServerOptions): Promise<DirectoryServer> {
+  const maxPending = options.maxPendingPerConnection ?? 4096
+  if (!Number.isSafeInteger(maxPending) || maxPending < 1)
+    throw new RangeError(`maxPendingPerConnection must be a positive integer, got ${maxPending}`)
+  let ids = 0
+  const counters = newCounters()
+  const ctx: ServerContext = {
+    dispatcher: options.dispatcher,
+    status: options.status,
+    linearizableReads: options.linearizableReads ?? false,
+    password: options.password,
+    maxPending,
+    parserLimits: options.limits ?? {},
+    counters,
+    now: options.now ?? Date.now,
+    nextId: () => ++ids,
+    connections: new Set(),
+  }
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.setNoDelay(true)
+    const connection = new Connection(ctx, {
+      address: `${socket.remoteAddress}:${socket.remotePort}`,
+      write: (chunks) => {
+        if (socket.destroyed) return true
+        return socket.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+      },
+      end: () => socket.end(),
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+    })
+    socket.on('data', (chunk: Buffer) => connection.push(chunk))
+    socket.on('drain', () => connection.drained())
+    socket.on('error', () => undefined) // 'close' follows
+    socket.on('close', () => {
+      sockets.delete(socket)
+      connection.close()
+    })
+  })
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject)
+      const address = server.address()
+      resolve({
+        server,
+        port: typeof address === 'object' && address !== null ? address.port : options.port,
+        counters,
+        connections: () => sockets.size,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done())
+            for (const socket of sockets) socket.destroy()
+          }),
+      })
+    })
+  })
+}
