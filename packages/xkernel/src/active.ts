@@ -60,6 +60,14 @@ async function movedOn<P extends CapabilityMap>(
   for (let turn = 0; turn < 5; turn++) {
     const now = host.group(group.port)
     if (now !== undefined && now !== group) return now
+    // The new handle opens once the old one has closed — after storage work, which on a
+    // real disk takes longer than a few timer turns: wait for the move itself.
+    const move = host.moving(group.port)
+    if (move !== undefined)
+      return move.then(
+        (next) => (next === group ? undefined : next),
+        () => undefined,
+      )
     await new Promise<void>((resolve) => host.clock.setTimer(1, resolve))
   }
   return undefined

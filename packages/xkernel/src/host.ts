@@ -140,6 +140,12 @@ export interface Host<Prov extends CapabilityMap> {
    */
   open(spec: GroupSpec, hooks?: OpenHooks<Prov>): Promise<Group<Prov>>
   group(port: string): Group<Prov> | undefined
+  /**
+   * The move of group `port` into its next configuration while one is under way (between
+   * the old handle closing and the new one opening, `group(port)` is `undefined`): resolves
+   * with the new handle, rejects if the move fails. `undefined` when no move is under way.
+   */
+  moving(port: string): Promise<Group<Prov>> | undefined
   groups(): readonly Group<Prov>[]
   /**
    * The lobby of `port` for a host that is not (yet) a member of it: what a new member uses to
@@ -344,6 +350,8 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
   private readonly hostClock: ScopedClock
   private readonly protocols: ProtocolEntry[] = []
   private readonly byPort = new Map<string, GroupImpl<Prov>>()
+  /** Moves into a next configuration under way (see `moving`). */
+  private readonly moves = new Map<string, Promise<Group<Prov>>>()
   private readonly byTag = new Map<number, GroupImpl<Prov>>()
   /** Lobby tag → port, for every open group and every host lobby. */
   private readonly lobbyPorts = new Map<number, string>()
@@ -807,6 +815,10 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
     return this.byPort.get(port)
   }
 
+  moving(port: string): Promise<Group<Prov>> | undefined {
+    return this.moves.get(port)
+  }
+
   groups(): readonly Group<Prov>[] {
     return [...this.byPort.values()]
   }
@@ -887,6 +899,23 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       )
     }
     const scope = sessionScope(protocol, group.port, configuration)
+    const move = this.move(group, spec, scope, seed, configuration)
+    this.moves.set(group.port, move)
+    move.then(
+      () => this.moves.get(group.port) === move && this.moves.delete(group.port),
+      () => this.moves.get(group.port) === move && this.moves.delete(group.port),
+    )
+    return move
+  }
+
+  private async move(
+    group: GroupImpl<Prov>,
+    spec: GroupSpec,
+    scope: string,
+    seed: readonly StorageOp[],
+    configuration: number,
+  ): Promise<Group<Prov>> {
+    const members = spec.members
     // One batch: the next configuration exists, with its seed, or (after a crash) not at all.
     this.storage.batch([
       ...seed.map((op) => ({ ...op, key: scope + op.key })),
