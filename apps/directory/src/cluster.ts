@@ -36,6 +36,8 @@ export interface ClusterOptions {
   /** Failure Detection's timeout (ms). Default 1,000. */
   readonly suspectAfterMs?: number
   readonly checkpointEveryWaves?: number
+  /** How long a command waits for the group before `UNCERTAIN … timed out` (ms). Default 10,000. */
+  readonly writeTimeoutMs?: number
   /** The folder for the replicas' storage; default a fresh temporary one, removed by `stop()`. */
   readonly dir?: string
   /** Longest wait for a replica to be ready (ms). Default 60,000. */
@@ -185,6 +187,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       String(options.suspectAfterMs ?? 1_000),
       '--checkpoint-every-waves',
       String(options.checkpointEveryWaves ?? 64),
+      '--write-timeout-ms',
+      String(options.writeTimeoutMs ?? 10_000),
       '--log-level',
       options.logLevel ?? 'error',
       ...(options.linearizableReads ? ['--linearizable-reads'] : []),

@@ -27,6 +27,8 @@ export interface ReplicaConfig {
   readonly password?: string
   readonly suspectAfterMs: number
   readonly checkpointEveryWaves: number
+  /** How long a command waits for the group before `UNCERTAIN … timed out` (ms; 0: forever). */
+  readonly writeTimeoutMs: number
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
 }
 
@@ -34,7 +36,8 @@ export const USAGE = `usage: consul-directory serve --self <id> --peers <id>=<ho
                               --data <dir> (--key-file <file> | CONSUL_GROUP_KEY=<hex>)
                               [--stack strong|weak] [--order total|semantic] [--linearizable-reads]
                               [--password <p> | CONSUL_DIRECTORY_PASSWORD=<p>] [--group directory]
-                              [--suspect-after-ms 1000] [--checkpoint-every-waves 64] [--log-level warn]
+                              [--suspect-after-ms 1000] [--checkpoint-every-waves 64] [--write-timeout-ms 10000]
+                              [--log-level warn]
        consul-directory cluster [--replicas 3] [--base-port 6380] [--dir <dir>] [--stack strong|weak]
                               [--order total|semantic] [--linearizable-reads] [--password <p>]`
 
@@ -126,6 +129,7 @@ export function parseServeArgs(
       'password',
       'suspect-after-ms',
       'checkpoint-every-waves',
+      'write-timeout-ms',
       'log-level',
     ],
     ['linearizable-reads'],
@@ -171,6 +175,10 @@ export function parseServeArgs(
       '--checkpoint-every-waves',
       64,
     ),
+    writeTimeoutMs:
+      flags.get('write-timeout-ms') === '0'
+        ? 0
+        : positive(flags.get('write-timeout-ms'), '--write-timeout-ms', 10_000),
     logLevel: oneOf(flags.get('log-level'), '--log-level', [
       'warn',
       'debug',

@@ -64,6 +64,12 @@ export interface ServerContext {
   readonly password: string | undefined
   /** Most requests one connection may have unanswered before its reading pauses. */
   readonly maxPending: number
+  /**
+   * How long a submitted command may wait for the group before its client is answered
+   * `UNCERTAIN … timed out` (ms; 0: forever). It may still be applied later — in a minority
+   * that heals, say — so the answer says the outcome is unknown.
+   */
+  readonly writeTimeoutMs: number
   readonly parserLimits: {
     readonly maxBulkBytes?: number
     readonly maxArgs?: number
@@ -89,8 +95,10 @@ export interface ServerCounters {
   protocolErrors: number
   /** Writes answered "not applied" (minority, recovering). */
   refused: number
-  /** Writes whose outcome the replica lost (exclusion, closing). */
+  /** Writes whose outcome the replica lost (exclusion, closing) or that timed out. */
   uncertain: number
+  /** Of those, the ones that timed out. */
+  timedOut: number
 }
 
 export const newCounters = (): ServerCounters => ({
@@ -104,6 +112,7 @@ export const newCounters = (): ServerCounters => ({
   protocolErrors: 0,
   refused: 0,
   uncertain: 0,
+  timedOut: 0,
 })
 
 /** What Redis version clients are told (they check it for features). */
@@ -148,17 +157,17 @@ export function failureReply(
   const message = String(typeof e?.message === 'string' ? e.message : error).replace(/\s+/g, ' ')
   if (e?.code === 'RECOVERING') {
     counters.refused++
-    return new ErrorReply(`LOADING ${message} — nothing was done`)
+    return new ErrorReply(`LOADING ${message}; nothing was done`)
   }
   if (e?.code === 'NO_PRIMARY' && /not sent/.test(message)) {
     counters.refused++
-    return new ErrorReply(`CLUSTERDOWN ${message} — the command was not applied`)
+    return new ErrorReply(`CLUSTERDOWN ${message}; the command was not applied`)
   }
   if (e?.code === 'HANDLER_FAILED' || e?.code === 'INVALID_ARGUMENT')
     return new ErrorReply(`ERR ${self}: ${message}`)
   counters.uncertain++
   return new ErrorReply(
-    `UNCERTAIN ${self}: ${String(e?.code ?? 'ERROR')}: ${message} — ${write ? 'the write may or may not have been applied' : 'no answer'}`,
+    `UNCERTAIN ${self}: ${String(e?.code ?? 'ERROR')}: ${message} ; ${write ? 'the write may or may not have been applied' : 'no answer'}`,
   )
 }
 
@@ -212,6 +221,14 @@ export class Connection {
       if (!(error instanceof ProtocolError)) throw error
       // What came before the broken part still runs; then the error, then close.
       this.ctx.counters.protocolErrors++
+      for (const argv of error.before) {
+        if (this.closing) break
+        this.request(argv)
+      }
+      if (this.closing) {
+        this.flush()
+        return
+      }
       this.closing = true
       this.immediate(new ErrorReply(`ERR Protocol error: ${error.message}`), true)
       this.flush()
@@ -340,7 +357,7 @@ export class Connection {
       this.complete(
         slot,
         new ErrorReply(
-          `LOADING ${ctx.status().self} is re-creating its group — nothing was done, retry`,
+          `LOADING ${ctx.status().self} is re-creating its group; nothing was done, retry`,
         ),
       )
       return
@@ -352,10 +369,29 @@ export class Connection {
       this.complete(slot, failureReply(error, ctx.counters, ctx.status().self, !readOnly))
       return
     }
+    const timer =
+      ctx.writeTimeoutMs > 0
+        ? setTimeout(() => {
+            if (slot.done) return
+            ctx.counters.uncertain++
+            ctx.counters.timedOut++
+            this.complete(
+              slot,
+              new ErrorReply(
+                `UNCERTAIN ${ctx.status().self}: no answer from the group within ${ctx.writeTimeoutMs} ms; ${readOnly ? 'no answer' : 'the write may or may not be applied (later)'}`,
+              ),
+            )
+          }, ctx.writeTimeoutMs)
+        : undefined
     submitted.then(
-      (replies) => this.complete(slot, wrap(replies as Reply[])),
-      (error: unknown) =>
-        this.complete(slot, failureReply(error, ctx.counters, ctx.status().self, !readOnly)),
+      (replies) => {
+        clearTimeout(timer)
+        this.complete(slot, wrap(replies as Reply[]))
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        this.complete(slot, failureReply(error, ctx.counters, ctx.status().self, !readOnly))
+      },
     )
   }
 
@@ -611,6 +647,7 @@ export class Connection {
         `transactions:${c.transactions}`,
         `refused_not_applied:${c.refused}`,
         `uncertain:${c.uncertain}`,
+        `timed_out:${c.timedOut}`,
         `protocol_errors:${c.protocolErrors}`,
         '',
       )

@@ -165,6 +165,7 @@ export async function startDirectoryReplica(
     dispatcher,
     status,
     linearizableReads: config.linearizableReads,
+    writeTimeoutMs: config.writeTimeoutMs,
     ...(config.password === undefined ? {} : { password: config.password }),
   })
   supervising = true // recoverReady does the supervisor's work until the group is active

@@ -11,9 +11,14 @@
 /** A command as the client sent it: the name and its arguments, as bytes. */
 export type Argv = Buffer[]
 
-/** A protocol error: the connection gets `-ERR Protocol error: <message>` and is closed. */
+/**
+ * A protocol error: the connection gets `-ERR Protocol error: <message>` and is closed.
+ * `before` holds the commands the same `push` completed before the broken part: they are
+ * valid requests and are still served (as Redis serves what precedes bad framing).
+ */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError'
+  before: Argv[] = []
 }
 
 export interface ParserLimits {
@@ -45,7 +50,10 @@ export class RequestParser {
     this.maxInline = limits.maxInlineBytes ?? 64 * 1024
   }
 
-  /** Feeds bytes; returns every command now complete, in order. Throws `ProtocolError`. */
+  /**
+   * Feeds bytes; returns every command now complete, in order. Throws `ProtocolError` (with
+   * the commands completed before the broken part in `before`); the parser is unusable after.
+   */
   push(chunk: Buffer): Argv[] {
     if (this.offset >= this.buffer.length) {
       this.buffer = chunk
@@ -54,10 +62,15 @@ export class RequestParser {
     }
     this.offset = 0
     const out: Argv[] = []
-    for (;;) {
-      const command = this.next()
-      if (command === undefined) break
-      if (command.length > 0) out.push(command) // an empty inline line is skipped, as Redis does
+    try {
+      for (;;) {
+        const command = this.next()
+        if (command === undefined) break
+        if (command.length > 0) out.push(command) // an empty inline line is skipped, as Redis does
+      }
+    } catch (error) {
+      if (error instanceof ProtocolError) error.before = out
+      throw error
     }
     return out
   }

@@ -29,6 +29,8 @@ export interface DirectoryServerOptions {
   readonly password?: string
   /** Unanswered requests per connection before it stops reading (default 4,096). */
   readonly maxPendingPerConnection?: number
+  /** How long a command may wait for the group before `UNCERTAIN … timed out` (ms; default 10,000; 0: forever). */
+  readonly writeTimeoutMs?: number
   /** The request parser's limits (bulk size, argument count, inline length). */
   readonly limits?: ParserLimits
   /** The clock writes carry (ms since the epoch; default `Date.now`). */
@@ -58,6 +60,7 @@ export function serveDirectory(options: DirectoryServerOptions): Promise<Directo
     linearizableReads: options.linearizableReads ?? false,
     password: options.password,
     maxPending,
+    writeTimeoutMs: options.writeTimeoutMs ?? 10_000,
     parserLimits: options.limits ?? {},
     counters,
     now: options.now ?? Date.now,
