@@ -141,9 +141,10 @@ export interface Host<Prov extends CapabilityMap> {
   open(spec: GroupSpec, hooks?: OpenHooks<Prov>): Promise<Group<Prov>>
   group(port: string): Group<Prov> | undefined
   /**
-   * The move of group `port` into its next configuration while one is under way (between
-   * the old handle closing and the new one opening, `group(port)` is `undefined`): resolves
-   * with the new handle, rejects if the move fails. `undefined` when no move is under way.
+   * The move of group `port` into its next configuration, or its restart (`group.restart()`),
+   * while one is under way — between the old handle closing and the new one opening,
+   * `group(port)` is `undefined`: resolves with the new handle, rejects if it fails.
+   * `undefined` when none is under way.
    */
   moving(port: string): Promise<Group<Prov>> | undefined
   groups(): readonly Group<Prov>[]
@@ -324,8 +325,13 @@ class GroupImpl<Prov extends CapabilityMap> implements Group<Prov> {
       options: this.info.options,
       configuration: this.configuration,
     }
-    await this.host.closeGroup(this, true)
-    return this.host.reopenGroup(spec, this.hooks)
+    return this.host.track(
+      this.port,
+      (async () => {
+        await this.host.closeGroup(this, true)
+        return this.host.reopenGroup(spec, this.hooks)
+      })(),
+    )
   }
 
   /** Silences every session without running close handlers. */
@@ -350,7 +356,7 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
   private readonly hostClock: ScopedClock
   private readonly protocols: ProtocolEntry[] = []
   private readonly byPort = new Map<string, GroupImpl<Prov>>()
-  /** Moves into a next configuration under way (see `moving`). */
+  /** Moves into a next configuration and restarts under way (see `moving`). */
   private readonly moves = new Map<string, Promise<Group<Prov>>>()
   private readonly byTag = new Map<number, GroupImpl<Prov>>()
   /** Lobby tag → port, for every open group and every host lobby. */
@@ -899,13 +905,17 @@ class HostImpl<Prov extends CapabilityMap> implements Host<Prov> {
       )
     }
     const scope = sessionScope(protocol, group.port, configuration)
-    const move = this.move(group, spec, scope, seed, configuration)
-    this.moves.set(group.port, move)
-    move.then(
-      () => this.moves.get(group.port) === move && this.moves.delete(group.port),
-      () => this.moves.get(group.port) === move && this.moves.delete(group.port),
-    )
-    return move
+    return this.track(group.port, this.move(group, spec, scope, seed, configuration))
+  }
+
+  /** Records `reopen` (a move or a restart of `port`) as under way until it settles. */
+  track(port: string, reopen: Promise<Group<Prov>>): Promise<Group<Prov>> {
+    this.moves.set(port, reopen)
+    const done = () => {
+      if (this.moves.get(port) === reopen) this.moves.delete(port)
+    }
+    reopen.then(done, done)
+    return reopen
   }
 
   private async move(

@@ -210,10 +210,12 @@ export interface PsyncControl {
    * Excludes `member` with a cut: its messages with `seq ≤ cutSeq` count, everywhere — a wave
    * waits for those not yet here — and later ones are void for good (held ones dropped, new
    * ones refused, ones already here removed, never delivered again). Agreed changes only
-   * (Membership), at the same logical point everywhere. The exclusion is not stored by Psync:
-   * the protocol that decided it re-applies it after a restart — while the log is replayed, on
-   * delivering the message that decided it (the same logical point), or before the
-   * conversation starts. Ends a `hold` on `member`: its parked messages up to the cut are
+   * (Membership), at the same logical point everywhere. The protocol that decided it
+   * re-applies it after a restart — while the log is replayed, on delivering the message that
+   * decided it (the same logical point), or before the conversation starts; Psync also records
+   * it in its log and re-applies it itself before rebuilding the graph (for a restart that finds
+   * neither the deciding messages nor the decider's checkpoint), so the same exclusion applied
+   * again is a no-op (another cut for the same member throws `INVALID_ARGUMENT`). Ends a `hold` on `member`: its parked messages up to the cut are
    * received, the rest dropped. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
    * above the cut is already part of a completed wave here: the decision contradicts what this
    * member has delivered in order.

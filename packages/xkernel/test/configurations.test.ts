@@ -186,71 +186,76 @@ describe('configurations', () => {
   })
 })
 
-describe('untilActive across a move', () => {
-  it('follows a group whose move takes longer than a few timer turns (a slow close below, as on a real disk)', async () => {
-    let gate!: () => void
-    const slowClose = new Promise<void>((resolve) => (gate = resolve))
-    let ctx: SessionContext<Record<string, never>> | undefined
-    const slow = {
-      name: 'slow',
-      requires: [],
-      provides: [],
-      raises: [],
-      observes: [],
-      create: () => ({
-        open: (c: SessionContext<Record<string, never>>) => {
-          ctx = c
-          const moving = c.group.configuration === 0
-          return { controls: {}, close: () => (moving ? slowClose : undefined) }
-        },
-      }),
-    }
-    const rec = {
-      name: 'rec',
-      requires: [],
-      provides: [RECOVERY],
-      raises: [],
-      observes: [],
-      create: () => ({
-        open: (c: SessionContext<Record<string, never>>) => {
-          let fail!: (e: unknown) => void
-          const ready =
-            c.group.configuration === 0
-              ? new Promise<void>((_, reject) => (fail = reject))
-              : Promise.resolve()
-          ready.catch(() => {})
-          return {
-            controls: { recovery: { ready: () => ready, state: () => 'recovering' } },
-            close: () => fail?.(new XKernelError('GROUP_CLOSED', `group ${c.group.port} closed`)),
-          }
-        },
-      }),
-    }
-    const network = new LoopbackNetwork('sync', ['a', 'b'])
-    const clock = new ManualClock()
-    const host = await stack()
-      .use(slow as never)
-      .use(rec as never)
-      .start({ transport: network.transport('a'), clock, random: seededRandom(1) })
-    const g0 = await host.open({ port: 'g', members: ['a', 'b'] })
-    let followed: unknown
-    const active = untilActive(host, g0, 0).then(
-      (g) => (followed = g),
-      (e: unknown) => (followed = e),
-    )
-    const moved = ctx!.reconfigure({ members: ['a', 'b'] })
-    for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, 0))
-      clock.advance(5)
-    }
-    expect(host.group('g')).toBeUndefined() // still closing
-    expect(host.moving('g')).toBeDefined()
-    expect(followed).toBeUndefined() // not given up
-    gate()
-    await moved
-    await active
-    expect(followed).toBe(host.group('g'))
-    expect((followed as { configuration: number }).configuration).toBe(1)
-    expect(host.moving('g')).toBeUndefined()
-  })
+describe('untilActive across a move or a restart', () => {
+  it.each(['move', 'restart'] as const)(
+    'follows a group whose %s takes longer than a few timer turns (a slow close below, as on a real disk)',
+    async (how) => {
+      let gate!: () => void
+      const slowClose = new Promise<void>((resolve) => (gate = resolve))
+      let ctx: SessionContext<Record<string, never>> | undefined
+      let opens = 0
+      let recOpens = 0
+      const slow = {
+        name: 'slow',
+        requires: [],
+        provides: [],
+        raises: [],
+        observes: [],
+        create: () => ({
+          open: (c: SessionContext<Record<string, never>>) => {
+            ctx = c
+            const first = opens++ === 0
+            return { controls: {}, close: () => (first ? slowClose : undefined) }
+          },
+        }),
+      }
+      const rec = {
+        name: 'rec',
+        requires: [],
+        provides: [RECOVERY],
+        raises: [],
+        observes: [],
+        create: () => ({
+          open: (c: SessionContext<Record<string, never>>) => {
+            let fail!: (e: unknown) => void
+            const ready =
+              recOpens++ === 0
+                ? new Promise<void>((_, reject) => (fail = reject))
+                : Promise.resolve()
+            ready.catch(() => {})
+            return {
+              controls: { recovery: { ready: () => ready, state: () => 'recovering' } },
+              close: () => fail?.(new XKernelError('GROUP_CLOSED', `group ${c.group.port} closed`)),
+            }
+          },
+        }),
+      }
+      const network = new LoopbackNetwork('sync', ['a', 'b'])
+      const clock = new ManualClock()
+      const host = await stack()
+        .use(slow as never)
+        .use(rec as never)
+        .start({ transport: network.transport('a'), clock, random: seededRandom(1) })
+      const g0 = await host.open({ port: 'g', members: ['a', 'b'] })
+      let followed: unknown
+      const active = untilActive(host, g0, 0).then(
+        (g) => (followed = g),
+        (e: unknown) => (followed = e),
+      )
+      const moved = how === 'move' ? ctx!.reconfigure({ members: ['a', 'b'] }) : ctx!.restart()
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 0))
+        clock.advance(5)
+      }
+      expect(host.group('g')).toBeUndefined() // still closing
+      expect(host.moving('g')).toBeDefined()
+      expect(followed).toBeUndefined() // not given up
+      gate()
+      await moved
+      await active
+      expect(followed).toBe(host.group('g'))
+      expect((followed as { configuration: number }).configuration).toBe(how === 'move' ? 1 : 0)
+      expect(host.moving('g')).toBeUndefined()
+    },
+  )
 })
