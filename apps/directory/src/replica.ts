@@ -97,6 +97,16 @@ export async function startDirectoryReplica(
     : weakStack(stackOptions)
   ).start({ transport, storage, logger })
   const restored = host.storedGroups().some((g) => g.port === config.group)
+  if (restored && config.stack === 'weak') {
+    // No Recovery: nothing to restore a state from, and Psync's log is pruned (a replay
+    // would stop at a wave gap and serve an empty state). Refuse rather than serve wrong data.
+    await host.stop()
+    throw new Error(
+      `${config.self}: the weak stack keeps no checkpoints, so a replica cannot come back with its state ` +
+        `after it stopped (${config.dataDir} holds an earlier run). Start the whole group afresh on empty ` +
+        'data directories, or use --stack strong (Recovery: restart, rejoin, state transfer).',
+    )
+  }
   // biome-ignore lint/suspicious/noExplicitAny: the two stacks' groups differ in capabilities
   const group = () => host.group(config.group) as any
   const dispatcher = (): DispatcherControl | undefined => {

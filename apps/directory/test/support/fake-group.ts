@@ -36,7 +36,7 @@ export function fakeGroup(): FakeGroup {
     },
     control: {
       tags: ['run'],
-      submit(tag, raw) {
+      submit(_tag, raw) {
         if (g.failWith !== undefined) return Promise.reject(g.failWith)
         const args = raw as { c: Uint8Array[][]; t: number }
         return new Promise<unknown>((resolve) => {
