@@ -34,8 +34,9 @@ export function headValue(generation: number): Uint8Array {
 
 /**
  * Fault injection for tests and campaigns: damages every checkpoint manifest of group `port`
- * in a (stopped) host's storage, in whichever configuration — one byte flipped in each, its parts left in place, as a torn
- * or rotted disk would — so that a restart finds no usable checkpoint. Returns how many.
+ * in a (stopped) host's storage, in whichever configuration — each cut short by one byte, its
+ * parts left in place, as a torn write would; damaged again, it stays damaged — so that a
+ * restart finds no usable checkpoint. Returns how many.
  */
 export function damageCheckpoints(storage: StableStorage, port: string): number {
   // Every configuration's: `recovery/<port>/…` for the first, `recovery/<port>@<c>/…` after.
@@ -44,9 +45,9 @@ export function damageCheckpoints(storage: StableStorage, port: string): number 
   let damaged = 0
   for (const { key, value } of [...storage.scan({ prefix: stem })]) {
     if (!manifest.test(key.slice(stem.length))) continue
-    const bad = value.slice()
-    bad[10] = bad[10]! ^ 0xff
-    storage.put(key, bad)
+    // Cut short by one byte (a torn write): damaged again, it stays damaged — a flipped
+    // byte flipped twice would be whole again.
+    storage.put(key, value.slice(0, Math.max(0, value.length - 1)))
     damaged++
   }
   return damaged

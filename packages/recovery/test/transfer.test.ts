@@ -247,6 +247,8 @@ describe('no donor', () => {
     expect(group().get(PSYNC).waveFloor()).toBeGreaterThan(0)
     sim.crash('n1')
     expect(damageCheckpoints(sim.disk('n1'), 'g')).toBe(2)
+    // Damaged twice, still damaged (a byte flipped twice would be whole again).
+    expect(damageCheckpoints(sim.disk('n1'), 'g')).toBe(2)
     await sim.restart('n1')
     let error: unknown
     group()
