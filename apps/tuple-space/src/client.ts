@@ -131,16 +131,24 @@ export function connect(options: ConnectOptions): Promise<TupleSpace> {
           rej(new TupleSpaceError('CANCELLED', 'aborted before it was sent'))
           return
         }
-        pending.set(id, { resolve: res, reject: rej })
-        socket.write(`${JSON.stringify({ id, ...body })}\n`)
-        signal?.addEventListener(
-          'abort',
-          () => {
-            if (pending.has(id) && open)
-              socket.write(`${JSON.stringify({ id: nextId++, op: 'cancel', target: id })}\n`)
+        const onAbort = () => {
+          if (pending.has(id) && open)
+            socket.write(`${JSON.stringify({ id: nextId++, op: 'cancel', target: id })}\n`)
+        }
+        // Settled: the listener goes (a long-lived signal would otherwise hold one per request).
+        const done = () => signal?.removeEventListener('abort', onAbort)
+        pending.set(id, {
+          resolve: (r) => {
+            done()
+            res(r)
           },
-          { once: true },
-        )
+          reject: (e) => {
+            done()
+            rej(e)
+          },
+        })
+        socket.write(`${JSON.stringify({ id, ...body })}\n`)
+        signal?.addEventListener('abort', onAbort, { once: true })
       })
     }
     const take =

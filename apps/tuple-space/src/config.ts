@@ -34,15 +34,21 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError'
 }
 
-function address(text: string, what: string, defaultHost?: string): PeerAddress {
+/**
+ * `host:port` (or `[host:]port` with a default host). The port is decimal digits — `Number()`
+ * alone would take `''` as 0, `0x1F` and `1e3` — from 1 (or 0, "any free one", where
+ * `anyPort`) to 65535.
+ */
+function address(text: string, what: string, defaultHost?: string, anyPort = false): PeerAddress {
   const at = text.lastIndexOf(':')
   const host = at < 0 ? defaultHost : text.slice(0, at)
-  const port = Number(at < 0 ? text : text.slice(at + 1))
+  const digits = at < 0 ? text : text.slice(at + 1)
+  const port = /^\d{1,5}$/.test(digits) ? Number(digits) : Number.NaN
   if (
     host === undefined ||
     host.length === 0 ||
     !Number.isInteger(port) ||
-    port < 0 ||
+    port < (anyPort ? 0 : 1) ||
     port > 65535
   )
     throw new ConfigError(
@@ -53,8 +59,8 @@ function address(text: string, what: string, defaultHost?: string): PeerAddress 
 
 function positive(text: string | undefined, what: string, fallback: number): number {
   if (text === undefined) return fallback
-  const n = Number(text)
-  if (!Number.isInteger(n) || n <= 0)
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN
+  if (!Number.isSafeInteger(n) || n <= 0)
     throw new ConfigError(`${what} takes a positive integer, not ${text}`)
   return n
 }
@@ -114,7 +120,7 @@ export function parseArgs(
   return {
     self,
     peers,
-    listen: address(need('listen'), '--listen', '127.0.0.1'),
+    listen: address(need('listen'), '--listen', '127.0.0.1', true),
     dataDir: need('data'),
     ...(keyFile === undefined ? { keyHex: keyHex! } : { keyFile }),
     group: flags.get('group') ?? 'tuple-space',

@@ -14,8 +14,8 @@
  * ← {"id":3,"ok":true,"tuple":null}
  * → {"id":4,"op":"in","template":["later"]}
  * → {"id":5,"op":"cancel","target":4}
- * ← {"id":4,"ok":false,"error":{"code":"CANCELLED","message":"cancelled: it took nothing"}}
  * ← {"id":5,"ok":true,"cancelled":true}
+ * ← {"id":4,"ok":false,"error":{"code":"CANCELLED","message":"cancelled: it took nothing"}}
  * → {"id":6,"op":"nope"}
  * ← {"id":6,"ok":false,"error":{"code":"UNKNOWN_OP","message":"…"}}
  * ```

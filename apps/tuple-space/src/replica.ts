@@ -8,7 +8,10 @@
  * (origin and session) that registered it, and only while its request is live here — so a
  * waiter of a crashed replica or of a cancelled request never takes a tuple. A tuple that a
  * claim (or a take) brings for a request that was cancelled meanwhile is put back with its
- * own key (`release`), so a cancelled request never consumes one.
+ * own key (`release`), so a cancelled request never consumes one. A request whose claim the
+ * group refused may still have been served by it (outcome unknown): cancelled, it answers only
+ * once the ordered `cancel` tells — the waiter still there, it took nothing (`CANCELLED`);
+ * gone, the refused claim took a tuple (`UNAVAILABLE`).
  *
  * The replica schedules nothing on a clock: passes over its waiters run after commands are
  * applied and after its own submits settle (a microtask later), and `refresh()` — which the
@@ -46,7 +49,10 @@ export interface PendingRequest<T> {
   /**
    * Gives up: `result` rejects with `CANCELLED` at once, and the request will consume no
    * tuple — a tuple it had already taken in the group's order comes back with its own key.
-   * Returns false if the request had settled already (then nothing changes).
+   * One exception: after a claim that the group refused but may have applied, `result`
+   * rejects once the group has ordered the cancel — `CANCELLED` if it took nothing,
+   * `UNAVAILABLE` if that claim took a tuple. Returns false if the request had settled
+   * already (then nothing changes).
    */
   cancel(): boolean
 }
@@ -69,6 +75,11 @@ interface Request {
   target: Entry | undefined
   /** Skip passes until the next `refresh()` (the group refused the last claim). */
   backoff: boolean
+  /**
+   * A claim was refused by the group and may still have been applied: whether this request
+   * took a tuple is unknown until a later claim or cancel of it answers.
+   */
+  uncertain: boolean
   resolve(tuple: Tuple | undefined): void
   reject(error: TupleSpaceError): void
 }
@@ -82,6 +93,8 @@ export interface ReplicaStats {
   /** Tuples put back because their request was cancelled meanwhile. */
   readonly released: number
 }
+
+const cancelledError = () => new TupleSpaceError('CANCELLED', 'cancelled: it took nothing')
 
 /** What a failed submit means for the client. */
 export function errorOf(error: unknown): TupleSpaceError {
@@ -110,6 +123,9 @@ export class TupleSpaceReplica {
   private claimsSubmitted = 0
   private claimsLost = 0
   private released = 0
+  /** Takes, claims, cancels, releases and forgets submitted and not settled yet. */
+  private inFlight = 0
+  private readonly idleWaiters: (() => void)[] = []
 
   constructor(private readonly options: TupleSpaceReplicaOptions) {
     this.attach()
@@ -179,6 +195,23 @@ export class TupleSpaceReplica {
     this.schedulePass()
   }
 
+  /**
+   * Resolves once nothing this replica submitted for its requests is in flight (takes,
+   * claims, cancels, releases) — or after `timeoutMs`. A graceful stop cancels every request
+   * (the connections close), waits here, and only then closes: a take or claim that lands
+   * meanwhile has its tuple put back by a `release` instead of dying with the process.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs)
+      this.idleWaiters.push(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+      this.checkIdle()
+    })
+  }
+
   /** Stops: every request still pending here rejects with `UNAVAILABLE`, nothing more is sent. */
   close(): void {
     this.closed = true
@@ -218,6 +251,24 @@ export class TupleSpaceReplica {
     for (const r of this.requests.values()) r.target = undefined
   }
 
+  private track(control: DispatcherControl, tag: string, args: unknown): Promise<unknown> {
+    this.inFlight++
+    const done = () => {
+      this.inFlight--
+      // A microtask later: the settle's own follow-ups (a release, a queued cancel) count too.
+      queueMicrotask(() => this.checkIdle())
+    }
+    const p = control.submit(tag, args)
+    p.then(done, done)
+    return p
+  }
+
+  private checkIdle(): void {
+    if (this.inFlight > 0 || this.passQueued) return
+    if ([...this.cancels.values()].some((r) => !r.backoff)) return
+    for (const w of this.idleWaiters.splice(0)) w()
+  }
+
   private nextRef(): Ref {
     return { origin: this.options.origin, session: this.options.session, seq: this.seq++ }
   }
@@ -251,11 +302,12 @@ export class TupleSpaceReplica {
       registered: block, // it may be, from the moment the take is sent
       target: undefined,
       backoff: false,
+      uncertain: false,
       resolve,
       reject,
     }
     this.requests.set(r.key, r)
-    control.submit('take', { ...ref, mode, template: checked, block }).then(
+    this.track(control, 'take', { ...ref, mode, template: checked, block }).then(
       (x) => this.taken(r, x as TakeResult),
       (error: unknown) => this.takeFailed(r, error),
     )
@@ -292,9 +344,10 @@ export class TupleSpaceReplica {
   }
 
   private cancel(r: Request): boolean {
-    if (r.settled) return false
+    if (r.settled || r.cancelled) return !r.settled
     r.cancelled = true
-    this.settle(r, new TupleSpaceError('CANCELLED', 'cancelled: it took nothing'))
+    // After a refused claim only the ordered cancel can tell whether it took nothing.
+    if (!(r.uncertain && r.phase === 'waiting')) this.settle(r, cancelledError())
     if (r.phase === 'waiting') this.queueCancel(r)
     // 'taking' / 'claiming': the result decides (a tuple comes back with release).
     return true
@@ -316,7 +369,7 @@ export class TupleSpaceReplica {
       this.options.log?.('warn', 'release.lost', { entry: entry.seq, reason: 'no group' })
       return
     }
-    control.submit('release', { entries: [entry] }).then(undefined, (error: unknown) =>
+    this.track(control, 'release', { entries: [entry] }).then(undefined, (error: unknown) =>
       // Not retried: it may have been applied (a second one would duplicate the tuple).
       this.options.log?.('warn', 'release.failed', { seq: entry.seq, error: String(error) }),
     )
@@ -347,6 +400,7 @@ export class TupleSpaceReplica {
     void Promise.resolve().then(() => {
       this.passQueued = false
       this.pass()
+      this.checkIdle()
     })
   }
 
@@ -357,7 +411,10 @@ export class TupleSpaceReplica {
     if (control === undefined || this.closed) return
     if (this.forgetPending) {
       this.forgetPending = false
-      control.submit('forget', { origin: this.options.origin, session: this.options.session }).then(
+      this.track(control, 'forget', {
+        origin: this.options.origin,
+        session: this.options.session,
+      }).then(
         (n) => this.options.log?.('info', 'forgot', { waiters: n }),
         () => {
           this.forgetPending = true // retried at the next refresh
@@ -367,13 +424,25 @@ export class TupleSpaceReplica {
     const cancels = [...this.cancels.values()].filter((r) => r.phase === 'waiting' && !r.backoff)
     if (cancels.length > 0) {
       for (const r of cancels) this.cancels.delete(r.key)
-      control.submit('cancel', { waiters: cancels.map((r) => r.ref) }).then(
-        () => {
-          for (const r of cancels) {
+      this.track(control, 'cancel', { waiters: cancels.map((r) => r.ref) }).then(
+        (x) => {
+          const removed = x as boolean[]
+          cancels.forEach((r, i) => {
             // Removed now, or gone before (a claim or a take settled it): either way done.
             r.registered = false
-            if (r.phase === 'waiting') this.finish(r)
-          }
+            if (r.phase !== 'waiting') return
+            this.finish(r)
+            // Only an uncertain request is still unsettled here (see `cancel`).
+            this.settle(
+              r,
+              removed[i] === true
+                ? cancelledError()
+                : new TupleSpaceError(
+                    'UNAVAILABLE',
+                    'cancelled, but a claim the group refused earlier had served it (an in took its tuple): the outcome is unknown here',
+                  ),
+            )
+          })
         },
         () => {
           for (const r of cancels) {
@@ -401,15 +470,19 @@ export class TupleSpaceReplica {
     r.phase = 'claiming'
     r.target = target
     this.claimsSubmitted++
-    control.submit('claim', r.ref).then(
+    this.track(control, 'claim', r.ref).then(
       (x) => {
         const c = x as ClaimResult
         r.target = undefined
+        // The entry this claim reserved may still be there (it took an older one, or none):
+        // other waiters skipped it, so look again.
+        this.schedulePass()
         if (c.kind === 'taken') {
           r.registered = false
           this.deliver(r, c.entry)
         } else if (c.kind === 'waiting') {
           this.claimsLost++
+          r.uncertain = false // still registered after it: an earlier claim took nothing
           r.phase = 'waiting'
           if (r.cancelled) this.queueCancel(r)
           else this.schedulePass()
@@ -431,6 +504,8 @@ export class TupleSpaceReplica {
         r.target = undefined
         r.phase = 'waiting'
         r.backoff = true
+        r.uncertain = true
+        this.schedulePass() // its reserved entry is free for the other waiters
         if (r.cancelled) this.queueCancel(r)
       },
     )

@@ -60,6 +60,9 @@ export function dumpSpace(state: SpaceState): ReplicaDump {
   return { epoch: snap.epoch, tuples, waiters, digest }
 }
 
+/** How long a graceful stop waits for the requests' commands in flight (see `stop`). */
+const STOP_DRAIN_MS = 2_000
+
 export interface RunningReplica {
   readonly replica: TupleSpaceReplica
   readonly server: Server
@@ -158,6 +161,7 @@ export async function startReplica(
     port: config.listen.port,
     host: config.listen.host,
     info: () => ({ replica: config.self, session, recovery: recoveryState(), view: view() }),
+    onError: (error) => log.warn('tcp.error', { error: String(error) }),
   })
   return {
     replica,
@@ -173,7 +177,10 @@ export async function startReplica(
     },
     stop: async () => {
       clearInterval(tick)
-      await tcp.close()
+      await tcp.close() // every connection's pending requests are cancelled …
+      // … and a take or claim still in flight for one of them gets its tuple put back, not lost
+      // with the process (bounded: a minority-side group may never answer).
+      await replica.drain(STOP_DRAIN_MS)
       replica.close()
       await host.stop()
     },

@@ -1,8 +1,17 @@
 /**
  * The TCP front of one replica: each connection speaks the line protocol of `protocol.ts`.
  * Bad input never closes the connection nor crashes the process: every bad line gets an error
- * reply (with the request's id when it had one). A connection that closes cancels its pending
- * `in`/`rd`/`inp`/`rdp` requests, so a disconnected client never consumes a tuple.
+ * reply (with the request's id when it had one). A connection that closes — or half-closes:
+ * its FIN ends our side too — cancels its pending `in`/`rd`/`inp`/`rdp` requests, so a
+ * disconnected client never consumes a tuple.
+ *
+ * Invariant: a reply is written only while the connection is open both ways (`conn.open`);
+ * once it is not, every pending request has been cancelled, so a tuple that arrives for one
+ * goes back to the space (`release`) instead of into a socket that cannot carry it.
+ *
+ * Backpressure: while more than `maxBufferedBytes` of replies wait to be sent, the connection
+ * is not read — a client that pipelines without reading holds the server's memory to about
+ * that (plus the replies of one chunk of requests and of those already pending).
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import { TupleSpaceError } from './errors.js'
@@ -26,14 +35,20 @@ export interface ServeOptions {
   readonly maxFrameBytes?: number
   /** Most requests pending on one connection (default 10,000). */
   readonly maxPending?: number
+  /** Most bytes of replies buffered for one connection before it stops being read (default 1 MiB). */
+  readonly maxBufferedBytes?: number
   /** What `info` answers besides the counts (replica name, recovery state, …). */
   readonly info?: () => Record<string, unknown>
+  /** The listening socket's errors after it listens (a failed accept: `EMFILE`, …); never thrown. */
+  readonly onError?: (error: Error) => void
 }
 
 interface Connection {
   readonly socket: Socket
   readonly pending: Map<RequestId, PendingRequest<unknown> | undefined>
   open: boolean
+  /** Not read while the client does not read its replies (see the header). */
+  paused: boolean
 }
 
 export interface TupleServer {
@@ -51,18 +66,31 @@ export function serveTupleSpace(
 ): Promise<TupleServer> {
   const maxFrameBytes = options.maxFrameBytes ?? 1024 * 1024
   const maxPending = options.maxPending ?? 10_000
-  const sockets = new Set<Socket>()
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024
+  /** Each open connection's `closed` (cancels its pending requests). */
+  const connections = new Map<Socket, () => void>()
   const server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
     socket.setNoDelay(true)
-    const conn: Connection = { socket, pending: new Map(), open: true }
+    const conn: Connection = { socket, pending: new Map(), open: true, paused: false }
     const send = (text: string) => {
-      if (conn.open) socket.write(text)
+      if (!conn.open) return
+      socket.write(text)
+      if (!conn.paused && socket.writableLength > maxBufferedBytes) {
+        conn.paused = true
+        socket.pause()
+      }
     }
+    // Past the high-water mark write() returned false, so 'drain' comes once it is all sent.
+    socket.on('drain', () => {
+      if (!conn.paused || !conn.open) return
+      conn.paused = false
+      socket.resume()
+    })
     const splitter = new LineSplitter(
       maxFrameBytes,
-      (line) => handle(replica, conn, line, send, maxPending, options.info),
+      (line) => {
+        if (conn.open) handle(replica, conn, line, send, maxPending, options.info)
+      },
       () =>
         send(
           errorReply(
@@ -76,18 +104,25 @@ export function serveTupleSpace(
     )
     socket.on('data', (chunk: Buffer) => splitter.push(chunk))
     const closed = () => {
+      connections.delete(socket)
       if (!conn.open) return
       conn.open = false
       for (const p of conn.pending.values()) p?.cancel()
       conn.pending.clear()
     }
+    connections.set(socket, closed)
     socket.on('close', closed)
     socket.on('error', closed)
+    // The client's FIN: with allowHalfOpen off Node ends our side as well, so nothing more can
+    // be written — cancel now, not at 'close' (a reply settled in between would be lost).
+    socket.on('end', closed)
   })
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host ?? '127.0.0.1', () => {
       server.off('error', reject)
+      // Without a listener an 'error' (a failed accept) would be thrown and end the process.
+      server.on('error', (error) => options.onError?.(error))
       const address = server.address()
       resolve({
         server,
@@ -95,7 +130,10 @@ export function serveTupleSpace(
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done())
-            for (const socket of sockets) socket.destroy()
+            for (const [socket, closed] of [...connections]) {
+              closed()
+              socket.destroy()
+            }
           }),
       })
     })

@@ -189,3 +189,109 @@ describe('an unavailable group', () => {
     expect([...d.state().waiters.values()].map((w) => w.origin)).toEqual(['b'])
   })
 })
+
+describe('review regressions', () => {
+  it('a claim that takes another tuple than the one it reserved frees the reserved one for the next waiter (no tick needed)', async () => {
+    const { d, replica } = setup('manual')
+    const any = replica.in(['x', formal.any])
+    const one = replica.in(['x', 1])
+    let oneGot: unknown
+    void one.result.then((t) => (oneGot = t))
+    await d.flush() // both registered
+    const put = replica.out(['x', 1])
+    d.step() // applied here: `any` claims ['x', 1], `one` must skip it (reserved)
+    // Another replica's out of the same wave, older in key order (origin '0' < 'a'), comes next.
+    void d.submit('out', { origin: '0', session: '', seq: 0, tuple: ['x', 'old'] })
+    await turn()
+    expect(d.queued()).toEqual(['out', 'claim'])
+    d.step()
+    await turn()
+    d.step() // the claim takes the oldest match, ['x', 'old']: ['x', 1] is free again
+    await d.flush()
+    await put
+    expect(await any.result).toEqual(['x', 'old'])
+    expect(oneGot).toEqual(['x', 1])
+    expect(d.state().size).toBe(0)
+    expect(d.state().waiters.size).toBe(0)
+  })
+
+  it('cancel after a refused claim that the group applied: UNAVAILABLE (it took a tuple), not CANCELLED', async () => {
+    const { d, replica } = setup('manual')
+    const w = replica.in(['job'])
+    await d.flush()
+    const put = replica.out(['job'])
+    d.step() // the out; the replica claims
+    await turn()
+    expect(d.queued()).toEqual(['claim'])
+    d.stepRefused('CLOSED') // applied — the waiter served, the tuple gone — but refused here
+    await turn()
+    await put
+    expect(d.state().size).toBe(0)
+    const outcome = settle(w.result)
+    expect(w.cancel()).toBe(true)
+    replica.refresh() // the cancel goes once the group takes commands again
+    await d.flush()
+    expect(d.log.map((c) => c.tag)).toEqual(['take', 'out', 'claim', 'cancel'])
+    expect(await outcome).toEqual({ ok: false, code: 'UNAVAILABLE' })
+  })
+
+  it('cancel after a refused claim that the group did not apply: CANCELLED once the ordered cancel removed the waiter', async () => {
+    const { d, replica } = setup('manual')
+    const w = replica.in(['job'])
+    await d.flush()
+    const put = replica.out(['job'])
+    d.failWith('CLOSED')
+    d.step() // the out; the claim is refused before it is sent
+    await turn()
+    await turn()
+    d.failWith(undefined)
+    await put
+    const outcome = settle(w.result)
+    expect(w.cancel()).toBe(true)
+    replica.refresh()
+    await d.flush()
+    expect(d.log.map((c) => c.tag)).toEqual(['take', 'out', 'cancel'])
+    expect(await outcome).toEqual({ ok: false, code: 'CANCELLED' })
+    expect(d.state().size).toBe(1)
+    expect(d.state().waiters.size).toBe(0)
+  })
+})
+
+describe('a graceful stop', () => {
+  it('drain() waits for a claim in flight of a cancelled request and its release: the tuple comes back before the replica closes', async () => {
+    const { d, replica } = setup('manual')
+    const w = replica.in(['x'])
+    w.result.catch(() => {})
+    await d.flush()
+    const put = replica.out(['x'])
+    d.step()
+    await turn()
+    expect(d.queued()).toEqual(['claim'])
+    w.cancel() // the connection closed (the server's stop closes them all)
+    let drained = false
+    const draining = replica.drain(5_000).then(() => (drained = true))
+    await turn()
+    expect(drained).toBe(false)
+    d.step() // the claim takes the tuple for nobody …
+    await turn()
+    expect(drained).toBe(false)
+    expect(d.queued()).toEqual(['release']) // … and puts it back
+    await d.flush()
+    await draining
+    await put
+    replica.close()
+    expect(d.log.map((c) => c.tag)).toEqual(['take', 'out', 'claim', 'release'])
+    expect(d.state().size).toBe(1)
+  })
+
+  it('drain() resolves at once when nothing is in flight, and after its timeout when the group never answers', async () => {
+    const { d, replica } = setup('manual')
+    await replica.drain(5_000)
+    const w = replica.in(['x'])
+    w.result.catch(() => {})
+    const started = Date.now()
+    await replica.drain(50) // the take is never applied
+    expect(Date.now() - started).toBeGreaterThanOrEqual(40)
+    expect(d.queued()).toEqual(['take'])
+  })
+})

@@ -2,6 +2,7 @@
  * The TCP front and the typed client, in-process over a one-replica Dispatcher: the protocol,
  * pipelining, blocking, cancellation, disconnects, and every kind of bad input.
  */
+import { getEventListeners } from 'node:events'
 import { connect as connectTcp, type Socket } from 'node:net'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 import { connect, type TupleSpace } from '../src/client.js'
@@ -16,7 +17,9 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f()
 })
 
-async function start(options: { maxFrameBytes?: number; maxPending?: number } = {}) {
+async function start(
+  options: { maxFrameBytes?: number; maxPending?: number; maxBufferedBytes?: number } = {},
+) {
   const d = localDispatcher()
   const replica = new TupleSpaceReplica({ dispatcher: () => d, origin: 'a', session: 's' })
   const server: TupleServer = await serveTupleSpace(replica, {
@@ -162,6 +165,17 @@ describe('the client over TCP', () => {
     expect(d.state().size).toBe(1)
   })
 
+  it('one long-lived signal for many requests: no abort listener is left behind by those that settled', async () => {
+    const { client } = await start()
+    const ts = await client()
+    const shutdown = new AbortController()
+    for (let i = 0; i < 20; i++) {
+      await ts.out(['job', i])
+      expect(await ts.in(['job', i], { signal: shutdown.signal })).toEqual(['job', i])
+    }
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(0)
+  })
+
   it('a client that disconnects while its in waits never consumes a tuple', async () => {
     const { client, d } = await start()
     const gone = await client()
@@ -267,5 +281,73 @@ describe('bad input over the wire', () => {
     expect(r).toHaveLength(lines + 1)
     expect(r.slice(0, lines).every((x) => x.ok === false)).toBe(true)
     expect(r[lines]).toMatchObject({ id: 'last', ok: true })
+  })
+})
+
+describe('connections that go away or do not read', () => {
+  it('a half-close cancels the pending requests: a take that lands after the client’s FIN puts its tuple back instead of writing it to a closed socket', async () => {
+    const d = localDispatcher('manual')
+    const replica = new TupleSpaceReplica({ dispatcher: () => d, origin: 'a', session: 's' })
+    const put = replica.out(['x'])
+    await d.flush()
+    await put
+    const server = await serveTupleSpace(replica, { port: 0 })
+    cleanup.push(() => server.close())
+    // The group applies the take just after the server has seen the client's FIN (and, with
+    // allowHalfOpen off, ended its own side): the tuple must not be consumed for nobody.
+    server.server.on('connection', (socket: Socket) =>
+      socket.on('end', () => {
+        d.step()
+      }),
+    )
+    const c = await raw(server.port)
+    c.send('{"id":1,"op":"in","template":["x"]}\n')
+    await until(() => d.queued().length === 1, 'the take submitted')
+    c.socket.end()
+    await until(() => d.log.length >= 2, 'the take applied')
+    await d.flush()
+    expect(d.log.map((x) => x.tag)).toEqual(['out', 'take', 'release'])
+    expect(d.state().size).toBe(1)
+  })
+
+  it('a client that sends but never reads: the server stops reading instead of buffering replies without bound', async () => {
+    const { server } = await start({ maxBufferedBytes: 64 * 1024 })
+    let serverSide: Socket | undefined
+    server.server.on('connection', (socket: Socket) => (serverSide = socket))
+    const socket = connectTcp({ port: server.port, host: '127.0.0.1' })
+    cleanup.push(async () => void socket.destroy())
+    await new Promise((r) => socket.once('connect', r))
+    socket.pause() // never reads a reply
+    const line = Buffer.from('{"id":1,"op":"info"}\n')
+    const chunk = Buffer.concat(Array.from({ length: 1_000 }, () => line)) // ≈ 21 KB of requests
+    let most = 0
+    for (let i = 0; i < 60; i++) {
+      socket.write(chunk) // ≈ 1.3 MB of requests, ≈ 8 MB of replies
+      await new Promise((r) => setImmediate(r))
+      most = Math.max(most, serverSide?.writableLength ?? 0)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+    most = Math.max(most, serverSide?.writableLength ?? 0)
+    expect(serverSide).toBeDefined()
+    // At most the limit and the replies to one chunk of requests; without it, all ≈ 8 MB.
+    expect(most).toBeLessThan(1024 * 1024)
+    // Reading again: every request is answered.
+    let replies = 0
+    let rest = ''
+    socket.on('data', (b: Buffer) => {
+      rest += b.toString('utf8')
+      const parts = rest.split('\n')
+      rest = parts.pop()!
+      replies += parts.length
+    })
+    socket.resume()
+    await until(() => replies === 60_000, `every reply (${replies})`)
+  })
+
+  it('a failed accept (EMFILE) does not crash the server', async () => {
+    const { server, client } = await start()
+    expect(() => server.server.emit('error', new Error('accept EMFILE'))).not.toThrow()
+    const ts = await client()
+    expect(await ts.info()).toMatchObject({ replica: 'a' })
   })
 })
