@@ -20,6 +20,7 @@ const benches: Record<string, Bench> = {
   soak: async () => (await import('./src/failover.js')).benchSoak(),
   recovery: async () => (await import('./src/recovery.js')).benchRecovery(),
   'recovery-soak': async () => (await import('./src/recovery-soak.js')).benchRecoverySoak(),
+  directory: async () => (await import('./src/directory.js')).benchDirectory(),
 }
 
 const here = dirname(fileURLToPath(import.meta.url))
