@@ -35,6 +35,7 @@ export interface ClusterOptions {
   readonly password?: string
   /** Failure Detection's timeout (ms). Default 1,000. */
   readonly suspectAfterMs?: number
+  /** Waves between coordinated checkpoints. Default 1,024. */
   readonly checkpointEveryWaves?: number
   /** How long a command waits for the group before `UNCERTAIN … timed out` (ms). Default 10,000. */
   readonly writeTimeoutMs?: number
@@ -167,6 +168,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     let child: ChildProcess | undefined
     let paused = false
     let restored = false
+    let starts = 0
     let exited: Promise<void> = Promise.resolve()
     const waiting = new Map<string, (m: Message) => void>()
     const args = [
@@ -186,7 +188,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       '--suspect-after-ms',
       String(options.suspectAfterMs ?? 1_000),
       '--checkpoint-every-waves',
-      String(options.checkpointEveryWaves ?? 64),
+      String(options.checkpointEveryWaves ?? 1024),
       '--write-timeout-ms',
       String(options.writeTimeoutMs ?? 10_000),
       '--log-level',
@@ -221,7 +223,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       },
       start: (startOptions = {}) => {
         if (child !== undefined) return Promise.reject(new Error(`${name} is running`))
-        const c = fork(script.path, args, {
+        // The first start bootstraps the group; later ones recover from the data directory,
+        // or join and fetch the state if it was wiped.
+        const init = starts++ === 0 ? '--bootstrap' : '--join'
+        const c = fork(script.path, [...args, init], {
           execArgv: script.execArgv,
           env: {
             ...process.env,

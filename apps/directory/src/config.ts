@@ -23,6 +23,13 @@ export interface ReplicaConfig {
   readonly stack: 'strong' | 'weak'
   readonly order: 'total' | 'semantic'
   readonly linearizableReads: boolean
+  /**
+   * What to do when `--data` holds no group yet: `'bootstrap'` opens the group afresh (the
+   * first start of a new group, every member at once), `'join'` joins the running group and
+   * fetches its state (a new replica, or one whose data was lost), `undefined` refuses to
+   * start. On a data directory of an earlier run the replica recovers from it either way.
+   */
+  readonly init: 'bootstrap' | 'join' | undefined
   /** `AUTH`'s password (`--password` or `CONSUL_DIRECTORY_PASSWORD`); none: no `AUTH`. */
   readonly password?: string
   readonly suspectAfterMs: number
@@ -34,9 +41,9 @@ export interface ReplicaConfig {
 
 export const USAGE = `usage: consul-directory serve --self <id> --peers <id>=<host>:<port>,… --port [<host>:]<port>
                               --data <dir> (--key-file <file> | CONSUL_GROUP_KEY=<hex>)
-                              [--stack strong|weak] [--order total|semantic] [--linearizable-reads]
+                              [--bootstrap | --join] [--stack strong|weak] [--order total|semantic] [--linearizable-reads]
                               [--password <p> | CONSUL_DIRECTORY_PASSWORD=<p>] [--group directory]
-                              [--suspect-after-ms 1000] [--checkpoint-every-waves 64] [--write-timeout-ms 10000]
+                              [--suspect-after-ms 1000] [--checkpoint-every-waves 1024] [--write-timeout-ms 10000]
                               [--log-level warn]
        consul-directory cluster [--replicas 3] [--base-port 6380] [--dir <dir>] [--stack strong|weak]
                               [--order total|semantic] [--linearizable-reads] [--password <p>]`
@@ -132,8 +139,10 @@ export function parseServeArgs(
       'write-timeout-ms',
       'log-level',
     ],
-    ['linearizable-reads'],
+    ['linearizable-reads', 'bootstrap', 'join'],
   )
+  if (flags.has('bootstrap') && flags.has('join'))
+    throw new ConfigError('--bootstrap and --join exclude each other')
   const need = (name: string) => {
     const v = flags.get(name)
     if (v === undefined || v.length === 0) throw new ConfigError(`--${name} is required`)
@@ -168,12 +177,13 @@ export function parseServeArgs(
     stack: oneOf(flags.get('stack'), '--stack', ['strong', 'weak'] as const),
     order: oneOf(flags.get('order'), '--order', ['total', 'semantic'] as const),
     linearizableReads: flags.has('linearizable-reads'),
+    init: flags.has('bootstrap') ? 'bootstrap' : flags.has('join') ? 'join' : undefined,
     ...(password === undefined ? {} : { password }),
     suspectAfterMs: positive(flags.get('suspect-after-ms'), '--suspect-after-ms', 1_000),
     checkpointEveryWaves: positive(
       flags.get('checkpoint-every-waves'),
       '--checkpoint-every-waves',
-      64,
+      1024,
     ),
     writeTimeoutMs:
       flags.get('write-timeout-ms') === '0'

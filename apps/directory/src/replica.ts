@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
+import { joinGroup } from '@consul/recovery'
 import { recoverReady } from '@consul/restart'
 import { lmdbStorage } from '@consul/storage-lmdb'
 import { udp } from '@consul/transport-udp'
@@ -180,7 +181,21 @@ export async function startDirectoryReplica(
   })
   supervising = true // recoverReady does the supervisor's work until the group is active
   try {
-    await recoverReady(host, [{ port: config.group, members: Object.keys(config.peers) }])
+    if (restored || config.init === 'bootstrap')
+      await recoverReady(host, [{ port: config.group, members: Object.keys(config.peers) }])
+    else if (config.init === 'join' && config.stack === 'strong')
+      await joinGroup(host, {
+        port: config.group,
+        contacts: Object.keys(config.peers).filter((p) => p !== config.self),
+        timeoutMs: 120_000,
+      })
+    else
+      throw new Error(
+        `${config.self}: ${config.dataDir} holds no group yet. Start with --bootstrap for the first start ` +
+          'of a new group (every replica at once), or --join to join the running group and fetch its state ' +
+          '(a new replica, or one whose data was lost; strong stack only). Opening a fresh group here would ' +
+          'serve an empty state.',
+      )
   } catch (error) {
     clearInterval(tick)
     await server.close()

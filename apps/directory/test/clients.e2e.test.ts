@@ -3,6 +3,7 @@
  * node-redis and redis-cli (Debian's redis-tools; the test setup installs it when missing).
  */
 import { execFile } from 'node:child_process'
+import { mkdirSync, rmSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
@@ -196,5 +197,29 @@ describe.sequential('real clients against a 3-replica cluster', () => {
     const c = ioredis(cluster.replica('c').port)
     await c.connect()
     await eventually(() => c.mget('before', 'after', 'survive'), ['x', 'z', '100'], 10_000)
+  }, 120_000)
+
+  it('a replica whose data was wiped joins again and fetches the state; it never serves an empty one', async () => {
+    const b = cluster.replica('b')
+    await b.kill()
+    rmSync(b.dataDir, { recursive: true, force: true })
+    mkdirSync(b.dataDir)
+    await b.start({ wait: 'listening' })
+    const probe = ioredis(b.port)
+    await probe.connect()
+    // Until it is back in the group with the state, reads are refused, never answered empty.
+    let seen: unknown
+    const until = Date.now() + 60_000
+    while (Date.now() < until) {
+      try {
+        seen = await probe.get('survive')
+        break
+      } catch (error) {
+        expect(String(error)).toMatch(/LOADING/)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    expect(seen).toBe('100')
+    expect(await probe.info('consul')).toMatch(/view_members:(a,b,c|[abc,]*b[abc,]*)/)
   }, 120_000)
 })
