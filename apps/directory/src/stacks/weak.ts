@@ -12,13 +12,13 @@ import type { StackOptions } from './options.js'
 
 export const weakStack = (o: StackOptions) =>
   stack()
-    .use(psync({ logEveryMs: 2, retainWaves: 64 }))
+    .use(psync({ logEveryMs: 0, retainWaves: 64 }))
     .use(divider())
     .use(failureDetection({ suspectAfterMs: o.suspectAfterMs }))
     .use(
       o.order === 'total'
-        ? totalOrder({ ackDelayMs: 1 })
-        : semanticOrder({ classOf: directoryClasses, ackDelayMs: 1 }),
+        ? totalOrder({ ackDelayMs: 0 })
+        : semanticOrder({ classOf: directoryClasses, ackDelayMs: 0 }),
     )
     .use(dispatcher({ machine: directoryMachine }))
     .use(restart())
