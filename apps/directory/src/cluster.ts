@@ -17,7 +17,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -273,13 +273,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
             } else done(new Error(`${name} ${m.type}: ${String(m.message ?? '')}`))
           })
           if (startOptions.wait === 'listening') {
+            // Connect, never bind: a probe that bound the port could take it from the replica.
             const probe = () => {
               if (child !== c) return
-              portFree(port, 'tcp').then((free) => {
-                if (!free) {
-                  waiting.delete('ready')
-                  done()
-                } else setTimeout(probe, 25)
+              const socket = connect({ port, host: '127.0.0.1' })
+              socket.once('connect', () => {
+                socket.destroy()
+                waiting.delete('ready')
+                done()
+              })
+              socket.once('error', () => {
+                socket.destroy()
+                setTimeout(probe, 25)
               })
             }
             probe()
