@@ -47,8 +47,6 @@ export interface LoadedLog {
    * learn from a peer how far its own messages went before it sends again.
    */
   readonly ownHighWaterCertain: boolean
-  /** The exclusions applied in this conversation (`log.ts`: `x/<member>`), readable ones. */
-  readonly exclusions: readonly { readonly member: number; readonly cut: number }[]
 }
 
 export const KEY_WIDTH = 11 // base 36: 36^11 ≈ 1.3e17 records or generations
@@ -57,7 +55,6 @@ export const keyOf = (prefix: string, n: number) =>
 export const MESSAGES = 'm/'
 export const WATERMARKS = 'w/'
 export const HIGH_WATER = 'h/'
-export const EXCLUSIONS = 'x/'
 /** Written by versions before 0.2: one overwritten watermark record. */
 export const LEGACY_WATERMARKS = 'w'
 
@@ -164,32 +161,6 @@ export class LogReader {
       )
     }
     return parsed
-  }
-
-  /**
-   * The exclusion records: member index → cut. A record that is unreadable, names no member
-   * of `memberCount` or no valid cut is counted and skipped (the protocol that decided it
-   * re-applies it from its own state, as before these records existed).
-   */
-  loadExclusions(memberCount: number): { member: number; cut: number }[] {
-    const out: { member: number; cut: number }[] = []
-    for (const { key, value } of this.readAll(EXCLUSIONS, 'exclusion')) {
-      const member = Number.parseInt(key.slice(EXCLUSIONS.length), 36)
-      const cut = Number(decoder.decode(value))
-      if (
-        !Number.isSafeInteger(member) ||
-        member < 0 ||
-        member >= memberCount ||
-        !Number.isSafeInteger(cut) ||
-        cut < 0
-      ) {
-        this.counters.inc('logUnreadableRecords')
-        this.log.warn('unreadable exclusion record skipped', { group: this.where, key })
-        continue
-      }
-      out.push({ member, cut })
-    }
-    return out
   }
 
   loadHighWater(): { value: number; found: boolean; damaged: boolean } {

@@ -6,8 +6,7 @@
  * messages, the word a member whose high-water mark was unreadable waits for before it
  * sends (nothing it sends may reuse a seq a peer holds).
  *
- * Invariants: an exclusion the log recorded is re-applied before any frame is rebuilt;
- * every wave above the pruned prefix is completed (and reported) again, so an
+ * Invariants: every wave above the pruned prefix is completed (and reported) again, so an
  * Order restored from a checkpoint at or above the prune floor replays exactly the waves
  * after it; the next own seq comes from the durable high-water mark and every own message
  * found, never from what happened to be inserted; an exclusion re-applied before the start
@@ -38,8 +37,6 @@ export class RestartHandshake {
     private readonly repair: Repair,
     private readonly waves: WaveTracker,
     private readonly absurd: (p: number, seq: number) => boolean,
-    /** Re-applies an exclusion the log recorded (`exclude` with `stored`). */
-    private readonly reapplyExclusion: (p: number, cut: number) => void,
   ) {}
 
   /**
@@ -62,13 +59,7 @@ export class RestartHandshake {
     const self = members.self
     const loaded = c.log.load(n, self)
     const { watermarks, frames } = loaded
-    if (
-      watermarks === undefined &&
-      frames.length === 0 &&
-      loaded.ownHighWater === 0 &&
-      loaded.exclusions.length === 0
-    )
-      return 0
+    if (watermarks === undefined && frames.length === 0 && loaded.ownHighWater === 0) return 0
     if (watermarks !== undefined) {
       for (let p = 0; p < n; p++) {
         graph.prunedSeq[p] = watermarks.prunedSeq[p]!
@@ -84,13 +75,6 @@ export class RestartHandshake {
       // Waves above every pruned message are intact in the log; below, some were pruned.
       this.waves.resume(watermarks.prunedDepth, watermarks.floor, watermarks.declared)
     }
-    // Exclusions applied before the crash, before anything is rebuilt (as the deciding protocol
-    // does from its checkpoint): their void messages are not rebuilt, nor what builds on them —
-    // even when the messages that decided them are pruned and that protocol has no checkpoint
-    // left to restore them from (a member whose checkpoints are all unreadable, fetching one:
-    // it would otherwise take the excluded member's later messages in and build on them, and
-    // the others bury every message it sends from then on).
-    for (const { member, cut } of loaded.exclusions) this.reapplyExclusion(member, cut)
     // Everything own in the log is durable, and so is what the high-water mark covers: the
     // replay below delivers own messages as durable (an Order counts them at once).
     let ownMax = graph.prunedSeq[self]!

@@ -100,17 +100,4 @@ describe('MessageLog', () => {
     const loaded = open(storage).log.load(2, 1)
     expect(loaded.watermarks?.boundary).toEqual([[0, 2, 1, [2, 0]]])
   })
-
-  it('an exclusion is recorded once applied and read back; a record naming no member or no cut is skipped', async () => {
-    const storage = new MemoryStorage()
-    const { log } = open(storage)
-    log.recordExclusion(1, 7)
-    await log.commit()
-    expect(open(storage).log.load(2, 0).exclusions).toEqual([{ member: 1, cut: 7 }])
-    storage.put('x/0000000000z', new TextEncoder().encode('3')) // member 35 of 2
-    storage.put('x/00000000000', new TextEncoder().encode('-1'))
-    const { log: again, counters } = open(storage)
-    expect(again.load(2, 0).exclusions).toEqual([{ member: 1, cut: 7 }])
-    expect(counters.snapshot().logUnreadableRecords).toBe(2)
-  })
 })

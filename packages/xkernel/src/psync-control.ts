@@ -215,11 +215,10 @@ export interface PsyncControl {
    * decided it (the same logical point), or before the conversation starts; Psync also records
    * it in its log and re-applies it itself before rebuilding the graph (for a restart that finds
    * neither the deciding messages nor the decider's checkpoint), so the same exclusion applied
-   * again is a no-op (another cut for the same member throws `INVALID_ARGUMENT`). Ends a
-   * `hold` on `member`: its parked messages up to the cut are received, the rest dropped.
-   * Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message above the cut is
-   * already part of a completed wave here: the decision contradicts what this member has
-   * delivered in order.
+   * again is a no-op (another cut for the same member throws `INVALID_ARGUMENT`). Ends a `hold` on `member`: its parked messages up to the cut are
+   * received, the rest dropped. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
+   * above the cut is already part of a completed wave here: the decision contradicts what this
+   * member has delivered in order.
    */
   exclude(member: NodeId, cutSeq: number): void
   /**
