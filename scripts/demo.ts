@@ -137,7 +137,7 @@ try {
   const digests = new Set(Object.values(reports).map((r) => r.dump?.digest))
   const counts = await Promise.all(['a', 'b', 'c'].map((n) => client(n).mget('count:a', 'count:c')))
   // An UNCERTAIN answer may or may not have been applied; everything acknowledged must be.
-  const within = (n: string | null, name: 'a' | 'c') =>
+  const within = (n: string | null | undefined, name: 'a' | 'c') =>
     Number(n) >= acked[name] && Number(n) <= acked[name] + uncertain[name]
   const exact = counts.every(([x, y]) => within(x, 'a') && within(y, 'c'))
   say(
