@@ -265,11 +265,14 @@ export class Connection {
 
   // -------------------------------------------------------------------------------------------
 
-  private request(argv: Argv): void {
+  private request(original: Argv): void {
     const ctx = this.ctx
     ctx.counters.commands++
+    this.lastCommand = upper(original[0]!)
+    // One database here: FLUSHALL is FLUSHDB (ASYNC/SYNC accepted), in MULTI too.
+    const argv =
+      this.lastCommand === 'FLUSHALL' ? [Buffer.from('FLUSHDB'), ...original.slice(1)] : original
     const name = upper(argv[0]!)
-    this.lastCommand = name
     if (name === 'QUIT') {
       // Answered after every earlier request; then the connection ends.
       this.closing = true
@@ -291,24 +294,19 @@ export class Connection {
       else this.data([argv], READS.has(name), false)
       return
     }
-    if (name === 'FLUSHALL') {
-      // One database here: FLUSHALL is FLUSHDB (ASYNC/SYNC accepted).
-      this.data([[Buffer.from('FLUSHDB'), ...argv.slice(1)]], false, false)
-      return
-    }
     this.immediate(this.control(name, argv))
   }
 
   /** A command inside `MULTI`: checked now, run at `EXEC`. */
   private queue(name: string, argv: Argv): void {
-    if (ARITY[name] !== undefined || name === 'FLUSHALL') {
+    if (ARITY[name] !== undefined) {
       const bad = arityError(argv)
       if (bad !== undefined) {
         this.multiDirty = true
         this.immediate(bad)
         return
       }
-      this.multi!.push(name === 'FLUSHALL' ? [Buffer.from('FLUSHDB'), ...argv.slice(1)] : argv)
+      this.multi!.push(argv)
       this.immediate(QUEUED)
       return
     }
@@ -318,7 +316,7 @@ export class Connection {
       return
     }
     this.immediate(
-      KNOWN_CONTROL.has(name)
+      CONTROL_ARITY[name] !== undefined
         ? new ErrorReply(
             `ERR ${name} is not supported inside MULTI here (only data commands are queued)`,
           )
@@ -745,22 +743,6 @@ export class Connection {
 const DONE: Slot = { done: true, reply: null, protocol: 2 }
 /** `EXEC`'s placeholder: its reply comes from the submitted transaction. */
 const SKIP = new Simple('(skip)')
-
-const KNOWN_CONTROL = new Set([
-  'PING',
-  'ECHO',
-  'QUIT',
-  'SELECT',
-  'AUTH',
-  'HELLO',
-  'CLIENT',
-  'INFO',
-  'COMMAND',
-  'CONFIG',
-  'TIME',
-  'LASTSAVE',
-  'UNWATCH',
-])
 
 const CONTROL_ARITY: Record<string, number> = {
   PING: -1,

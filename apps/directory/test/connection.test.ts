@@ -116,6 +116,15 @@ describe('transactions', () => {
     expect(g.directory.applied).toBe(0)
   })
 
+  it('FLUSHALL is FLUSHDB, alone and inside MULTI', async () => {
+    const g = fakeGroup()
+    const c = open(g)
+    c.send(['SET', 'a', '1'], ['FLUSHALL'], ['DBSIZE'], ['SET', 'b', '1'])
+    c.send(['MULTI'], ['FLUSHALL', 'ASYNC'], ['DBSIZE'], ['EXEC'])
+    await settle()
+    expect(c.replies()).toEqual(['OK', 'OK', 0, 'OK', 'OK', 'QUEUED', 'QUEUED', ['OK', 0]])
+  })
+
   it('DISCARD, EXEC without MULTI, nested MULTI, an empty transaction', async () => {
     const g = fakeGroup()
     const c = open(g)
