@@ -25,35 +25,19 @@
  * ```
  */
 
-import { DIVIDER, defineProtocol, ORDER, PSYNC } from '@consul/xkernel'
-import { orderCheckpointHooks } from '@consul/xkernel/order'
 import { resolveOptions, type SemanticOrderOptions } from './options.js'
-import { SemanticOrderSession } from './session.js'
+import { semanticOrderProtocol } from './protocol.js'
 
 // The one `OrderError` of the Orders (`@consul/xkernel/order`): the same class object as
 // `@consul/order-total`'s, so `OrderError.isInstance(e)` or `instanceof` works for either.
 export { OrderError, type OrderErrorCode } from '@consul/xkernel/order'
-export type { ClassOf, SemanticOrderOptions } from './options.js'
+export { conflict } from './keys.js'
+export type { ClassOf, CommandKeys, KeysOf, SemanticOrderOptions } from './options.js'
 
-/** The semantic-dependent Order: provides `order` (semantics `'semantic'`), requires `psync` and `divider`. */
+/**
+ * The semantic-dependent Order: provides `order` (semantics `'semantic'`), requires `psync` and
+ * `divider`. Commutativity by classes (`classOf`) or by keys (`keysOf`), exactly one of them.
+ */
 export function semanticOrder(options: SemanticOrderOptions) {
-  const resolved = resolveOptions(options)
-  return defineProtocol({
-    name: 'order-semantic',
-    requires: [PSYNC, DIVIDER],
-    provides: [ORDER],
-    raises: ['trace.sent', 'trace.delivered'],
-    // Membership's verdict: no ordering outside the primary partition (`followPrimary`).
-    observes: ['membership.primary'],
-    create: () => ({
-      open(ctx) {
-        const session = new SemanticOrderSession(ctx, resolved)
-        return {
-          controls: { order: session.control },
-          close: () => session.close(),
-          ...orderCheckpointHooks(session.control),
-        }
-      },
-    }),
-  })
+  return semanticOrderProtocol(resolveOptions(options))
 }

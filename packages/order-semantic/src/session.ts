@@ -4,7 +4,10 @@
  * Every pair of non-commuting commands is delivered in the key order
  * `(wave, rank, sender, index)` at every replica, and rank-0 commands are delivered early —
  * as soon as the waves before theirs are delivered — instead of waiting for their wave to
- * complete. The rule and why it is safe: `wave-queue.ts`.
+ * complete. Or its `keysOf` says which keys a command touches: commands conflict iff they
+ * share a key and one writes (or one is `'all'`); the key is `(wave, sender, index)` and any
+ * command may go early once every conflicting command before it is known and delivered.
+ * The rules and why they are safe: `wave-queue.ts`.
  *
  * One more condition for early delivery: an own message must be durable first. Psync puts an
  * own message on the wire only once it is in the local log, but it delivers it locally at
@@ -53,8 +56,12 @@ import {
   stopAtWaveGap,
   waveGapMessage,
 } from '@consul/xkernel/order'
-import { classRank, type ResolvedOptions } from './options.js'
-import { type NextCommand, type WaveCommand, WaveQueue } from './wave-queue.js'
+import type { Access } from './keys.js'
+import { classRank, commandAccess, type ResolvedOptions } from './options.js'
+import type { NextCommand, WaveCommand, WaveQueue } from './wave-queue.js'
+
+/** What the mode knows of a command: its class rank, or (key mode) rank 0 and its access. */
+type Classified = { readonly rank: number; readonly access?: Access }
 
 const CHECKPOINT_KIND = 'order-semantic'
 const CHECKPOINT_VERSION = 1
@@ -63,12 +70,14 @@ export class SemanticOrderSession {
   readonly control: OrderControl
   private readonly psync: PsyncControl
   private readonly counters: Counters
-  private readonly waves = new WaveQueue()
-  /** Own commands (tagged with their class rank) and their submits. */
-  private readonly batcher: CommandBatcher<number>
+  private readonly waves: WaveQueue
+  /** Own commands (tagged with their class rank or access) and their submits. */
+  private readonly batcher: CommandBatcher<Classified>
+  /** Key mode: own messages sent but not yet durable, `[seq, depth]` in seq order. */
+  private readonly notDurable: [number, number][] = []
   private readonly acks: Acknowledger
   /** The batch being sent right now (Psync delivers it back synchronously). */
-  private sending: readonly QueuedCommand<number>[] | undefined
+  private sending: readonly QueuedCommand<Classified>[] | undefined
   private readonly handlers = new Listeners<[OrderedCommand]>(
     () => new OrderError('INVALID_ARGUMENT', 'onDeliver takes a function'),
   )
@@ -85,6 +94,7 @@ export class SemanticOrderSession {
   ) {
     this.psync = ctx.get(PSYNC)
     this.counters = ctx.counters
+    this.waves = options.queue(options.keysOf === undefined ? undefined : ctx.group.members)
     this.batcher = new CommandBatcher(ctx, {
       maxBatch: options.maxBatch,
       maxBatchBytes: options.maxBatchBytes,
@@ -117,6 +127,9 @@ export class SemanticOrderSession {
     this.psync.onStable((sender, seq) => {
       if (sender === ctx.self) this.batcher.stableUpTo(seq)
     })
+    // Key mode: an own message counts (its commands may go early, it shows that this member
+    // passed its wave) once durable — it goes on the wire then.
+    if (this.waves.keyed) this.psync.onDurable((seq) => this.durableUpTo(seq))
     this.control = {
       specificationVersion: 'v2',
       semantics: 'semantic',
@@ -138,17 +151,40 @@ export class SemanticOrderSession {
     }
   }
 
-  /** The class rank of a command submitted here; a bad one rejects the submit. */
-  private classify(command: Uint8Array): number {
-    const classified = classRank(this.options.classOf, command)
+  /** The class rank or access of a command submitted here; a bad one rejects the submit. */
+  private classify(command: Uint8Array): Classified {
+    const classified = this.classifyAny(command)
     if ('problem' in classified) {
+      const fix =
+        this.options.keysOf === undefined
+          ? 'fix classOf so it returns 0, 1, 2, … for every command the application submits'
+          : "fix keysOf so it returns 'all' or { keys: string[], write: boolean } for every command the application submits"
       throw new OrderError(
         'BAD_CLASS',
-        `submit(): ${classified.problem}; fix classOf so it returns 0, 1, 2, … for every command the application submits`,
+        `submit(): ${classified.problem}; ${fix}`,
         'cause' in classified ? { cause: classified.cause } : undefined,
       )
     }
-    return classified.rank
+    return classified
+  }
+
+  private classifyAny(command: Uint8Array): Classified | { problem: string; cause?: unknown } {
+    if (this.options.keysOf !== undefined) {
+      const keyed = commandAccess(this.options.keysOf, command)
+      return 'problem' in keyed ? keyed : { rank: 0, access: keyed.access }
+    }
+    return classRank(this.options.classOf!, command)
+  }
+
+  /** Key mode: own messages up to `seq` are durable (in the log, so on the wire). */
+  private durableUpTo(seq: number): void {
+    if (this.closed) return
+    let reached = -1
+    while (this.notDurable.length > 0 && this.notDurable[0]![0] <= seq)
+      reached = Math.max(reached, this.notDurable.shift()![1])
+    for (const id of this.waves.unconfirmed()) if (this.psync.durable(id)) this.waves.confirm(id)
+    if (reached >= 0) this.waves.reached(this.ctx.self, reached)
+    this.pump()
   }
 
   /** Every send goes through here: anything sent acknowledges what was received. */
@@ -162,6 +198,12 @@ export class SemanticOrderSession {
     if (this.closed) return
     const own = message.sender === this.ctx.self
     const commandBearing = message.payload.length > 0 && message.payload[0] === ORDER_CHANNEL
+    if (this.waves.keyed) {
+      // Replayed own messages come from the log: durable. Other own ones count once durable.
+      if (!own || message.restored || this.psync.durable(message.id))
+        this.waves.reached(message.sender, message.depth)
+      else this.notDurable.push([message.seq, message.depth])
+    }
     if (!own) {
       // Replayed ones too: the crash may have taken our acknowledgement with it (the command
       // reached the log, the ack did not), and the others' wave would wait for it forever.
@@ -191,15 +233,11 @@ export class SemanticOrderSession {
     const commands: WaveCommand[] = []
     raw.forEach((command, index) => {
       const id = commandId(message.id, index)
-      // Own commands being sent keep the rank they were submitted with.
-      const queued = sending?.[index]
-      if (queued !== undefined) {
-        commands.push({ id, message, index, command, rank: queued.tag, delivered: false })
-        return
-      }
-      const classified = classRank(this.options.classOf, command)
+      // Own commands being sent keep the class they were submitted with.
+      const classified = sending?.[index]?.tag ?? this.classifyAny(command)
       if ('problem' in classified) {
-        // The same at every replica (classOf is a pure function), so every replica skips it.
+        // The same at every replica (classOf / keysOf is a pure function), so every replica
+        // skips it.
         this.counters.inc('droppedBadClass')
         this.ctx.log.warn('command with a bad class skipped', {
           id,
@@ -208,10 +246,15 @@ export class SemanticOrderSession {
         })
         return
       }
-      commands.push({ id, message, index, command, rank: classified.rank, delivered: false })
+      commands.push({ id, message, index, command, ...classified, delivered: false })
     })
-    // Replayed own messages come from the log: durable.
-    this.waves.add(message, commands, !own || message.restored)
+    // Replayed own messages come from the log: durable. Key mode: so are own ones Psync
+    // already reports durable.
+    this.waves.add(
+      message,
+      commands,
+      !own || message.restored || (this.waves.keyed && this.psync.durable(message.id)),
+    )
   }
 
   private onWave(wave: number, messages: readonly PsyncMessage[]): void {

@@ -1,12 +1,12 @@
 /**
- * The semantic-dependent delivery rule, kept apart from Psync and timers so it can be read
- * (and tested) on its own.
+ * The semantic-dependent delivery rules, kept apart from Psync and timers so they can be read
+ * (and tested) on their own. Two modes, one per way the application describes commutativity.
  *
- * Every command has the key `(wave, rank, sender, seq, index)`: its Psync message's depth,
- * its class rank, the sender's id, the message's sequence number (a sender has at most one
- * message per wave, so this only breaks ties that cannot happen) and its index in the
- * message. Commands of the same rank commute; of different ranks they do not. The queue
- * delivers so that every non-commuting pair goes in key order everywhere:
+ * **Classes** (`classOf`). Every command has the key `(wave, rank, sender, seq, index)`: its
+ * Psync message's depth, its class rank, the sender's id, the message's sequence number (a
+ * sender has at most one message per wave, so this only breaks ties that cannot happen) and
+ * its index in the message. Commands of the same rank commute; of different ranks they do
+ * not. The queue delivers so that every non-commuting pair goes in key order everywhere:
  *
  * - Waves go in order. Let `W` be the first wave not completely delivered; every command of
  *   the waves below `W` has been delivered, and Psync has reported those waves complete.
@@ -22,10 +22,25 @@
  *   wave is complete, a member that has not yet sent a message of depth ≥ `W` may still add
  *   a command of a lower rank to it, which must run first.
  *
+ * **Keys** (`keysOf`, `senders` given). The key is `(wave, sender, seq, index)` (every rank
+ * is 0) and two commands conflict as `keys.ts` says. A sender has **passed** wave `W` here
+ * once a message of it of depth ≥ `W` has been delivered here (an own one: once durable):
+ * Psync delivers causally and a sender's messages form a chain of increasing depth, so from
+ * then on its wave-`W` message, if it has one, is here, and it will never send another.
+ * **Early delivery**: a command `c` of wave `W` from sender `s` goes as soon as its message is
+ * confirmed, every sender sorting before `s` has passed `W`, and no undelivered command that
+ * sorts before `c` in wave `W` conflicts with it (the walk in `keyedEarly`). Then every
+ * command that sorts before `c` and conflicts with it is known and delivered. By the same
+ * rule applied to a later conflicting `d`, `d` cannot go before `c`: `c` sorts before it, is
+ * known (its sender passed `W`) and undelivered. Later waves wait for `W` to complete, and at
+ * completion the rest goes in key order: an early `c` had every conflicting predecessor
+ * delivered before it, so the rest holds no conflicting predecessor of it.
+ *
  * Causal order holds without further work: a message of depth `W` has only messages of depth
  * < `W` in its causal past, all delivered, and messages of one wave are pairwise concurrent.
  */
-import type { MessageId, PsyncMessage } from '@consul/xkernel'
+import type { MessageId, NodeId, PsyncMessage } from '@consul/xkernel'
+import { type Access, Blockers } from './keys.js'
 
 export interface WaveCommand {
   /** `<message id>/<index>` */
@@ -33,7 +48,10 @@ export interface WaveCommand {
   readonly message: PsyncMessage
   readonly index: number
   readonly command: Uint8Array
+  /** The class rank (0 for every command in the key mode). */
   readonly rank: number
+  /** What it touches (the key mode only). */
+  readonly access?: Access
   /** Set by the queue when it hands the command out (start with `false`). */
   delivered: boolean
 }
@@ -45,7 +63,8 @@ export interface NextCommand {
   readonly early: boolean
 }
 
-interface Entry {
+/** A command-bearing message in the queue. */
+export interface Entry {
   readonly message: PsyncMessage
   /** Valid commands only, in index order. */
   readonly commands: readonly WaveCommand[]
@@ -64,9 +83,21 @@ export function compareKey(a: WaveCommand, b: WaveCommand): number {
 }
 
 export class WaveQueue {
+  /**
+   * The key mode: every member of the conversation, in key order (`compareKey`'s sender
+   * order). `undefined`: the class mode.
+   */
+  private readonly senders: readonly NodeId[] | undefined
+  /** Key mode: the deepest message of each sender delivered here (own ones: durable). */
+  private readonly passed = new Map<NodeId, number>()
+  /** Key mode: commands the last walk found deliverable, handed out in order. */
+  private early: WaveCommand[] = []
+  private earlyAt = 0
+  /** Key mode: something changed since the last walk (a message, a confirmation, a wave). */
+  private dirty = true
   private current = 0
   /** Command-bearing messages by wave (≥ current), in the causal order they arrived. */
-  private readonly entries = new Map<number, Entry[]>()
+  protected readonly entries = new Map<number, Entry[]>()
   private readonly byId = new Map<MessageId, Entry>()
   private readonly pendingOwn = new Set<MessageId>()
   /** Waves Psync reported complete, with the ids of their messages. */
@@ -91,6 +122,30 @@ export class WaveQueue {
   /** `OrderControl.holdAfter`: nothing of a wave above it goes, early or not. */
   barrier: number | undefined
 
+  constructor(options: { readonly senders?: readonly NodeId[] } = {}) {
+    this.senders =
+      options.senders === undefined
+        ? undefined
+        : [...new Set(options.senders)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  }
+
+  /** The key mode. */
+  get keyed(): boolean {
+    return this.senders !== undefined
+  }
+
+  /**
+   * Key mode: a message of `sender` of this depth was delivered here (for an own message:
+   * it is durable). Bare acknowledgements count: they are what tells that a sender passed a
+   * wave without a command in it.
+   */
+  reached(sender: NodeId, depth: number): void {
+    const before = this.passed.get(sender) ?? -1
+    if (depth <= before) return
+    this.passed.set(sender, depth)
+    if (depth >= this.current) this.dirty = true
+  }
+
   /** The first wave not completely delivered. */
   get wave(): number {
     return this.current
@@ -114,6 +169,7 @@ export class WaveQueue {
     let list = this.entries.get(message.depth)
     if (list === undefined) this.entries.set(message.depth, (list = []))
     list.push(entry)
+    if (message.depth === this.current) this.dirty = true
   }
 
   /** Own messages not yet known to be durable; `confirm` them once they are. */
@@ -123,7 +179,10 @@ export class WaveQueue {
 
   confirm(id: MessageId): void {
     const entry = this.byId.get(id)
-    if (entry !== undefined) entry.confirmed = true
+    if (entry !== undefined) {
+      entry.confirmed = true
+      this.dirty = true
+    }
     this.pendingOwn.delete(id)
   }
 
@@ -142,6 +201,7 @@ export class WaveQueue {
     this.completion = undefined
     this.cursor = 0
     this.deliveredNow = 0
+    this.resetEarly()
   }
 
   /**
@@ -178,7 +238,23 @@ export class WaveQueue {
         this.completion = undefined
         this.cursor = 0
         this.deliveredNow = 0
+        this.resetEarly()
         continue
+      }
+      if (this.senders !== undefined) {
+        if (this.earlyAt >= this.early.length && this.dirty) {
+          this.dirty = false
+          this.early = this.keyedEarly(wave, this.senders)
+          this.earlyAt = 0
+        }
+        while (this.earlyAt < this.early.length) {
+          const command = this.early[this.earlyAt++]!
+          if (command.delivered) continue
+          command.delivered = true
+          this.deliveredNow++
+          return { command, wave, early: true }
+        }
+        return undefined
       }
       for (const entry of this.entries.get(wave) ?? []) {
         if (!entry.confirmed) continue
@@ -192,6 +268,48 @@ export class WaveQueue {
       }
       return undefined
     }
+  }
+
+  /**
+   * Key mode: the commands of wave `wave` that may go now, in key order. Walks the senders in
+   * key order, each sender's commands in index order, collecting the undelivered ones of
+   * confirmed messages that conflict with no undelivered command before them; stops after the
+   * first sender that has not passed the wave (a later sender's command might sort after a
+   * command of it not yet here). What it returns stays deliverable until handed out: nothing
+   * can be added before the stop, and deliveries only remove blockers.
+   */
+  protected keyedEarly(wave: number, senders: readonly NodeId[]): WaveCommand[] {
+    const out: WaveCommand[] = []
+    const list = this.entries.get(wave)
+    if (list === undefined || list.length === 0) return out
+    const bySender = new Map<NodeId, Entry[]>()
+    for (const entry of list) {
+      const of = bySender.get(entry.message.sender)
+      if (of === undefined) bySender.set(entry.message.sender, [entry])
+      else {
+        of.push(entry)
+        of.sort((a, b) => a.message.seq - b.message.seq)
+      }
+    }
+    const blockers = new Blockers()
+    for (const sender of senders) {
+      for (const entry of bySender.get(sender) ?? []) {
+        for (const command of entry.commands) {
+          if (command.delivered) continue
+          const access = command.access!
+          if (entry.confirmed && !blockers.conflicts(access)) out.push(command)
+          else blockers.add(access)
+        }
+      }
+      if ((this.passed.get(sender) ?? -1) < wave) break
+    }
+    return out
+  }
+
+  private resetEarly(): void {
+    this.early = []
+    this.earlyAt = 0
+    this.dirty = true
   }
 
   /** The complete wave's commands in key order; notes early deliveries it does not contain. */
