@@ -30,7 +30,16 @@ export {
   type ServerCounters,
   unknownCommand,
 } from './connection.js'
-export { commands, directoryClasses, directoryMachine, type RunArgs, readOnly } from './machine.js'
+export {
+  commands,
+  directoryClasses,
+  directoryKeys,
+  directoryMachine,
+  keyedCommands,
+  keyedDirectoryMachine,
+  type RunArgs,
+  readOnly,
+} from './machine.js'
 export {
   type DirectoryDump,
   dumpDirectory,

@@ -1,5 +1,5 @@
 export interface StackOptions {
-  /** `'total'`, or `'semantic'` (read-only commands commute: rank 0, delivered early). */
+  /** `'total'`, or `'semantic'` (commands on different keys commute: `directoryKeys`). */
   readonly order: 'total' | 'semantic'
   /** Failure Detection's timeout (ms). */
   readonly suspectAfterMs: number

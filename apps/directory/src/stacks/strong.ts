@@ -15,7 +15,7 @@ import { psync } from '@consul/psync'
 import { recovery } from '@consul/recovery'
 import { restart } from '@consul/restart'
 import { stack } from '@consul/xkernel'
-import { directoryClasses, directoryMachine } from '../machine.js'
+import { directoryKeys, directoryMachine, keyedDirectoryMachine } from '../machine.js'
 import type { StackOptions } from './options.js'
 
 export const strongStack = (o: StackOptions) =>
@@ -27,8 +27,8 @@ export const strongStack = (o: StackOptions) =>
     .use(
       o.order === 'total'
         ? totalOrder({ ackDelayMs: 0 })
-        : semanticOrder({ classOf: directoryClasses, ackDelayMs: 0 }),
+        : semanticOrder({ keysOf: directoryKeys, ackDelayMs: 0 }),
     )
-    .use(dispatcher({ machine: directoryMachine }))
+    .use(dispatcher({ machine: o.order === 'total' ? directoryMachine : keyedDirectoryMachine }))
     .use(recovery({ checkpointEveryWaves: o.checkpointEveryWaves, crc32: o.crc32 }))
     .use(restart())

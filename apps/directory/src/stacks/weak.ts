@@ -7,7 +7,7 @@ import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { restart } from '@consul/restart'
 import { stack } from '@consul/xkernel'
-import { directoryClasses, directoryMachine } from '../machine.js'
+import { directoryKeys, directoryMachine, keyedDirectoryMachine } from '../machine.js'
 import type { StackOptions } from './options.js'
 
 export const weakStack = (o: StackOptions) =>
@@ -18,7 +18,7 @@ export const weakStack = (o: StackOptions) =>
     .use(
       o.order === 'total'
         ? totalOrder({ ackDelayMs: 0 })
-        : semanticOrder({ classOf: directoryClasses, ackDelayMs: 0 }),
+        : semanticOrder({ keysOf: directoryKeys, ackDelayMs: 0 }),
     )
-    .use(dispatcher({ machine: directoryMachine }))
+    .use(dispatcher({ machine: o.order === 'total' ? directoryMachine : keyedDirectoryMachine }))
     .use(restart())
