@@ -4,7 +4,9 @@
  * commands commute (`classOf(command)` → a class rank); commands of the same class may run in
  * any order, commands of different classes run in the same relative order at every replica.
  * Rank-0 commands are delivered early, as soon as the waves before theirs are delivered;
- * the others when their wave is complete, in `(wave, class rank, sender)` order. Implements
+ * the others when their wave is complete, in `(wave, class rank, sender)` order. Or by keys
+ * (`keysOf(command)` → `{ keys, write }` or `'all'`): commands on different keys commute, and
+ * any command may go early once every conflicting command before it is known and delivered. Implements
  * the Order specification v2 from `@consul/xkernel` (`ORDER`, `OrderControl`, semantics
  * `'semantic'`); requires `psync` and `divider` (it takes its messages through the Divider).
  *
