@@ -47,6 +47,19 @@ export interface LoadedLog {
    * learn from a peer how far its own messages went before it sends again.
    */
   readonly ownHighWaterCertain: boolean
+  /** The exclusions applied in this conversation (`log.ts`: `x/<member>`), readable ones. */
+  readonly exclusions: readonly StoredExclusion[]
+}
+
+/**
+ * An exclusion recorded in the log: the member, its cut, and the first wave not yet complete
+ * here when it was applied (`undefined`: not recorded — then it is never re-applied from the
+ * log, only by the protocol that decided it).
+ */
+export interface StoredExclusion {
+  readonly member: number
+  readonly cut: number
+  readonly wave: number | undefined
 }
 
 export const KEY_WIDTH = 11 // base 36: 36^11 ≈ 1.3e17 records or generations
@@ -55,6 +68,7 @@ export const keyOf = (prefix: string, n: number) =>
 export const MESSAGES = 'm/'
 export const WATERMARKS = 'w/'
 export const HIGH_WATER = 'h/'
+export const EXCLUSIONS = 'x/'
 /** Written by versions before 0.2: one overwritten watermark record. */
 export const LEGACY_WATERMARKS = 'w'
 
@@ -161,6 +175,37 @@ export class LogReader {
       )
     }
     return parsed
+  }
+
+  /**
+   * The exclusion records: member index → cut. A record that is unreadable, names no member
+   * of `memberCount` or no valid cut is counted and skipped (the protocol that decided it
+   * re-applies it from its own state, as before these records existed).
+   */
+  loadExclusions(memberCount: number): StoredExclusion[] {
+    const out: StoredExclusion[] = []
+    for (const { key, value } of this.readAll(EXCLUSIONS, 'exclusion')) {
+      const member = Number.parseInt(key.slice(EXCLUSIONS.length), 36)
+      // "<cut> <wave>"
+      const [cutText, waveText, ...more] = decoder.decode(value).split(' ')
+      const cut = Number(cutText)
+      const wave = waveText === undefined ? undefined : Number(waveText)
+      if (
+        !Number.isSafeInteger(member) ||
+        member < 0 ||
+        member >= memberCount ||
+        !Number.isSafeInteger(cut) ||
+        cut < 0 ||
+        (wave !== undefined && (!Number.isSafeInteger(wave) || wave < 0)) ||
+        more.length > 0
+      ) {
+        this.counters.inc('logUnreadableRecords')
+        this.log.warn('unreadable exclusion record skipped', { group: this.where, key })
+        continue
+      }
+      out.push({ member, cut, wave })
+    }
+    return out
   }
 
   loadHighWater(): { value: number; found: boolean; damaged: boolean } {

@@ -13,6 +13,9 @@
  *                 the log is append-only (cheap in every store)
  *   w/<gen>       the pruning watermarks of generation gen (JSON)
  *   h/<gen>       the own high-water mark: the highest own sequence number in a durable commit
+ *   x/<member>    an exclusion applied here: "<cut> <wave>", the member's cut and the first
+ *                 incomplete wave when it was applied (written once, never deleted — an
+ *                 exclusion is for good in a conversation)
  *
  * Invariants a crash must not break (the simulator tears or bit-flips one record of the last
  * unsynced batch; a real store can corrupt any record):
@@ -23,6 +26,10 @@
  * - The high-water mark goes in the same batch as the own messages it covers, so it covers
  *   every own message that ever went on the wire: a restarted member takes its next sequence
  *   number above it and never reuses an id, even if a record of its own was lost.
+ * - An exclusion is recorded in the commit after it is applied, so before any pruning that
+ *   follows it: once the messages that decided it may be gone from the log, the cut is not.
+ *   A restart re-applies one decided below the prune floor before rebuilding the graph, even
+ *   when no checkpoint of the protocol that decided it survived (`restart.ts`).
  * - Watermarks and high-water marks are append-only registers: generation g is written, and
  *   g − 2 deleted, in one batch. A torn write of g leaves g − 1 readable, and generation g − 1
  *   describes the log exactly: the messages generation g pruned are deleted only with
@@ -32,6 +39,7 @@ import type { Clock, Counters, Logger, StableStorage, StorageOp, Timer } from '@
 import { type DataFrame, dataFrameOf, decodeFrame, KIND_DATA } from './codec.js'
 import type { GraphNode } from './context-graph.js'
 import {
+  EXCLUSIONS,
   encoder,
   HIGH_WATER,
   keyOf,
@@ -95,6 +103,19 @@ export class MessageLog {
     this.append(node)
     if (node.seq > this.ownSeq) this.ownSeq = node.seq
     this.durableCallbacks.push(onDurable)
+  }
+
+  /**
+   * Records an exclusion applied here (durable with the next commit), with the first wave not
+   * yet complete when it was applied.
+   */
+  recordExclusion(member: number, cut: number, wave: number): void {
+    this.pending.push({
+      type: 'put',
+      key: keyOf(EXCLUSIONS, member),
+      value: encoder.encode(`${cut} ${wave}`),
+    })
+    this.schedule()
   }
 
   /**
@@ -209,6 +230,7 @@ export class MessageLog {
     const reader = this.reader
     const watermarks = reader.loadWatermarks(memberCount)
     const highWater = reader.loadHighWater()
+    const exclusions = reader.loadExclusions(memberCount)
     this.watermarkGen = reader.watermarkGen
     this.highWaterGen = reader.highWaterGen
     const frames: (DataFrame & { logKey: string })[] = []
@@ -243,6 +265,7 @@ export class MessageLog {
     this.ownSeq = Math.max(highWater.value, ownMax)
     return {
       watermarks,
+      exclusions,
       frames,
       ownHighWater: highWater.value,
       // A damaged high-water record alone loses nothing: the own messages of its batch are in

@@ -68,8 +68,14 @@ export function release(s: PsyncSession, p: number): void {
   for (const frame of frames) s.receiver.onData(frame, p)
 }
 
-export function exclude(s: PsyncSession, p: number, cutSeq: number): void {
+/**
+ * `stored`: re-applied from the log at a restart (`x/<member>`), so not recorded again.
+ * The same exclusion applied twice (the log re-applied it, then the deciding protocol does on
+ * replay or from its checkpoint) changes nothing the second time.
+ */
+export function exclude(s: PsyncSession, p: number, cutSeq: number, stored = false): void {
   const members = s.members
+  if (p !== members.self && members.cut[p] === cutSeq) return
   members.checkExclusion(p, cutSeq)
   // Messages above the cut that a complete wave here already counted: the decision
   // contradicts an ordered delivery. Refuse it before changing anything.
@@ -82,6 +88,9 @@ export function exclude(s: PsyncSession, p: number, cutSeq: number): void {
     )
   }
   members.exclude(p, cutSeq)
+  // Durable with the next commit, before any pruning after it: a restart that finds neither
+  // the deciding messages (pruned) nor a usable checkpoint of Membership still knows the cut.
+  if (!stored) s.log.recordExclusion(p, cutSeq, s.waves.next)
   s.counters.inc('droppedExcluded', s.held.dropFrom(p, cutSeq))
   const discarded = s.graph.discardAbove(p, cutSeq)
   if (discarded.length > 0)

@@ -6,7 +6,9 @@
  * messages, the word a member whose high-water mark was unreadable waits for before it
  * sends (nothing it sends may reuse a seq a peer holds).
  *
- * Invariants: every wave above the pruned prefix is completed (and reported) again, so an
+ * Invariants: an exclusion the log recorded below the prune floor is re-applied before any
+ * frame is rebuilt;
+ * every wave above the pruned prefix is completed (and reported) again, so an
  * Order restored from a checkpoint at or above the prune floor replays exactly the waves
  * after it; the next own seq comes from the durable high-water mark and every own message
  * found, never from what happened to be inserted; an exclusion re-applied before the start
@@ -37,6 +39,8 @@ export class RestartHandshake {
     private readonly repair: Repair,
     private readonly waves: WaveTracker,
     private readonly absurd: (p: number, seq: number) => boolean,
+    /** Re-applies an exclusion the log recorded (`exclude` with `stored`). */
+    private readonly reapplyExclusion: (p: number, cut: number) => void,
   ) {}
 
   /**
@@ -59,7 +63,13 @@ export class RestartHandshake {
     const self = members.self
     const loaded = c.log.load(n, self)
     const { watermarks, frames } = loaded
-    if (watermarks === undefined && frames.length === 0 && loaded.ownHighWater === 0) return 0
+    if (
+      watermarks === undefined &&
+      frames.length === 0 &&
+      loaded.ownHighWater === 0 &&
+      loaded.exclusions.length === 0
+    )
+      return 0
     if (watermarks !== undefined) {
       for (let p = 0; p < n; p++) {
         graph.prunedSeq[p] = watermarks.prunedSeq[p]!
@@ -75,6 +85,21 @@ export class RestartHandshake {
       // Waves above every pruned message are intact in the log; below, some were pruned.
       this.waves.resume(watermarks.prunedDepth, watermarks.floor, watermarks.declared)
     }
+    // Exclusions applied before the crash whose deciding messages the log may no longer hold:
+    // applied when the first incomplete wave was below the prune floor, so the decision lies
+    // in the pruned prefix, and every checkpoint a restart may restore (at the floor or above:
+    // the floor is the lowest one any member of the view may need) was taken after it. Applied
+    // before anything is rebuilt — the same point as the deciding protocol restoring it from
+    // such a checkpoint — so their void messages are not rebuilt, nor what builds on them, also
+    // when that protocol has no usable checkpoint left (a member whose checkpoints are all
+    // unreadable, fetching one: it would otherwise take the excluded member's later messages
+    // in and build on them, and the others bury every message it sends from then on). An
+    // exclusion above the floor is left to the deciding protocol, as before: it re-applies it
+    // on replaying the decision (still in the log) or from its checkpoint, and applying it
+    // earlier here would change the waves the replay completes.
+    const floor = watermarks?.floor ?? 0
+    for (const { member, cut, wave } of loaded.exclusions)
+      if (wave !== undefined && wave < floor) this.reapplyExclusion(member, cut)
     // Everything own in the log is durable, and so is what the high-water mark covers: the
     // replay below delivers own messages as durable (an Order counts them at once).
     let ownMax = graph.prunedSeq[self]!

@@ -33,6 +33,7 @@ import { Delivery } from './delivery.js'
 import { PsyncError } from './errors.js'
 import { HeldMessages } from './held.js'
 import { MessageLog } from './log.js'
+import { exclude } from './member-changes.js'
 import { MemberList } from './members.js'
 import type { ResolvedOptions } from './options.js'
 import { OwnChain } from './own-chain.js'
@@ -115,8 +116,12 @@ export class PsyncSession implements Conversation {
     // A want for a parked message is answered by the decision, not by asking for it again.
     this.repair = new Repair(this, (r) => this.parked.has(r.member, r.seq))
     this.resender = new OwnResender(this)
-    this.restart = new RestartHandshake(this, this.repair, this.waves, (p, s) =>
-      this.receiver.absurd(p, s),
+    this.restart = new RestartHandshake(
+      this,
+      this.repair,
+      this.waves,
+      (p, s) => this.receiver.absurd(p, s),
+      (p, cut) => this.reapplyExclusion(p, cut),
     )
     this.receiver = new Receiver(this, this.repair, this.resender, this.restart, this.parked)
     const graph = this.graph
@@ -341,6 +346,22 @@ export class PsyncSession implements Conversation {
     if (this.durableHandlers.size > 0) this.durableHandlers.emit(this.own.transmittedSeq)
     // Durable and on the wire: now it counts for stability and waves.
     this.advance()
+  }
+
+  /** An exclusion the log recorded, at a restart (before the graph is rebuilt). */
+  private reapplyExclusion(p: number, cut: number): void {
+    const applied = this.members.cut[p]
+    if (p === this.members.self || applied === cut) return
+    if (applied !== undefined) {
+      // Decided once, agreed everywhere: two different cuts are a bug; keep the one applied.
+      this.ctx.log.error('the log records another cut than the one applied', {
+        member: this.members.name(p),
+        applied,
+        recorded: cut,
+      })
+      return
+    }
+    exclude(this, p, cut, true)
   }
 
   // ---- pruning and expiry ------------------------------------------------------------------------

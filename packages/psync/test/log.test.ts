@@ -100,4 +100,32 @@ describe('MessageLog', () => {
     const loaded = open(storage).log.load(2, 1)
     expect(loaded.watermarks?.boundary).toEqual([[0, 2, 1, [2, 0]]])
   })
+
+  it('an exclusion is recorded once applied and read back with its wave; a record naming no member, no cut or a bad wave is skipped', async () => {
+    const storage = new MemoryStorage()
+    const { log } = open(storage)
+    log.recordExclusion(1, 7, 3)
+    await log.commit()
+    expect(open(storage).log.load(2, 0).exclusions).toEqual([{ member: 1, cut: 7, wave: 3 }])
+    const put = (key: string, value: string) => storage.put(key, new TextEncoder().encode(value))
+    put('x/0000000000z', '3 1') // member 35 of 2
+    put('x/00000000000', '-1 1')
+    await log.commit()
+    const { log: again, counters } = open(storage)
+    expect(again.load(2, 0).exclusions).toEqual([{ member: 1, cut: 7, wave: 3 }])
+    expect(counters.snapshot().logUnreadableRecords).toBe(2)
+    for (const bad of ['4 -2', '4 1.5', '4 1 9']) {
+      put('x/00000000000', bad)
+      const { log: third, counters: c } = open(storage)
+      expect(third.load(2, 0).exclusions, bad).toEqual([{ member: 1, cut: 7, wave: 3 }])
+      expect(c.snapshot().logUnreadableRecords, bad).toBe(2)
+    }
+    // Without a wave: read, never re-applied from the log (restart.ts), left to the decider.
+    put('x/00000000000', '4')
+    expect(open(storage).log.load(2, 0).exclusions).toContainEqual({
+      member: 0,
+      cut: 4,
+      wave: undefined,
+    })
+  })
 })

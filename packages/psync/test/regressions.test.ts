@@ -329,6 +329,60 @@ describe('bug 4: exclusion keeps its promise', () => {
     }
   })
 
+  it('an exclusion survives a restart that nothing re-applies it at: its decision pruned, no checkpoint (regression: recovery campaign seeds 3289, 3486, 3521)', async () => {
+    const { sim, conv, latest } = await cluster()
+    sim.at(1, () => void conv('n3').send(text('counted')))
+    await sim.run({ until: 10 })
+    // The group decides: n3's messages up to seq 1 count. n3 is cut off and never hears of it.
+    sim.network.isolate('n3')
+    for (const n of ['n1', 'n2']) conv(n).exclude('n3', 1)
+    for (let i = 0; i < 10; i++)
+      sim.at(20 + i * 10, () => {
+        for (const n of ['n1', 'n2']) conv(n).send(text(`${n}.${i}`))
+      })
+    await sim.run({ until: 200 })
+    // Checkpoints would declare this floor: the log no longer holds what came before it.
+    for (const n of ['n1', 'n2']) conv(n).setPruneFloor(6)
+    await sim.run({ for: 300 })
+    expect(sim.host('n1').stats().psync!.pruned).toBeGreaterThan(0)
+    // n1 restarts and no protocol re-applies the exclusion (Membership had no checkpoint left).
+    sim.crash('n1')
+    await sim.restart('n1')
+    expect(conv('n1').members()).toEqual(['n1', 'n2'])
+    // n3, which never learnt it was excluded, comes back and keeps talking.
+    sim.network.heal()
+    sim.at(sim.now + 5, () => void conv('n3').send(text('beyond')))
+    await sim.run({ for: 200 })
+    sim.at(sim.now + 1, () => void conv('n1').send(text('after')))
+    await sim.run({ for: 200 })
+    expect(latest('n1').delivered.map(str)).not.toContain('beyond')
+    // n1 never built on a void message: n2 takes what it sends (not buried, not dropped).
+    expect(latest('n2').delivered.map(str)).toContain('after')
+    expect(sim.host('n2').stats().psync!.buried ?? 0).toBe(0)
+    // Applied twice (the deciding protocol does so too on replay or from its checkpoint): no-op.
+    expect(() => conv('n1').exclude('n3', 1)).not.toThrow()
+    expect(() => conv('n1').exclude('n3', 2)).toThrow(/already excluded/)
+  })
+
+  it('an exclusion decided above the prune floor is left to the deciding protocol at a restart (applying it before the rebuild changed the waves a Lamport order replayed: membership swarm seeds 6, 1988)', async () => {
+    const { sim, conv } = await cluster()
+    sim.at(1, () => void conv('n3').send(text('counted')))
+    await sim.run({ until: 10 })
+    sim.network.isolate('n3')
+    for (const n of ['n1', 'n2']) conv(n).exclude('n3', 1)
+    for (let i = 0; i < 5; i++)
+      sim.at(20 + i * 10, () => {
+        for (const n of ['n1', 'n2']) conv(n).send(text(`${n}.${i}`))
+      })
+    await sim.run({ until: 200 })
+    // Nothing pruned: the decision is still in the log, replayed — its protocol re-applies it.
+    sim.crash('n1')
+    await sim.restart('n1')
+    expect(conv('n1').members()).toEqual(['n1', 'n2', 'n3'])
+    expect(() => conv('n1').exclude('n3', 1)).not.toThrow()
+    expect(conv('n1').members()).toEqual(['n1', 'n2'])
+  })
+
   it('a wave waits for the excluded member’s messages up to its cut', async () => {
     const { sim, conv, latest } = await cluster()
     // n3:1 reaches n2 at once but n1 only much later.

@@ -213,12 +213,14 @@ export interface PsyncControl {
    * (Membership), at the same logical point everywhere. The protocol that decided it
    * re-applies it after a restart — while the log is replayed, on delivering the message that
    * decided it (the same logical point), or before the conversation starts; Psync also records
-   * it in its log and re-applies it itself before rebuilding the graph (for a restart that finds
-   * neither the deciding messages nor the decider's checkpoint), so the same exclusion applied
-   * again is a no-op (another cut for the same member throws `INVALID_ARGUMENT`). Ends a `hold` on `member`: its parked messages up to the cut are
-   * received, the rest dropped. Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message
-   * above the cut is already part of a completed wave here: the decision contradicts what this
-   * member has delivered in order.
+   * it in its log and, when it was decided below the prune floor (its deciding messages may be
+   * pruned), re-applies it itself before rebuilding the graph (for a restart that finds neither
+   * the deciding messages nor the decider's checkpoint), so the same exclusion applied again
+   * is a no-op (another cut for the same member throws `INVALID_ARGUMENT`). Ends a
+   * `hold` on `member`: its parked messages up to the cut are received, the rest dropped.
+   * Throws `PsyncError('CUT_CONFLICT')` (and changes nothing) when a message above the cut is
+   * already part of a completed wave here: the decision contradicts what this member has
+   * delivered in order.
    */
   exclude(member: NodeId, cutSeq: number): void
   /**
