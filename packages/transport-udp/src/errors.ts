@@ -16,6 +16,8 @@ export type UdpTransportErrorCode =
   | 'BIND_FAILED'
   /** A message is larger than this transport can fragment or reassemble. */
   | 'MESSAGE_TOO_LARGE'
+  /** `epochFile` cannot be read, holds something other than an epoch, or cannot be written. */
+  | 'EPOCH_FILE'
 
 export class UdpTransportError extends Error {
   override readonly name = 'UdpTransportError'

@@ -3,9 +3,11 @@
  * `@consul/transport-udp` — the xkernel `Transport` over UDP (`node:dgram`, IPv4 and IPv6)
  * for members at fixed addresses. Small messages to the same peer are bundled into one
  * datagram; large ones are fragmented and reassembled within time and memory bounds. Every
- * datagram carries a truncated HMAC-SHA-256 with the group key (or a CRC32C without one),
- * and anything malformed, forged, foreign or from an unknown address is dropped and counted
- * by reason in `stats()`, never thrown. No ordering, no reliability: protocols above (Psync)
+ * datagram carries a truncated HMAC-SHA-256 with the group key, or is encrypted with an AEAD
+ * (`encrypt: true`), or carries a CRC32C without a key; every datagram carries its sender's
+ * epoch and counter, and a per-sender replay window drops replays. Keyrings rotate keys at
+ * run time (`setKeys`). Anything malformed, forged, replayed, foreign or from an unknown
+ * address is dropped and counted by reason in `stats()`, never thrown. No ordering, no reliability: protocols above (Psync)
  * retransmit and drop duplicates.
  *
  * @example
@@ -29,15 +31,18 @@
  * await Promise.all([a.close(), b.close()])
  * ```
  */
+export type { AeadCipher } from './adapters/aead.js'
 export type { DropReason } from './codec.js'
 export { DROP_REASONS } from './codec.js'
 export type { BoundAddress } from './datagram-socket.js'
 export { UdpTransportError, type UdpTransportErrorCode } from './errors.js'
+export type { GroupKey } from './integrity.js'
 export {
   DEFAULT_MAX_DATAGRAM,
   DEFAULT_MAX_SEND_QUEUE,
   DEFAULT_REASSEMBLY_MAX_BYTES,
   DEFAULT_REASSEMBLY_TIMEOUT_MS,
+  DEFAULT_REPLAY_WINDOW,
   DEFAULT_SOCKET_BUFFER_BYTES,
   MIN_MAX_DATAGRAM,
   type MulticastOptions,
@@ -45,5 +50,5 @@ export {
   type UdpOptions,
 } from './options.js'
 export type { ReassemblyLimits } from './reassembly.js'
-export type { UdpTransport } from './transport.js'
+export type { KeyStatus, UdpTransport } from './transport.js'
 export { udp } from './udp.js'

@@ -5,11 +5,13 @@
  */
 import type { Clock, Logger, NodeId } from '@consul/xkernel'
 import { hashString } from '@consul/xkernel'
+import { AEAD_CIPHERS, type AeadCipher } from './adapters/aead.js'
 import { MAC_BYTES, MIN_KEY_BYTES } from './adapters/hmac.js'
 import { type IpFamily, type IpLiteral, isMulticast, parseIpLiteral } from './address.js'
-import { HEADER_BYTES, MAX_UDP_PAYLOAD } from './codec.js'
+import { HEADER_BYTES, MAX_U48, MAX_UDP_PAYLOAD } from './codec.js'
 import { UdpTransportError } from './errors.js'
 import { FRAGMENT_HEADER_BYTES } from './fragments.js'
+import type { GroupKey } from './integrity.js'
 import type { ReassemblyLimits } from './reassembly.js'
 
 /** Where a member listens. `host` is an IP address literal, not a name. */
@@ -49,6 +51,34 @@ export interface UdpOptions {
    * and only key holders can inject; unset, a CRC32C guards against corruption only.
    */
   readonly key?: Uint8Array
+  /**
+   * A keyring instead of `key`: keys by u8 id, for rotation without downtime. A member sends
+   * to each peer with the newest id both hold and accepts every id in its ring; see the
+   * README's "Key rotation". `key` alone is the ring `[{ id: 0, key }]`.
+   */
+  readonly keys?: readonly GroupKey[]
+  /**
+   * Encrypt every datagram (AEAD: `cipher`, default AES-256-GCM) instead of the HMAC. Needs
+   * `key` or `keys`; every member of the group must agree.
+   */
+  readonly encrypt?: boolean
+  /** The AEAD cipher with `encrypt`: `'aes-256-gcm'` (default) or `'chacha20-poly1305'`. */
+  readonly cipher?: AeadCipher
+  /**
+   * This incarnation's epoch (an integer 1 … 2^48 − 1), from the application's stable
+   * storage: it must be greater than the epoch of every earlier start of this member (peers
+   * refuse a lower one, and AEAD nonces must never repeat). Default: from `epochFile` if
+   * set, else the wall clock in milliseconds (see the README's "Epochs").
+   */
+  readonly epoch?: number
+  /** A file this member keeps its last epoch in (read, increased, synced before binding). */
+  readonly epochFile?: string
+  /**
+   * How many datagrams behind a sender's newest one may still arrive (reordered) and be
+   * accepted: a power of two, 64 … 65,536. Default 2048. `0` turns replay protection off
+   * (only for measurements: replays are then delivered again).
+   */
+  readonly replayWindow?: number
   /** The largest datagram (UDP payload, all headers and trailer included). Default 1400. */
   readonly maxDatagram?: number
   /**
@@ -84,6 +114,7 @@ export const DEFAULT_MAX_SEND_QUEUE = 4096
 export const DEFAULT_REASSEMBLY_TIMEOUT_MS = 5_000
 export const DEFAULT_REASSEMBLY_MAX_BYTES = 16 * 1024 * 1024
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+export const DEFAULT_REPLAY_WINDOW = 2048
 /** The smallest `maxDatagram`: header, fragment header, MAC and a useful chunk. */
 export const MIN_MAX_DATAGRAM = HEADER_BYTES + FRAGMENT_HEADER_BYTES + MAC_BYTES + 24
 
@@ -106,7 +137,13 @@ export interface ResolvedOptions {
   readonly host: string
   readonly family: IpFamily
   readonly port: number
-  readonly key: Uint8Array | undefined
+  /** The keyring (ascending ids), or `undefined` for CRC32C. */
+  readonly keys: readonly GroupKey[] | undefined
+  /** The AEAD cipher, or `false` for the HMAC (or CRC32C without keys). */
+  readonly encrypt: false | AeadCipher
+  readonly epoch: number | undefined
+  readonly epochFile: string | undefined
+  readonly replayWindow: number
   readonly groupId: number
   readonly maxDatagram: number
   readonly bundleMs: number
@@ -169,6 +206,46 @@ export function senderIdOf(id: NodeId): number {
   return hashString(id)
 }
 
+function checkKey(name: string, key: unknown): void {
+  if (!(key instanceof Uint8Array) || key.length < MIN_KEY_BYTES) {
+    throw new UdpTransportError(
+      'INVALID_KEY',
+      `${name} must be a Uint8Array of at least ${MIN_KEY_BYTES} bytes (32 random bytes are best, e.g. crypto.randomBytes(32)); got ${key instanceof Uint8Array ? `${key.length} bytes` : typeof key}`,
+    )
+  }
+}
+
+/**
+ * Validates a keyring (for `keys` and `setKeys`): 1 to 255 entries, ids distinct integers in
+ * 0 … 255, keys of at least 16 bytes. Returns copies, by ascending id.
+ */
+export function checkKeys(keys: unknown): readonly GroupKey[] {
+  if (!Array.isArray(keys) || keys.length === 0) {
+    throw new UdpTransportError(
+      'INVALID_KEY',
+      'keys must be a non-empty array of { id, key } (id 0..255)',
+    )
+  }
+  const seen = new Set<number>()
+  const out: GroupKey[] = []
+  keys.forEach((entry: unknown, i) => {
+    if (!isPlainObject(entry))
+      throw new UdpTransportError('INVALID_KEY', `keys[${i}] must be { id, key }`)
+    const { id } = entry
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 255) {
+      throw new UdpTransportError(
+        'INVALID_KEY',
+        `keys[${i}].id must be an integer in 0..255, got ${String(id)}`,
+      )
+    }
+    if (seen.has(id)) throw new UdpTransportError('INVALID_KEY', `keys has id ${id} twice`)
+    seen.add(id)
+    checkKey(`keys[${i}].key`, entry.key)
+    out.push({ id, key: Uint8Array.from(entry.key as Uint8Array) })
+  })
+  return Object.freeze(out.sort((a, b) => a.id - b.id))
+}
+
 export function resolveOptions(options: UdpOptions): ResolvedOptions {
   if (!isPlainObject(options)) throw invalid('udp() needs an options object')
   const { self } = options
@@ -214,11 +291,49 @@ export function resolveOptions(options: UdpOptions): ResolvedOptions {
   }
 
   const { key } = options
-  if (key !== undefined && (!(key instanceof Uint8Array) || key.length < MIN_KEY_BYTES)) {
+  if (key !== undefined && options.keys !== undefined) {
+    throw invalid('pass key or keys, not both (key is the keyring [{ id: 0, key }])')
+  }
+  if (key !== undefined) checkKey('key', key)
+  const keys =
+    options.keys !== undefined
+      ? checkKeys(options.keys)
+      : key === undefined
+        ? undefined
+        : [{ id: 0, key: Uint8Array.from(key) }]
+  if (options.encrypt !== undefined && typeof options.encrypt !== 'boolean') {
+    throw invalid(`encrypt must be true or false, got ${String(options.encrypt)}`)
+  }
+  const cipher = options.cipher ?? 'aes-256-gcm'
+  if (!AEAD_CIPHERS.includes(cipher)) {
+    throw invalid(`cipher must be one of ${AEAD_CIPHERS.join(', ')}, got ${String(cipher)}`)
+  }
+  if (options.cipher !== undefined && options.encrypt !== true) {
+    throw invalid('cipher needs encrypt: true')
+  }
+  if (options.encrypt === true && keys === undefined) {
     throw new UdpTransportError(
       'INVALID_KEY',
-      `key must be a Uint8Array of at least ${MIN_KEY_BYTES} bytes (32 random bytes are best, e.g. crypto.randomBytes(32)); got ${key instanceof Uint8Array ? `${key.length} bytes` : typeof key}`,
+      'encrypt: true needs a key (key or keys): encryption without a shared key protects nothing',
     )
+  }
+  if (options.epoch !== undefined && options.epochFile !== undefined) {
+    throw invalid('pass epoch or epochFile, not both')
+  }
+  const epoch =
+    options.epoch === undefined ? undefined : checkInteger('epoch', options.epoch, 1, MAX_U48)
+  if (
+    options.epochFile !== undefined &&
+    (typeof options.epochFile !== 'string' || options.epochFile.length === 0)
+  ) {
+    throw invalid('epochFile must be a non-empty path')
+  }
+  const replayWindow = options.replayWindow ?? DEFAULT_REPLAY_WINDOW
+  if (
+    replayWindow !== 0 &&
+    (checkInteger('replayWindow', replayWindow, 64, 65_536) & (replayWindow - 1)) !== 0
+  ) {
+    throw invalid(`replayWindow must be 0 or a power of two in 64..65536, got ${replayWindow}`)
   }
 
   const maxDatagram = checkInteger(
@@ -285,7 +400,11 @@ export function resolveOptions(options: UdpOptions): ResolvedOptions {
     host: local.address,
     family: local.family,
     port,
-    key: key === undefined ? undefined : Uint8Array.from(key),
+    keys,
+    encrypt: options.encrypt === true ? cipher : false,
+    epoch,
+    epochFile: options.epochFile,
+    replayWindow,
     groupId: groupIdOf(options.groupId),
     maxDatagram,
     bundleMs,

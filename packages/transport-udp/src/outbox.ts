@@ -5,13 +5,19 @@
  * injected `Clock`). A message too large for a bundle first seals the destination's open
  * bundle (so it does not overtake earlier messages) and then goes out as fragments.
  *
+ * Every datagram is numbered when it is sealed: the key id for its destination, the newest
+ * key id this member holds, the epoch and the next counter go into the header just before
+ * the trailer, so counters grow in the order datagrams reach the socket.
+ *
  * Invariant: `enqueue` copies the message before it returns, never throws for a full queue
  * (the message is dropped and reported), and a destination has at most one open datagram, so
  * buffers in use ≤ destinations + datagrams in flight ≤ the send queue's capacity.
+ * Invariant: no two datagrams of one outbox carry the same counter: it only grows, and once
+ * it would pass 2^48 − 1 every message is dropped (`counterExhausted`) instead of wrapping.
  */
 import type { Clock, Timer } from '@consul/xkernel'
 import { BUNDLE_ENTRY_OVERHEAD, writeBundleEntry } from './bundler.js'
-import { FLAG_AUTHENTICATED, FLAG_FRAGMENT, HEADER_BYTES, writeHeader } from './codec.js'
+import { FLAG_FRAGMENT, HEADER_BYTES, MAX_U48, writeHeader, writeSequence } from './codec.js'
 import type { Defer } from './datagram-socket.js'
 import { FRAGMENT_HEADER_BYTES, fragmentCount, writeFragmentHeader } from './fragments.js'
 import type { Integrity } from './integrity.js'
@@ -26,10 +32,12 @@ export interface Destination {
   used: number
   /** Waiting in the outbox's flush list. */
   dirty: boolean
+  /** The key id datagrams to this destination are sealed with (0 without a key). */
+  keyId: number
 }
 
-export function destination(address: string, port: number): Destination {
-  return { address, port, open: undefined, used: 0, dirty: false }
+export function destination(address: string, port: number, keyId = 0): Destination {
+  return { address, port, open: undefined, used: 0, dirty: false, keyId }
 }
 
 export interface OutboxOptions {
@@ -43,8 +51,14 @@ export interface OutboxOptions {
   readonly queue: SendQueue
   /** The first fragmented message's id (random per start, so a restart does not reuse ids). */
   readonly firstMessageId: number
+  /** This incarnation's epoch, in every header. */
+  readonly epoch: number
+  /** The first datagram's counter (default 1; tests start near the end). */
+  readonly firstCounter?: number
   /** A message was dropped because the send queue had no room. */
   readonly onQueueFull: (to: Destination, bytes: number) => void
+  /** A message was dropped because the counter is used up (after 2^48 − 1 datagrams). */
+  readonly onCounterExhausted: (to: Destination, bytes: number) => void
 }
 
 export class Outbox {
@@ -65,11 +79,15 @@ export class Outbox {
   private flushQueued = false
   private timer: Timer | undefined
   private nextMessageId: number
+  /** The counter the next sealed datagram carries. */
+  private nextCounter: number
+  /** The newest key id this member holds, advertised in every header. */
+  newestKeyId = 0
   private readonly flushCallback = () => this.flush()
 
   constructor(private readonly options: OutboxOptions) {
     const { integrity, groupId, senderId, maxDatagram } = options
-    const auth = integrity.authenticated ? FLAG_AUTHENTICATED : 0
+    const auth = integrity.flags
     writeHeader(this.bundleHeader, auth, groupId, senderId)
     writeHeader(this.fragmentHeader, auth | FLAG_FRAGMENT, groupId, senderId)
     this.trailerBytes = integrity.trailerBytes
@@ -77,6 +95,12 @@ export class Outbox {
     this.maxBundled = this.bodyLimit - HEADER_BYTES - BUNDLE_ENTRY_OVERHEAD
     this.chunkSize = this.bodyLimit - HEADER_BYTES - FRAGMENT_HEADER_BYTES
     this.nextMessageId = options.firstMessageId >>> 0
+    this.nextCounter = options.firstCounter ?? 1
+  }
+
+  /** Datagrams this outbox may still seal before its counter is used up. */
+  get countersLeft(): number {
+    return MAX_U48 - this.nextCounter + 1
   }
 
   /** How many datagrams a message of `length` bytes takes on its own. */
@@ -97,6 +121,10 @@ export class Outbox {
       slot = undefined
     }
     if (slot === undefined) {
+      if (this.nextCounter > MAX_U48) {
+        this.options.onCounterExhausted(to, length)
+        return
+      }
       slot = this.options.queue.acquire()
       if (slot === undefined) {
         this.options.onQueueFull(to, length)
@@ -154,8 +182,20 @@ export class Outbox {
   private seal(to: Destination): void {
     const slot = to.open!
     to.open = undefined
-    this.options.integrity.seal(slot.bytes, to.used)
-    this.options.queue.submit(slot, to.used + this.trailerBytes, to.port, to.address)
+    const { integrity, queue } = this.options
+    if (this.nextCounter > MAX_U48) {
+      // Opened with counters left, but fragments used them up since.
+      queue.release(slot)
+      this.options.onCounterExhausted(to, to.used - HEADER_BYTES)
+      return
+    }
+    this.number(slot.bytes, to)
+    integrity.seal(slot.bytes, to.used, this.options.senderId)
+    queue.submit(slot, to.used + this.trailerBytes, to.port, to.address)
+  }
+
+  private number(bytes: Uint8Array, to: Destination): void {
+    writeSequence(bytes, to.keyId, this.newestKeyId, this.options.epoch, this.nextCounter++)
   }
 
   private fragment(to: Destination, data: Uint8Array): void {
@@ -167,6 +207,10 @@ export class Outbox {
     const count = fragmentCount(total, chunkSize)
     if (queue.available < count) {
       this.options.onQueueFull(to, total)
+      return
+    }
+    if (this.countersLeft < count) {
+      this.options.onCounterExhausted(to, total)
       return
     }
     const messageId = this.nextMessageId
@@ -181,7 +225,8 @@ export class Outbox {
       const end = Math.min(offset + chunkSize, total)
       bytes.set(data.subarray(offset, end), bodyStart)
       const length = bodyStart + (end - offset)
-      integrity.seal(bytes, length)
+      this.number(bytes, to)
+      integrity.seal(bytes, length, this.options.senderId)
       queue.submit(slot, length + this.trailerBytes, to.port, to.address)
     }
     this.messages++

@@ -6,13 +6,17 @@ import {
   writeBundleEntry,
 } from '../src/bundler.js'
 import {
-  checkTrailer,
   type EnvelopeContext,
   FLAG_AUTHENTICATED,
+  FLAG_ENCRYPTED,
   FLAG_FRAGMENT,
   HEADER_BYTES,
+  MAX_U48,
   parseHeader,
+  readU48,
   writeHeader,
+  writeSequence,
+  writeU48,
 } from '../src/codec.js'
 import { crcIntegrity, hmacIntegrity, type Integrity } from '../src/integrity.js'
 import { KEY } from './fakes.js'
@@ -27,11 +31,12 @@ function datagram(
 ): Uint8Array {
   const size = HEADER_BYTES + messages.reduce((n, m) => n + 2 + m.length, 0)
   const out = new Uint8Array(size + integrity.trailerBytes)
-  const flags = options.flags ?? (integrity.authenticated ? FLAG_AUTHENTICATED : 0)
+  const flags = options.flags ?? integrity.flags
   writeHeader(out, flags, options.groupId ?? 42, options.senderId ?? 7)
+  writeSequence(out, 0, 0, 0x0102_0304_0506, 0x0a0b_0c0d_0e0f)
   let at = HEADER_BYTES
   for (const m of messages) at = writeBundleEntry(out, at, m)
-  integrity.seal(out, at)
+  integrity.seal(out, at, options.senderId ?? 7)
   return out
 }
 
@@ -43,9 +48,21 @@ const context = (integrity: Integrity, maxDatagram = 1400): EnvelopeContext => (
 
 describe('datagram envelope', () => {
   it('writes the documented header layout', () => {
-    const bytes = new Uint8Array(12)
+    const bytes = new Uint8Array(HEADER_BYTES)
     writeHeader(bytes, FLAG_AUTHENTICATED | FLAG_FRAGMENT, 0x01020304, 0xa0b0c0d0)
-    expect([...bytes]).toEqual([0xc5, 0x7a, 1, 3, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0])
+    writeSequence(bytes, 3, 4, 0x0102_0304_0506, 0xa0b0_c0d0_e0f0)
+    expect([...bytes]).toEqual([
+      0xc5, 0x7a, 2, 3, 1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd0, 3, 4, 1, 2, 3, 4, 5, 6, 0xa0, 0xb0,
+      0xc0, 0xd0, 0xe0, 0xf0,
+    ])
+  })
+
+  it('round-trips u48 epochs and counters up to 2^48 - 1', () => {
+    const bytes = new Uint8Array(6)
+    for (const v of [0, 1, 0xffff_ffff, 0x1_0000_0000, 2 ** 47 + 12345, MAX_U48]) {
+      writeU48(bytes, 0, v)
+      expect(readU48(bytes, 0)).toBe(v)
+    }
   })
 
   it('parses what it wrote, with and without a key', () => {
@@ -56,9 +73,13 @@ describe('datagram envelope', () => {
         flags: integrity.authenticated ? FLAG_AUTHENTICATED : 0,
         groupId: 42,
         senderId: 7,
+        keyId: 0,
+        newestKeyId: 0,
+        epoch: 0x0102_0304_0506,
+        counter: 0x0a0b_0c0d_0e0f,
         bodyEnd: d.length - integrity.trailerBytes,
       })
-      expect(checkTrailer(d, integrity)).toBeUndefined()
+      expect(integrity.open(d, 7)).toBe(true)
     }
   })
 
@@ -74,21 +95,23 @@ describe('datagram envelope', () => {
     expect(parseHeader(good.subarray(0, HEADER_BYTES + 16), ctx)).toBe('truncated')
     expect(patched(0, 0)).toBe('badMagic')
     expect(patched(1, 0)).toBe('badMagic')
-    expect(patched(2, 2)).toBe('badVersion')
+    expect(patched(2, 1)).toBe('badVersion') // version 1 (12-byte header) is not read
+    expect(patched(2, 3)).toBe('badVersion')
     expect(patched(3, 0x81)).toBe('badFlags')
     expect(patched(3, 0)).toBe('authMismatch')
+    expect(patched(3, FLAG_AUTHENTICATED | FLAG_ENCRYPTED)).toBe('authMismatch')
     expect(patched(7, 43)).toBe('foreignGroup')
     expect(parseHeader(good, context(keyed, good.length - 1))).toBe('oversize')
     expect(parseHeader(datagram([new Uint8Array(5)], crcIntegrity), ctx)).toBe('authMismatch')
   })
 
-  it('reports a bad trailer as badMac with a key and badCrc without', () => {
+  it('refuses a changed body with a key and without', () => {
     const signed = datagram([new Uint8Array(5)], keyed)
     signed[HEADER_BYTES + 3]! ^= 1
-    expect(checkTrailer(signed, keyed)).toBe('badMac')
+    expect(keyed.open(signed, 7)).toBe(false)
     const summed = datagram([new Uint8Array(5)], crcIntegrity)
     summed[HEADER_BYTES + 3]! ^= 1
-    expect(checkTrailer(summed, crcIntegrity)).toBe('badCrc')
+    expect(crcIntegrity.open(summed, 7)).toBe(false)
   })
 })
 

@@ -1,28 +1,47 @@
 /** Builds datagrams by hand (valid or deliberately wrong) for tests. */
 import { writeBundleEntry } from '../src/bundler.js'
-import { FLAG_AUTHENTICATED, FLAG_FRAGMENT, HEADER_BYTES, writeHeader } from '../src/codec.js'
+import { FLAG_FRAGMENT, HEADER_BYTES, writeHeader, writeSequence } from '../src/codec.js'
 import { FRAGMENT_HEADER_BYTES, writeFragmentHeader } from '../src/fragments.js'
-import { integrityFor } from '../src/integrity.js'
+import { type GroupKey, integrityFor } from '../src/integrity.js'
 import { senderIdOf } from '../src/options.js'
 
 export interface CraftOptions {
-  readonly key?: Uint8Array | undefined
+  readonly key?: Uint8Array | readonly GroupKey[] | undefined
+  /** Seal with AEAD (AES-256-GCM) instead of the HMAC. */
+  readonly encrypt?: boolean
   readonly groupId?: number
   readonly sender: string
   /** Overrides the flags (default: the integrity mode, plus fragment for fragments). */
   readonly flags?: number
+  /** Default 1 (the fake cluster's default epoch). */
+  readonly epoch?: number
+  /** Default: the next of a counter shared by all crafted datagrams, from 1,000,000. */
+  readonly counter?: number
+  /** The key id sealed with (default: the first of `key`, or 0). */
+  readonly keyId?: number
+  /** The newest key id advertised (default: `keyId`). */
+  readonly newestKeyId?: number
 }
+
+let nextCounter = 1_000_000
 
 /** A sealed datagram around `body` (a raw body: no checks on it). */
 export function sealBody(body: Uint8Array, options: CraftOptions, fragment = false): Uint8Array {
-  const integrity = integrityFor(options.key)
+  const integrity = integrityFor(options.key, options.encrypt === true ? 'aes-256-gcm' : false)
   const out = new Uint8Array(HEADER_BYTES + body.length + integrity.trailerBytes)
-  const flags =
-    options.flags ??
-    (integrity.authenticated ? FLAG_AUTHENTICATED : 0) | (fragment ? FLAG_FRAGMENT : 0)
-  writeHeader(out, flags, options.groupId ?? 0, senderIdOf(options.sender))
+  const flags = options.flags ?? integrity.flags | (fragment ? FLAG_FRAGMENT : 0)
+  const senderId = senderIdOf(options.sender)
+  writeHeader(out, flags, options.groupId ?? 0, senderId)
+  const keyId = options.keyId ?? integrity.keyIds()[0] ?? 0
+  writeSequence(
+    out,
+    keyId,
+    options.newestKeyId ?? keyId,
+    options.epoch ?? 1,
+    options.counter ?? nextCounter++,
+  )
   out.set(body, HEADER_BYTES)
-  integrity.seal(out, HEADER_BYTES + body.length)
+  integrity.seal(out, HEADER_BYTES + body.length, senderId)
   return out
 }
 

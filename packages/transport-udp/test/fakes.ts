@@ -203,13 +203,24 @@ export interface Cluster {
   readonly options: Record<string, ResolvedOptions>
   /** Ends the turn (flushing bundles) and delivers until quiet. */
   settle(): void
+  /** Replaces member `id` by a new incarnation with `epoch` on the same address. */
+  restart(id: string, epoch: number, extra?: Partial<UdpOptions>): UdpTransportCore
 }
 
 /** Transport cores for `ids` on a fake network, all with the same extra options. */
+export interface ClusterTuning {
+  /** Each member's epoch (default 1). */
+  readonly epochs?: Readonly<Record<string, number>>
+  /** Every member's first datagram counter (default 1). */
+  readonly firstCounter?: number
+}
+
 export function cluster(
   ids: readonly string[],
   extra: Partial<Omit<UdpOptions, 'self' | 'peers' | 'host' | 'port'>> = {},
+  tuning: ClusterTuning = {},
 ): Cluster {
+  const epochs = tuning.epochs ?? {}
   const network = new FakeNetwork()
   const clock = new ManualClock()
   const turn = new ManualDefer()
@@ -232,6 +243,8 @@ export function cluster(
       clock,
       defer: turn.defer,
       firstMessageId: 1000,
+      epoch: epochs[id] ?? 1,
+      ...(tuning.firstCounter === undefined ? {} : { firstCounter: tuning.firstCounter }),
       ...(extra.logger === undefined ? {} : { logger: extra.logger.child({ host: id }) }),
     })
     sockets[id] = socket
@@ -247,6 +260,31 @@ export function cluster(
     settle() {
       do turn.endTurn()
       while (network.deliver() > 0 || turn.pending > 0)
+    },
+    restart(id, epoch, more = {}) {
+      const where = peers[id]!
+      void nodes[id]!.close()
+      const resolved = resolveOptions({
+        ...extra,
+        ...more,
+        self: id,
+        peers,
+        host: where.host,
+        port: where.port,
+      })
+      const socket = network.socket(where.host, where.port)
+      const node = new UdpTransportCore(resolved, {
+        socket,
+        clock,
+        defer: turn.defer,
+        firstMessageId: 5000,
+        epoch,
+        ...(extra.logger === undefined ? {} : { logger: extra.logger.child({ host: id }) }),
+      })
+      nodes[id] = node
+      sockets[id] = socket
+      options[id] = resolved
+      return node
     },
   }
 }

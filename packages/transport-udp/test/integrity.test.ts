@@ -62,24 +62,25 @@ describe('integrity modes', () => {
     for (const integrity of [keyed, plain]) {
       const buf = new Uint8Array(40 + integrity.trailerBytes)
       buf.set(ascii('some bytes to protect, forty of them....'))
-      integrity.seal(buf, 40)
-      expect(integrity.check(buf)).toBe(true)
+      buf[12] = 0 // the key id: the one key is id 0
+      integrity.seal(buf, 40, 1)
+      expect(integrity.open(buf, 1)).toBe(true)
       buf[3]! ^= 1
-      expect(integrity.check(buf)).toBe(false)
+      expect(integrity.open(buf, 1)).toBe(false)
     }
   })
 
   it('CRC32C writes the checksum big-endian after the data', () => {
     const buf = new Uint8Array(9 + 4)
     buf.set(ascii('123456789'))
-    crcIntegrity.seal(buf, 9)
+    crcIntegrity.seal(buf, 9, 0)
     expect(hex(buf.subarray(9))).toBe('e3069283')
   })
 
   it('does not accept a CRC datagram as authenticated', () => {
     const keyed = hmacIntegrity(new Uint8Array(32).fill(3))
     const buf = new Uint8Array(20 + 4)
-    crcIntegrity.seal(buf, 20)
-    expect(keyed.check(buf)).toBe(false)
+    crcIntegrity.seal(buf, 20, 0)
+    expect(keyed.open(buf, 0)).toBe(false)
   })
 })

@@ -33,7 +33,11 @@ describe('options', () => {
       groupId: 0,
       maxSendQueue: 4096,
       reassembly: { timeoutMs: 5000, maxBytes: 16 * 1024 * 1024 },
-      key: undefined,
+      keys: undefined,
+      encrypt: false,
+      epoch: undefined,
+      epochFile: undefined,
+      replayWindow: 2048,
       multicast: undefined,
       family: 4,
     })
@@ -56,7 +60,9 @@ describe('options', () => {
     const key = new Uint8Array(16).fill(1)
     const r = resolveOptions({ ...base, key })
     key.fill(2)
-    expect([...r.key!]).toEqual(new Array(16).fill(1))
+    expect(r.keys).toHaveLength(1)
+    expect(r.keys![0]!.id).toBe(0)
+    expect([...r.keys![0]!.key]).toEqual(new Array(16).fill(1))
   })
 
   it('rejects bad options with a code and a message that says what to do', () => {
@@ -81,7 +87,7 @@ describe('options', () => {
     )
     rejects({ key: new Uint8Array(15) }, 'INVALID_KEY', /at least 16 bytes.*got 15 bytes/)
     rejects({ key: 'secret' }, 'INVALID_KEY', /Uint8Array/)
-    rejects({ maxDatagram: 10 }, 'INVALID_OPTIONS', /maxDatagram must be an integer in 64..65507/)
+    rejects({ maxDatagram: 10 }, 'INVALID_OPTIONS', /maxDatagram must be an integer in 78..65507/)
     rejects({ maxDatagram: 70_000 }, 'INVALID_OPTIONS', /maxDatagram/)
     rejects({ bundleMs: -1 }, 'INVALID_OPTIONS', /bundleMs must be a finite number >= 0/)
     rejects({ bundleMs: Number.NaN }, 'INVALID_OPTIONS', /bundleMs/)
@@ -137,5 +143,61 @@ describe('IP literals', () => {
     ]) {
       expect(parseIpLiteral(bad)).toBeUndefined()
     }
+  })
+})
+
+describe('options of replay protection, encryption and keyrings', () => {
+  const key = new Uint8Array(32).fill(4)
+  it('resolves keyrings, encryption and epochs', () => {
+    const r = resolveOptions({
+      ...base,
+      keys: [
+        { id: 7, key },
+        { id: 3, key: new Uint8Array(16).fill(1) },
+      ],
+      encrypt: true,
+      cipher: 'chacha20-poly1305',
+      epoch: 99,
+      replayWindow: 64,
+    })
+    expect(r.keys!.map((k) => k.id)).toEqual([3, 7])
+    expect(r.encrypt).toBe('chacha20-poly1305')
+    expect(r.epoch).toBe(99)
+    expect(r.replayWindow).toBe(64)
+    expect(resolveOptions({ ...base, key, encrypt: true }).encrypt).toBe('aes-256-gcm')
+  })
+
+  it('rejects bad ones with a message that says what to do', () => {
+    rejects({ key, keys: [{ id: 1, key }] }, 'INVALID_OPTIONS', /key or keys, not both/)
+    rejects({ keys: [] }, 'INVALID_KEY', /non-empty array/)
+    rejects(
+      { keys: [{ id: 256, key }] },
+      'INVALID_KEY',
+      /keys\[0\].id must be an integer in 0..255/,
+    )
+    rejects(
+      {
+        keys: [
+          { id: 1, key },
+          { id: 1, key },
+        ],
+      },
+      'INVALID_KEY',
+      /id 1 twice/,
+    )
+    rejects({ keys: [{ id: 1, key: new Uint8Array(8) }] }, 'INVALID_KEY', /keys\[0\].key/)
+    rejects({ encrypt: true }, 'INVALID_KEY', /encrypt: true needs a key/)
+    rejects({ key, cipher: 'aes-256-gcm' }, 'INVALID_OPTIONS', /cipher needs encrypt: true/)
+    rejects(
+      { key, encrypt: true, cipher: 'des' as never },
+      'INVALID_OPTIONS',
+      /cipher must be one of/,
+    )
+    rejects({ epoch: 0 }, 'INVALID_OPTIONS', /epoch must be an integer in 1..281474976710655/)
+    rejects({ epoch: 1.5 }, 'INVALID_OPTIONS', /epoch must be an integer/)
+    rejects({ epoch: 5, epochFile: '/tmp/x' }, 'INVALID_OPTIONS', /epoch or epochFile/)
+    rejects({ epochFile: '' }, 'INVALID_OPTIONS', /epochFile must be a non-empty path/)
+    rejects({ replayWindow: 100 }, 'INVALID_OPTIONS', /power of two/)
+    rejects({ replayWindow: 32 }, 'INVALID_OPTIONS', /replayWindow must be an integer in 64..65536/)
   })
 })

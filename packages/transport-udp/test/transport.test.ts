@@ -40,7 +40,7 @@ describe('UDP transport core (fake network)', () => {
     const c = cluster(['a', 'b'], { key: KEY, maxDatagram: 200 })
     const got = inbox(c.nodes.b!)
     for (let i = 0; i < 10; i++) c.nodes.a!.send('b', bytes(50, i + 1))
-    // 200 - 12 header - 16 MAC = 172 bytes of body: three 52-byte entries per datagram.
+    // 200 - 26 header - 16 MAC = 158 bytes of body: three 52-byte entries per datagram.
     expect(c.network.log).toHaveLength(3)
     c.settle()
     expect(c.network.log).toHaveLength(4)
@@ -81,8 +81,8 @@ describe('UDP transport core (fake network)', () => {
     c.nodes.a!.send('b', big)
     c.nodes.a!.send('b', text('after'))
     c.settle()
-    // 1400 - 12 - 12 - 16 = 1360 bytes per fragment.
-    const fragments = Math.ceil(big.length / 1360)
+    // 1400 - 26 - 12 - 16 = 1346 bytes per fragment.
+    const fragments = Math.ceil(big.length / 1346)
     expect(c.nodes.a!.stats()['sent.fragments']).toBe(fragments)
     expect(c.network.log).toHaveLength(fragments + 2)
     expect(got.map((m) => m.data.length)).toEqual([6, big.length, 5])
@@ -362,7 +362,7 @@ describe('UDP transport core: bad input is dropped and counted by reason', () =>
         level: 'debug',
         msg: 'dropped datagram',
         host: 'b',
-        fields: { reason: 'unknownSender', from: '10.0.0.9:4', bytes: 31 },
+        fields: { reason: 'unknownSender', from: '10.0.0.9:4', bytes: 45 },
       }),
     ])
   })

@@ -102,7 +102,7 @@ describe('two processes over UDP on loopback', () => {
     expect(Buffer.compare(inbox[0]!.data, big)).toBe(0)
     const stats = await childStats()
     expect(stats['received.reassembled']).toBe(1)
-    expect(stats['received.fragments']).toBe(Math.ceil(big.length / 1360))
+    expect(stats['received.fragments']).toBe(Math.ceil(big.length / 1346))
     expect(stats['reassembly.partials']).toBe(0)
     expect(parent.stats()['received.reassembled']).toBe(1)
   })
