@@ -13,7 +13,7 @@
  * after the replies already owed, and the connection is closed, as Redis does.
  */
 
-import type { DispatcherControl } from '@consul/xkernel'
+import { type DispatcherControl, notApplied } from '@consul/xkernel'
 import {
   type Argv,
   ErrorReply,
@@ -159,9 +159,15 @@ export function failureReply(
     counters.refused++
     return new ErrorReply(`LOADING ${message}; nothing was done`)
   }
-  if (e?.code === 'NO_PRIMARY' && /not sent/.test(message)) {
+  // Never sent (`notApplied`): nothing was done anywhere, a retry cannot apply it twice.
+  if (notApplied(error) && e?.code === 'NO_PRIMARY') {
     counters.refused++
     return new ErrorReply(`CLUSTERDOWN ${message}; the command was not applied`)
+  }
+  if (notApplied(error) && e?.code === 'CLOSED') {
+    // e.g. still queued when the group moved into its next configuration (a member joined).
+    counters.refused++
+    return new ErrorReply(`TRYAGAIN ${message}; the command was not applied`)
   }
   if (e?.code === 'HANDLER_FAILED' || e?.code === 'INVALID_ARGUMENT')
     return new ErrorReply(`ERR ${self}: ${message}`)

@@ -159,12 +159,13 @@ describe('failures from the group', () => {
     expect(c.ctx.counters.refused).toBe(1)
   })
 
-  it('answers CLUSTERDOWN (not applied) in a minority and UNCERTAIN when the outcome is unknown', async () => {
+  it('answers CLUSTERDOWN or TRYAGAIN when the command was not sent (notApplied), UNCERTAIN when the outcome is unknown', async () => {
     const g = fakeGroup()
     const c = open(g)
     g.failWith = codedError(
       'NO_PRIMARY',
       'group directory is in a minority partition (view 3): it cannot order until it reaches a majority again; the command was not sent',
+      true,
     )
     c.send(['SET', 'k', 'v'])
     await settle()
@@ -177,11 +178,18 @@ describe('failures from the group', () => {
     g.failWith = codedError('CLOSED', 'group directory closed')
     c.send(['INCR', 'n'])
     await settle()
-    const [down, excluded, closed] = c.replies() as { error: string }[]
+    // Still queued when the group moved on (a join): never sent.
+    g.failWith = codedError('CLOSED', 'group directory closed before the command was sent', true)
+    c.send(['INCR', 'n'])
+    await settle()
+    const [down, excluded, closed, unsent] = c.replies() as { error: string }[]
     expect(down!.error).toMatch(/^CLUSTERDOWN .*minority.*; the command was not applied$/)
     expect(excluded!.error).toMatch(/^UNCERTAIN a: NO_PRIMARY: .*may or may not have been applied$/)
     expect(closed!.error).toMatch(/^UNCERTAIN a: CLOSED: /)
-    expect(c.ctx.counters).toMatchObject({ refused: 1, uncertain: 2 })
+    expect(unsent!.error).toBe(
+      'TRYAGAIN group directory closed before the command was sent; the command was not applied',
+    )
+    expect(c.ctx.counters).toMatchObject({ refused: 2, uncertain: 2 })
   })
 })
 

@@ -108,7 +108,7 @@ export class LamportOrderSession {
     this.batcher = new CommandBatcher(ctx, {
       maxBatch: options.maxBatch,
       maxBatchBytes: options.maxBatchBytes,
-      error: (code, message) => new OrderError(code, message),
+      error: (code, message, details) => new OrderError(code, message, details),
       // One stamped message per batch (which also acknowledges).
       send: (batch) =>
         this.send(

@@ -18,13 +18,24 @@ export type DispatchErrorCode =
 /** The one error class `@consul/dispatcher` throws or rejects with (`code` is stable). */
 export class DispatchError extends Error {
   override readonly name = 'DispatchError'
+  /**
+   * `true`: the command was never sent (refused at `submit`: `RECOVERING`, `UNKNOWN_COMMAND`,
+   * `INVALID_ARGUMENT`, `CLOSED` on a closed group), so no replica applies it — submitting it
+   * again cannot apply it twice. `false`: its outcome is unknown here (`CLOSED` while it was
+   * pending), or it was applied (`HANDLER_FAILED`: every replica recorded the failure).
+   * An Order's refusal passes through as the Order's error, with its own `notApplied`;
+   * `notApplied(error)` from `@consul/xkernel` reads either.
+   */
+  readonly notApplied: boolean
   constructor(
     readonly code: DispatchErrorCode,
     message: string,
     /** For `HANDLER_FAILED`: the failure as every replica recorded it. */
     readonly failure?: CommandFailure,
+    options?: { readonly notApplied?: boolean },
   ) {
     super(message)
+    this.notApplied = options?.notApplied === true
   }
 
   /** True for a `DispatchError` from any copy of this package. */

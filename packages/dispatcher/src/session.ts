@@ -83,6 +83,8 @@ class AppliedQueue implements AsyncIterableIterator<AppliedCommand> {
   }
 }
 
+/** A refusal at `submit`: the command was never sent (`DispatchError.notApplied`). */
+const NOT_SENT = { notApplied: true } as const
 export class DispatcherSession<S> {
   readonly control: DispatcherControl
   private readonly order: OrderControl
@@ -148,13 +150,17 @@ export class DispatcherSession<S> {
 
   private submit(tag: string, args: unknown, options: SubmitOptions | undefined): Promise<unknown> {
     if (this.closed)
-      return Promise.reject(new DispatchError('CLOSED', `group ${this.ctx.group.port} is closed`))
+      return Promise.reject(
+        new DispatchError('CLOSED', `group ${this.ctx.group.port} is closed`, undefined, NOT_SENT),
+      )
     if (this.recovering) {
       this.ctx.counters.inc('refusedRecovering')
       return Promise.reject(
         new DispatchError(
           'RECOVERING',
           `${this.ctx.self} is recovering in group ${this.ctx.group.port} (replaying its log, then rejoining the view): retry once it is active`,
+          undefined,
+          NOT_SENT,
         ),
       )
     }
@@ -163,6 +169,8 @@ export class DispatcherSession<S> {
         new DispatchError(
           'UNKNOWN_COMMAND',
           `${String(tag)} is not a command of this machine (${this.machine.tags.join(', ')})`,
+          undefined,
+          NOT_SENT,
         ),
       )
     const nonce = this.nextNonce++
@@ -174,6 +182,8 @@ export class DispatcherSession<S> {
         new DispatchError(
           'INVALID_ARGUMENT',
           `the arguments of ${tag} cannot be encoded: ${error instanceof Error ? error.message : String(error)}`,
+          undefined,
+          NOT_SENT,
         ),
       )
     }

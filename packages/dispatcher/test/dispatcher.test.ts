@@ -3,7 +3,7 @@ import { semanticOrder } from '@consul/order-semantic'
 import { totalOrder } from '@consul/order-total'
 import { psync } from '@consul/psync'
 import { dist, Simulation } from '@consul/sim'
-import { type AppliedCommand, DISPATCHER, ORDER, stack } from '@consul/xkernel'
+import { type AppliedCommand, DISPATCHER, notApplied, ORDER, stack } from '@consul/xkernel'
 import { describe, expect, it } from 'vitest'
 import { encodeCommand } from '../src/codec.js'
 import {
@@ -216,13 +216,23 @@ describe('bad input', () => {
   it('an unknown tag or unencodable arguments are refused at submit', async () => {
     const { client } = await cluster(7)
     const control = client('n1').control
-    await expect(control.submit('nope', {})).rejects.toMatchObject({ code: 'UNKNOWN_COMMAND' })
+    // Refused at submit: never sent, so not applied anywhere (`notApplied`).
+    await expect(control.submit('nope', {})).rejects.toMatchObject({
+      code: 'UNKNOWN_COMMAND',
+      notApplied: true,
+    })
     await expect(control.submit('set', { key: 'a', value: () => 1 })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
+      notApplied: true,
     })
     await expect(control.submit('set', { key: Symbol('s') })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
+      notApplied: true,
     })
+    // The Order's refusal of bad options passes through with its own flag.
+    await expect(
+      control.submit('set', { key: 'a', value: 1 }, { level: 'bogus' } as never),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', notApplied: true })
   })
 
   it('a delivered command with an unknown tag or undecodable bytes is a counted drop and an event, never a crash', async () => {
@@ -254,11 +264,19 @@ describe('bad input', () => {
   it('a closed group rejects what is pending with CLOSED', async () => {
     const { sim, client } = await cluster(9)
     sim.network.partition(['n1'], ['n2', 'n3'])
-    const pending = settle(client('n1').submit('set', { key: 'a', value: 1 }))
+    const n1 = client('n1')
+    const pending = settle(n1.submit('set', { key: 'a', value: 1 }))
     void sim.host('n1').group('g')!.close()
     await sim.run({ for: 50 })
     const outcome = await pending
     expect(outcome.ok).toBe(false)
-    expect((outcome as { error: DispatchError }).error).toMatchObject({ code: 'CLOSED' })
+    // It was sent: whether n2 and n3 order it is unknown here.
+    const error = (outcome as { error: DispatchError }).error
+    expect(error).toMatchObject({ code: 'CLOSED' })
+    expect(notApplied(error)).toBe(false)
+    await expect(n1.submit('set', { key: 'b', value: 1 })).rejects.toMatchObject({
+      code: 'CLOSED',
+      notApplied: true,
+    })
   })
 })

@@ -98,7 +98,7 @@ export class SemanticOrderSession {
     this.batcher = new CommandBatcher(ctx, {
       maxBatch: options.maxBatch,
       maxBatchBytes: options.maxBatchBytes,
-      error: (code, message) => new OrderError(code, message),
+      error: (code, message, details) => new OrderError(code, message, details),
       tag: (command) => this.classify(command),
       send: (batch) => {
         this.sending = batch

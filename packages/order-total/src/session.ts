@@ -72,7 +72,7 @@ export class TotalOrderSession {
     this.batcher = new CommandBatcher(ctx, {
       maxBatch: options.maxBatch,
       maxBatchBytes: options.maxBatchBytes,
-      error: (code, message) => new OrderError(code, message),
+      error: (code, message, details) => new OrderError(code, message, details),
       send: (batch) => this.send(encodeCommandBatch(batch.map((c) => c.command))),
     })
     this.acks = new Acknowledger(ctx, {

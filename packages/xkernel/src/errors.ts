@@ -17,6 +17,22 @@ export function mark(error: Error, kind: string): void {
   Object.defineProperty(error, Symbol.for(`@consul/xkernel/${kind}`), { value: true })
 }
 
+/**
+ * Whether `error` says its command was **never sent**, so that no replica applies it, now or
+ * later, and submitting it again cannot apply it twice: a `notApplied: true` property, as
+ * `OrderError` and `@consul/dispatcher`'s `DispatchError` carry (any error, from any copy of
+ * the package). `false` for anything else: the outcome is unknown, or the command was
+ * applied (a handler's failure is an outcome too). Applications map it to "nothing was done"
+ * (the directory's `-CLUSTERDOWN …; not applied`) instead of "it may or may not have been".
+ */
+export function notApplied(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { readonly notApplied?: unknown }).notApplied === true
+  )
+}
+
 /** `value` carries `kind`'s marker (see `mark`). */
 export function isMarked(value: unknown, kind: string): boolean {
   return (

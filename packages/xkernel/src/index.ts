@@ -68,6 +68,7 @@ export { type ChannelSubscription, DIVIDER, type DividerControl } from './divide
 export {
   DecodeError,
   type DecodeErrorCode,
+  notApplied,
   StorageCorruptedError,
   StorageError,
   type StorageErrorCode,

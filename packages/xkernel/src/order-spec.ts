@@ -39,7 +39,9 @@
  *   ordered once the partition heals. On `'primary'` it accepts submits again. On
  *   `'excluded'` (final for the session) it refuses new submits likewise and rejects every
  *   pending one with `'NO_PRIMARY'` too: whether the primary ordered it is unknown here.
- *   (`followPrimary` and `CommandBatcher.primary` in `@consul/xkernel/order`.)
+ *   (`followPrimary` and `CommandBatcher.primary` in `@consul/xkernel/order`.) A refusal of a
+ *   command that was never sent should carry `notApplied: true` (`OrderError`'s option;
+ *   `CommandBatcher` sets it), which `notApplied(error)` reads.
  * - Restart: after a crash Psync re-delivers its log (`restored: true`) and completes again
  *   every wave above its prune floor; an Order restored from a checkpoint skips what the
  *   checkpoint covers. **Waves are never skipped**: an Order that is shown a wave above the

@@ -83,7 +83,12 @@ export {
 } from './order/batcher.js'
 export { type OrderCheckpointHooks, orderCheckpointHooks } from './order/checkpoint.js'
 export { orderedCommand, recordOrderDelivery, recordOrderTrace } from './order/delivery.js'
-export { OrderError, type OrderErrorCode, type OrderErrorFactory } from './order/errors.js'
+export {
+  OrderError,
+  type OrderErrorCode,
+  type OrderErrorDetails,
+  type OrderErrorFactory,
+} from './order/errors.js'
 export { commandId, decodeCommandBatch, encodeCommandBatch } from './order/framing.js'
 export {
   type NumberOptionSpec,

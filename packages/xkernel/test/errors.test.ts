@@ -39,6 +39,24 @@ describe('error classes across two copies of @consul/xkernel', () => {
     expect(new sourceOrder.OrderError('BAD_CLASS', 'x', { cause }).cause).toBe(cause)
   })
 
+  it('notApplied: OrderError carries it (default false), and any error with the property reads as such', () => {
+    expect(new sourceOrder.OrderError('CLOSED', 'x').notApplied).toBe(false)
+    const refused = new builtOrder.OrderError('NO_PRIMARY', 'x', { notApplied: true })
+    expect(refused.notApplied).toBe(true)
+    expect(source.notApplied(refused)).toBe(true) // across copies: a plain property
+    expect(source.notApplied(Object.assign(new Error('x'), { notApplied: true }))).toBe(true)
+    for (const value of [
+      new sourceOrder.OrderError('NO_PRIMARY', 'x'),
+      Object.assign(new Error('x'), { notApplied: 'yes' }),
+      new Error('x'),
+      undefined,
+      null,
+      'notApplied',
+      { notApplied: 1 },
+    ])
+      expect(source.notApplied(value)).toBe(false)
+  })
+
   it('isInstance rejects other errors and non-errors', () => {
     expect(source.StorageCorruptedError.isInstance(new source.StorageError('IO', 'x'))).toBe(false)
     expect(source.DecodeError.isInstance(new source.StorageError('IO', 'x'))).toBe(false)

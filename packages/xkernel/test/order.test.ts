@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Counters, EventBus, type OrderedCommand } from '../src/index.js'
+import { Counters, EventBus, notApplied, type OrderedCommand } from '../src/index.js'
 import {
   Acknowledger,
   CommandBatcher,
@@ -360,6 +360,7 @@ describe('CommandBatcher', () => {
     expect(batcher.flush()).toBe(false) // nothing went out
     await tick()
     expect(results.map((r) => r.error)).toEqual([failure, failure])
+    expect(notApplied(failure)).toBe(true) // nothing went out: the submitters may try again
     expect(counters.get('batches')).toBe(0)
     expect(batcher.awaiting).toBe(0)
   })
@@ -373,6 +374,7 @@ describe('CommandBatcher', () => {
       },
     })
     await expect(batcher.submit(bytes(0))).rejects.toBe(bad)
+    expect(notApplied(bad)).toBe(true)
     void batcher.submit(bytes(1))
     void batcher.submit(bytes(2))
     clock.advance(0)
@@ -394,16 +396,23 @@ describe('CommandBatcher', () => {
     const queued = settle(batcher.submit(bytes(2)))
     batcher.close()
     await tick()
-    for (const { error } of [awaited, queued]) {
-      expect(error).toBeInstanceOf(TestError)
-      expect(error).toMatchObject({
-        code: 'CLOSED',
-        message: 'group g closed before the command was delivered',
-      })
-    }
+    // Sent: the outcome is unknown. Queued, never sent: not applied anywhere, ever.
+    expect(awaited.error).toBeInstanceOf(TestError)
+    expect(awaited.error).toMatchObject({
+      code: 'CLOSED',
+      message: 'group g closed before the command was delivered',
+    })
+    expect(notApplied(awaited.error)).toBe(false)
+    expect(queued.error).toBeInstanceOf(TestError)
+    expect(queued.error).toMatchObject({
+      code: 'CLOSED',
+      message: 'group g closed before the command was sent',
+      notApplied: true,
+    })
     await expect(batcher.submit(bytes(3))).rejects.toMatchObject({
       code: 'CLOSED',
       message: 'group g is closed',
+      notApplied: true,
     })
     expect(clock.pending).toBe(0)
     expect(batcher.flush()).toBe(false)
@@ -424,6 +433,7 @@ describe('CommandBatcher', () => {
       code: 'NO_PRIMARY',
       message:
         'group g is in a minority partition (view 4): it cannot order until it reaches a majority again; the command was not sent',
+      notApplied: true,
     })
     expect(batcher.queued).toBe(1) // the refused one was not queued
     clock.advance(0) // accepted before the partition: still sent, may be ordered once it heals
@@ -453,15 +463,22 @@ describe('CommandBatcher', () => {
     const late = settle(batcher.submit(bytes(5))) // queued, not sent
     batcher.primary('excluded', 8)
     await tick()
-    expect(queued.error).toMatchObject({ code: 'NO_PRIMARY' })
-    for (const { error } of [safe, delivered, agreed, late]) {
+    expect(queued.error).toMatchObject({ code: 'NO_PRIMARY', notApplied: true })
+    for (const { error } of [safe, delivered, agreed]) {
       expect(error).toBeInstanceOf(TestError)
       expect(error).toMatchObject({
         code: 'NO_PRIMARY',
         message:
           'group g: this replica was excluded from the primary partition (view 8) before the command was delivered here; its outcome is unknown here (the primary may have ordered it)',
       })
+      expect(notApplied(error)).toBe(false)
     }
+    expect(late.error).toMatchObject({
+      code: 'NO_PRIMARY',
+      message:
+        'group g: this replica was excluded from the primary partition (view 8) before the command was sent',
+      notApplied: true,
+    })
     expect(batcher.queued).toBe(0)
     expect(batcher.awaiting).toBe(0)
     expect(clock.pending).toBe(0)
@@ -471,6 +488,7 @@ describe('CommandBatcher', () => {
       code: 'NO_PRIMARY',
       message:
         'group g: this replica was excluded from the primary partition (view 8) and cannot order any more (it rejoins only as a new incarnation); the command was not sent',
+      notApplied: true,
     })
     batcher.delivered(ordered('a:1', 0)) // a late delivery settles nothing
     expect(sent).toHaveLength(1)

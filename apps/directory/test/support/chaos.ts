@@ -3,7 +3,7 @@
  * GET/SET/INCR/APPEND/DEL/MGET and MULTI transactions on a few keys while replicas are killed
  * with SIGKILL (sometimes for longer than the suspicion timeout: excluded, they rejoin) and
  * started again. Every operation is recorded with its call and return times and its outcome:
- * a reply (`ok`), an error that guarantees it was not applied (`CLUSTERDOWN`, `LOADING`, a
+ * a reply (`ok`), an error that guarantees it was not applied (`CLUSTERDOWN`, `LOADING`, `TRYAGAIN`, a
  * request never sent: `fail`), or nothing known (`UNCERTAIN`, a dropped connection: `unknown`).
  */
 import { performance } from 'node:perf_hooks'
@@ -112,7 +112,7 @@ type Outcome = { kind: 'ok'; value: KvOutput } | { kind: 'fail' } | { kind: 'unk
 
 function classify(error: unknown): Outcome {
   const message = error instanceof Error ? error.message : String(error)
-  if (/^(CLUSTERDOWN|LOADING) /.test(message)) return { kind: 'fail' }
+  if (/^(CLUSTERDOWN|LOADING|TRYAGAIN) /.test(message)) return { kind: 'fail' }
   // ioredis refused to send it (disconnected, offline queue off): it never left.
   if (/enableOfflineQueue/.test(message)) return { kind: 'fail' }
   // UNCERTAIN, a connection closed with the command in flight, anything else: unknown.

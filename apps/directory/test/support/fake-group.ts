@@ -68,8 +68,8 @@ export function fakeGroup(): FakeGroup {
   return g
 }
 
-export const codedError = (code: string, message: string) =>
-  Object.assign(new Error(message), { code })
+export const codedError = (code: string, message: string, notApplied = false) =>
+  Object.assign(new Error(message), { code, notApplied })
 
 export function fakeContext(
   g: FakeGroup,

@@ -156,7 +156,10 @@ export class CommandBatcher<T = undefined> {
   }
 
   submit(command: Uint8Array, options?: SubmitOptions): Promise<OrderedCommand> {
-    const { error, maxBatch, maxBatchBytes } = this.options
+    const { maxBatch, maxBatchBytes } = this.options
+    // Every refusal here is of a command that is not sent.
+    const error = (code: 'INVALID_ARGUMENT' | 'CLOSED', message: string) =>
+      this.notSent(code, message)
     if (!(command instanceof Uint8Array))
       return Promise.reject(error('INVALID_ARGUMENT', 'submit() takes the command as a Uint8Array'))
     const level = levelOf(options)
@@ -187,7 +190,7 @@ export class CommandBatcher<T = undefined> {
     try {
       tag = tagOf === undefined ? (undefined as T) : tagOf(copy)
     } catch (problem) {
-      return Promise.reject(problem)
+      return Promise.reject(markNotApplied(problem))
     }
     return new Promise<OrderedCommand>((resolve, reject) => {
       if (this.queuedBytes + copy.length > maxBatchBytes) this.flush()
@@ -233,9 +236,9 @@ export class CommandBatcher<T = undefined> {
       message = sent.id
       seq = sent.seq
     } catch (problem) {
-      // e.g. a batch over Psync's maxPayloadBytes: the submitters hear of it.
-      for (const p of batch)
-        p.reject(problem instanceof Error ? problem : new Error(String(problem)))
+      // e.g. a batch over Psync's maxPayloadBytes: the submitters hear of it (nothing went out).
+      const error = markNotApplied(problem instanceof Error ? problem : new Error(String(problem)))
+      for (const p of batch) p.reject(error)
       return false
     }
     this.ctx.counters.inc('batches')
@@ -371,11 +374,10 @@ export class CommandBatcher<T = undefined> {
     this.closed = true
     this.timer?.cancel()
     this.timer = undefined
+    const port = this.ctx.group.port
     this.rejectAll(
-      this.options.error(
-        'CLOSED',
-        `group ${this.ctx.group.port} closed before the command was delivered`,
-      ),
+      this.options.error('CLOSED', `group ${port} closed before the command was delivered`),
+      this.notSent('CLOSED', `group ${port} closed before the command was sent`),
     )
   }
 
@@ -393,21 +395,27 @@ export class CommandBatcher<T = undefined> {
     if (this.partition.state === 'excluded') return
     this.partition = { state, view }
     if (state !== 'excluded' || this.closed || this.failure !== undefined) return
+    const excluded = `group ${this.ctx.group.port}: this replica was excluded from the primary partition (view ${view})`
     this.rejectAll(
       this.options.error(
         'NO_PRIMARY',
-        `group ${this.ctx.group.port}: this replica was excluded from the primary partition ` +
-          `(view ${view}) before the command was delivered here; its outcome is unknown here ` +
+        `${excluded} before the command was delivered here; its outcome is unknown here ` +
           '(the primary may have ordered it)',
       ),
+      this.notSent('NO_PRIMARY', `${excluded} before the command was sent`),
     )
   }
 
-  /** The rejection of a submit outside the primary partition. */
+  /** An error for a command that was not sent (`notApplied`, whatever the factory builds). */
+  private notSent(code: 'INVALID_ARGUMENT' | 'CLOSED' | 'NO_PRIMARY', message: string): Error {
+    return markNotApplied(this.options.error(code, message, { notApplied: true }))
+  }
+
+  /** The rejection of a submit outside the primary partition (the command is not sent). */
   private noPrimary(): Error {
     const { state, view } = this.partition
     const port = this.ctx.group.port
-    return this.options.error(
+    return this.notSent(
       'NO_PRIMARY',
       state === 'excluded'
         ? `group ${port}: this replica was excluded from the primary partition (view ${view}) ` +
@@ -419,7 +427,8 @@ export class CommandBatcher<T = undefined> {
     )
   }
 
-  private rejectAll(error: Error): void {
+  /** Rejects the sent submits with `error`, the queued ones (never sent) with `unsent`. */
+  private rejectAll(error: Error, unsent: Error = error): void {
     this.timer?.cancel()
     this.timer = undefined
     const queued = this.queue
@@ -430,8 +439,23 @@ export class CommandBatcher<T = undefined> {
     this.bySeq.length = 0
     this.bySeqHead = 0
     this.waitingCommands = 0
-    for (const p of queued) p.reject(error)
+    for (const p of queued) p.reject(unsent)
     for (const batch of sent) for (const p of batch.pending) p?.reject(error)
+  }
+}
+
+/**
+ * `problem` with `notApplied: true` (an error an Order's factory or a `tag` function built
+ * without it); a non-object is wrapped in an `Error` first. A frozen error is wrapped too.
+ */
+function markNotApplied(problem: unknown): Error {
+  const error = problem instanceof Error ? problem : new Error(String(problem))
+  if ((error as { notApplied?: unknown }).notApplied === true) return error
+  try {
+    Object.defineProperty(error, 'notApplied', { value: true, enumerable: true })
+    return error
+  } catch {
+    return Object.assign(new Error(error.message, { cause: error }), { notApplied: true })
   }
 }
 

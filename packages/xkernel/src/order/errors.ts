@@ -31,14 +31,30 @@ export type OrderErrorCode =
    */
   | 'NO_PRIMARY'
 
+/** What an Order knows of a refused command's outcome (see `OrderError.notApplied`). */
+export interface OrderErrorDetails {
+  /** The command was never sent: it is not applied anywhere, now or later. */
+  readonly notApplied?: boolean
+}
+
 export class OrderError extends Error {
   override readonly name = 'OrderError'
+  /**
+   * `true`: the command was never sent, so no replica applies it, now or later — the caller
+   * may submit it again without risk of doing it twice (a refused argument, a submit after
+   * close, a minority or excluded replica refusing a new submit, a queued command dropped at
+   * close or exclusion before it went out). `false`: its outcome is unknown here (it was sent
+   * and may still be, or have been, ordered), or the error is not about one command.
+   * `notApplied(error)` from `@consul/xkernel` reads it from any error.
+   */
+  readonly notApplied: boolean
   constructor(
     readonly code: OrderErrorCode,
     message: string,
-    options?: { readonly cause?: unknown },
+    options?: { readonly cause?: unknown } & OrderErrorDetails,
   ) {
     super(message, options)
+    this.notApplied = options?.notApplied === true
     mark(this, 'OrderError')
   }
 
@@ -50,10 +66,14 @@ export class OrderError extends Error {
 
 /**
  * Builds the Order's error for the codes the building blocks report (`CommandBatcher`,
- * `resolveOrderOptions`, `numberOption`): usually `(code, message) => new OrderError(code,
- * message)`; an Order with an error class of its own passes that instead.
+ * `resolveOrderOptions`, `numberOption`): usually `(code, message, details) => new
+ * OrderError(code, message, details)`; an Order with an error class of its own passes that
+ * instead. `details.notApplied` says the command was never sent; `CommandBatcher` also sets
+ * a `notApplied` property on an error the factory built without one, so a factory that
+ * ignores `details` still gives callers the fact.
  */
 export type OrderErrorFactory = (
   code: 'INVALID_ARGUMENT' | 'CLOSED' | 'NO_PRIMARY',
   message: string,
+  details?: OrderErrorDetails,
 ) => Error
