@@ -109,3 +109,111 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
   await Promise.all(workers)
   return { passed, failed }
 }
+
+/** What a queue worker sends its parent: `ready` once, then one `line` per seed it was given. */
+type QueueMessage<L> =
+  | { readonly kind: 'ready'; readonly hello: unknown }
+  | { readonly kind: 'line'; readonly line: L }
+/** What the parent sends a queue worker: the next seed, or none (the worker then exits). */
+type QueueOrder = { readonly seed: number } | { readonly seed: null }
+
+/**
+ * Seeds handed out one at a time to `jobs` forked copies of the calling script, each asking
+ * for the next when it has sent its line (`serveSeeds` is the worker's side): any list of
+ * seeds, no share left idle behind a slow one, and an `AbortSignal` stops it between seeds
+ * (every seed handed out still finishes and is reported). Resolves with the counts and the
+ * seeds not run (an abort's); rejects if a worker exits abnormally.
+ */
+export async function runSeedQueue<L extends SeedLine>(options: {
+  readonly script: string
+  /** The worker's arguments (it must call `serveSeeds`). */
+  readonly args: readonly string[]
+  readonly seeds: readonly number[]
+  readonly jobs: number
+  /** Each worker's `hello` (what its `serveSeeds` setup returned), before its first seed. */
+  readonly onReady?: (hello: unknown, worker: number) => void
+  readonly onFailure: (line: L) => void
+  readonly onLine?: (line: L) => void
+  readonly progressEvery?: number
+  readonly signal?: AbortSignal
+}): Promise<{ passed: number; failed: number; left: number[] }> {
+  const started = Date.now()
+  const queue = [...options.seeds]
+  let next = 0
+  let done = 0
+  let passed = 0
+  let failed = 0
+  const jobs = Math.max(1, Math.min(options.jobs, queue.length))
+  if (queue.length === 0) return { passed, failed, left: [] }
+  const workers: Promise<void>[] = []
+  for (let j = 0; j < jobs; j++) {
+    const child = fork(options.script, [...options.args], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
+    const give = () => {
+      const seed = options.signal?.aborted !== true && next < queue.length ? queue[next++]! : null
+      child.send({ seed } satisfies QueueOrder)
+    }
+    child.on('message', (message: QueueMessage<L>) => {
+      if (message.kind === 'ready') {
+        options.onReady?.(message.hello, j)
+        give()
+        return
+      }
+      const line = message.line
+      // Hand out the next seed first: the worker computes while the parent records.
+      give()
+      if (options.progressEvery !== undefined && ++done % options.progressEvery === 0)
+        process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
+      options.onLine?.(line)
+      if (line.problems.length === 0) passed++
+      else {
+        failed++
+        options.onFailure(line)
+      }
+    })
+    workers.push(
+      new Promise((resolve, reject) => {
+        child.on('exit', (code, signal) =>
+          code === 0
+            ? resolve()
+            : reject(new Error(`worker ${j + 1} exited with ${code ?? signal}`)),
+        )
+      }),
+    )
+  }
+  await Promise.all(workers)
+  return { passed, failed, left: queue.slice(next) }
+}
+
+/**
+ * The worker's side of `runSeedQueue`: `setup` once (its `hello` goes to the parent's
+ * `onReady`), then `run` for each seed the parent sends, each line sent back, until the
+ * parent has no more. A worker ignores SIGINT (a Ctrl-C reaches the whole process group): the
+ * parent decides, and the seed under way finishes.
+ */
+export async function serveSeeds<L extends SeedLine>(
+  setup: () => Promise<{ readonly hello?: unknown; readonly run: (seed: number) => Promise<L> }>,
+): Promise<void> {
+  process.on('SIGINT', () => {})
+  const { hello, run } = await setup()
+  const send = (message: QueueMessage<L>) =>
+    new Promise<void>((resolve, reject) =>
+      process.send!(message, (error: Error | null) => (error ? reject(error) : resolve())),
+    )
+  const orders: QueueOrder[] = []
+  let wake: (() => void) | undefined
+  process.on('message', (order: QueueOrder) => {
+    orders.push(order)
+    wake?.()
+  })
+  await send({ kind: 'ready', hello })
+  for (;;) {
+    while (orders.length === 0) await new Promise<void>((resolve) => (wake = resolve))
+    const { seed } = orders.shift()!
+    if (seed === null) break
+    await send({ kind: 'line', line: await run(seed) })
+  }
+  process.disconnect()
+}
