@@ -27,9 +27,15 @@ export type TupleSpaceErrorCode =
   /** This replica is restarting or recovering: nothing was done; retry (here or elsewhere). */
   | 'RECOVERING'
   /**
-   * The group could not finish the request here (no primary partition, the group moved into
-   * a new configuration, it closed): the outcome is unknown — an `out` may have happened, an
-   * `in` may have taken a tuple.
+   * The group refused the request before it was sent (this replica is in a minority
+   * partition, leaving, or its group closed or moved into a new configuration first):
+   * nothing was done — retry, here later or at another replica.
+   */
+  | 'REFUSED'
+  /**
+   * The group could not finish the request here after it was sent (this replica was excluded,
+   * the group moved into a new configuration or closed while it was in flight): the outcome
+   * is unknown — an `out` may have happened, an `in` may have taken a tuple.
    */
   | 'UNAVAILABLE'
   /** The client's connection closed before the reply came. */
@@ -73,6 +79,7 @@ export const ERROR_CODES: readonly TupleSpaceErrorCode[] = [
   'TOO_MANY_PENDING',
   'CANCELLED',
   'RECOVERING',
+  'REFUSED',
   'UNAVAILABLE',
   'CONNECTION_CLOSED',
   'INTERNAL',

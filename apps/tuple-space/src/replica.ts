@@ -18,7 +18,7 @@
  * server calls on a timer — follows the group into a new configuration and retries what an
  * unavailable group refused. So it runs unchanged in the simulator.
  */
-import type { DispatcherControl } from '@consul/xkernel'
+import { type DispatcherControl, notApplied } from '@consul/xkernel'
 import { TupleSpaceError, type TupleSpaceErrorCode } from './errors.js'
 import {
   type ClaimResult,
@@ -105,6 +105,12 @@ export function errorOf(error: unknown): TupleSpaceError {
     return new TupleSpaceError(e.failure.code as TupleSpaceErrorCode, message)
   if (e?.code === 'RECOVERING')
     return new TupleSpaceError('RECOVERING', `${message} (nothing was done)`)
+  // Never sent (the Order's or the Dispatcher's `notApplied`): the outcome is known.
+  if (notApplied(error))
+    return new TupleSpaceError(
+      'REFUSED',
+      `${String(e?.code ?? 'ERROR')}: ${message} (nothing was done)`,
+    )
   return new TupleSpaceError(
     'UNAVAILABLE',
     `${String(e?.code ?? 'ERROR')}: ${message} — the outcome is unknown`,
@@ -332,7 +338,8 @@ export class TupleSpaceReplica {
   private takeFailed(r: Request, error: unknown): void {
     const e = errorOf(error)
     this.settle(r, e)
-    if (e.code === 'RECOVERING' || !r.block) {
+    // Not sent (RECOVERING, REFUSED): it registered nothing.
+    if (e.code === 'RECOVERING' || e.code === 'REFUSED' || !r.block) {
       r.registered = false
       this.finish(r)
       return

@@ -131,11 +131,22 @@ describe('cancel', () => {
 })
 
 describe('an unavailable group', () => {
-  it('RECOVERING: nothing was done; anything else: UNAVAILABLE, outcome unknown', async () => {
+  it('RECOVERING, or refused unsent: nothing was done; anything else: UNAVAILABLE, outcome unknown', async () => {
     const { d, replica } = setup()
     d.failWith('RECOVERING')
     expect(await settle(replica.out(['a']))).toEqual({ ok: false, code: 'RECOVERING' })
     expect(await settle(replica.inp(['a']).result)).toEqual({ ok: false, code: 'RECOVERING' })
+    // A minority replica refuses at submit: never sent, nothing registered (no cancel sent).
+    d.failWith('NO_PRIMARY', true)
+    expect(await settle(replica.out(['a']))).toEqual({ ok: false, code: 'REFUSED' })
+    expect(await settle(replica.in(['a']).result)).toEqual({ ok: false, code: 'REFUSED' })
+    d.failWith('CLOSED', true)
+    expect(await settle(replica.rd(['a']).result)).toEqual({ ok: false, code: 'REFUSED' })
+    d.failWith(undefined)
+    replica.refresh()
+    await d.flush()
+    expect(d.log.map((c) => c.tag)).toEqual([]) // no cancel: nothing to remove
+    // Sent, then lost track of (excluded): unknown.
     d.failWith('NO_PRIMARY')
     expect(await settle(replica.out(['a']))).toEqual({ ok: false, code: 'UNAVAILABLE' })
     expect(await settle(replica.in(['a']).result)).toEqual({ ok: false, code: 'UNAVAILABLE' })
