@@ -38,6 +38,7 @@ import {
   type Lobby,
   type MembershipControl,
   type MessageId,
+  messageId,
   type NodeId,
   type OrderControl,
   type PsyncControl,
@@ -101,6 +102,11 @@ export class Joins {
   /** Joiners this member asked for, and when. */
   private readonly asked = new Map<NodeId, number>()
   private lastAsk = Number.NEGATIVE_INFINITY
+  /** Members that asked to join afresh though they had spoken here (`spokeHere`). */
+  private readonly afresh = new Map<
+    NodeId,
+    { readonly first: number; last: number; suspectedAt: number | undefined }
+  >()
   private refusalLogged = false
   private closed = false
 
@@ -149,7 +155,44 @@ export class Joins {
     if (this.moving) return
     const view = membership.view()
     const inView = view.members.includes(from)
-    if (inView && (configuration === undefined || configuration < own)) {
+    const behind = configuration === undefined || configuration < own
+    if (inView && behind && this.spokeHere(from)) {
+      // It asks as a host without this configuration (or from an earlier one), yet it has
+      // sent messages in this conversation: it lost its disk (wiped, replaced) and with it its
+      // own chain here. Opening the configuration again it would start that chain afresh,
+      // reusing its message ids — the others would take its new messages for the old ones —
+      // and, with no checkpoint of its own, could even count as active with an empty state.
+      // Its old incarnation is gone for good, and it is silent here: Failure Detection will
+      // have the view exclude it; it then joins like a new member (a join request below, once
+      // it asks again) and fetches the state in the next configuration. Asked twice (a JOIN
+      // of a member that since joined could come late once), it is suspected at once.
+      ctx.counters.inc('joinLostState')
+      const now = ctx.clock.now()
+      const seen = this.afresh.get(from)
+      if (seen === undefined || now - seen.last > 10 * options.joinRetryMs) {
+        this.afresh.set(from, { first: now, last: now, suspectedAt: undefined })
+        return
+      }
+      seen.last = now
+      if (
+        (seen.suspectedAt !== undefined && now - seen.suspectedAt < 5 * options.joinRetryMs) ||
+        now - seen.first < options.joinRetryMs / 2 ||
+        membership.state() !== 'primary' ||
+        this.h.state() !== 'active'
+      )
+        return
+      seen.suspectedAt = now
+      ctx.log.info('a member asks to join afresh: its state here is lost; suspecting it', {
+        joiner: from,
+      })
+      try {
+        membership.suspect(from)
+      } catch (error) {
+        ctx.log.debug('suspicion not reported', { joiner: from, error: String(error) })
+      }
+      return
+    }
+    if (inView && behind) {
       // A member of this configuration's view that is not in it yet: it opens it and fetches
       // the state. (One the view has excluded meanwhile needs a join like anyone else.)
       this.lobby.send(from, encodeWelcome(own, ctx.group.members))
@@ -192,6 +235,19 @@ export class Joins {
       this.asked.delete(from)
       ctx.log.debug('join request not sent', { joiner: from, error: String(error) })
     }
+  }
+
+  /**
+   * `member` has sent a message in this conversation: one of its messages is in the graph or
+   * pruned, or in the causal past of a message here.
+   */
+  private spokeHere(member: NodeId): boolean {
+    const { psync } = this.h
+    const first = messageId(member, 1)
+    if (psync.get(first) !== undefined || psync.stable(first)) return true
+    for (const leaf of psync.leaves())
+      if (leaf.sender === member || psync.precedes(first, leaf.id)) return true
+    return false
   }
 
   /** A member of a later configuration that has this one in it. */

@@ -68,6 +68,8 @@ async function cluster(
   admit?: (joiner: string) => boolean,
 ) {
   const nodes = [...FIRST, 'n4']
+  /** Nodes whose program runs joinGroup at start (the newcomer, and a member whose disk was wiped). */
+  const joiners = new Set(['n4'])
   const sim = new Simulation({
     seed,
     nodes,
@@ -76,7 +78,11 @@ async function cluster(
     // What each replica's program does at start: the first three recover their group; the
     // newcomer runs joinGroup again (it recovers the group if its record survived, else asks).
     onRestart: async (host) => {
-      if (host.self === 'n4') void joinGroup(host, { port: 'g', contacts: FIRST }).catch(() => {})
+      if (joiners.has(host.self))
+        void joinGroup(host, {
+          port: 'g',
+          contacts: nodes.filter((n) => n !== host.self),
+        }).catch(() => {})
       else void recoverReady(host, [{ port: 'g', members: FIRST }]).catch(() => {})
     },
   })
@@ -114,8 +120,11 @@ async function cluster(
             )
         })
   }
-  const until = async (cond: () => boolean, limit: number) => {
-    while (!cond() && sim.now < limit) await sim.run({ until: sim.now + 5 })
+  /** Runs until `cond` holds or the virtual `limit` (or, when given, a wall-clock budget). */
+  const until = async (cond: () => boolean, limit: number, wallMs = Number.POSITIVE_INFINITY) => {
+    const wallLimit = Date.now() + wallMs
+    while (!cond() && sim.now < limit && Date.now() < wallLimit)
+      await sim.run({ until: sim.now + 5 })
     return cond()
   }
   /** Every acknowledged increment applied exactly once (never more than submitted). */
@@ -124,7 +133,35 @@ async function cluster(
     for (const [key, n] of Object.entries(state))
       expect(n).toBeLessThanOrEqual(submitted.get(key) ?? 0)
   }
-  return { sim, group, client, recState, load, until, acked, checkDurability, views, hooks }
+  /**
+   * Crashes `n`, wipes its disk (every key, synced: a lost or replaced disk) and starts it
+   * again `downMs` later as a joiner (`joinGroup`, as the directory's `--join` does).
+   */
+  const wipe = async (n: string, downMs: number) => {
+    sim.crash(n)
+    const disk = sim.disk(n)
+    disk.reopen()
+    disk.batch([...disk.scan()].map(({ key }) => ({ type: 'del' as const, key })))
+    const synced = disk.sync()
+    await sim.run({ until: sim.now + downMs })
+    await synced
+    expect(disk.size).toBe(0)
+    joiners.add(n)
+    await sim.restart(n)
+  }
+  return {
+    sim,
+    group,
+    client,
+    recState,
+    load,
+    until,
+    acked,
+    checkDurability,
+    views,
+    hooks,
+    wipe,
+  }
 }
 
 describe('joins', () => {
@@ -180,6 +217,73 @@ describe('joins', () => {
           left: [],
         })
       }
+    })
+
+  // A member whose disk was wiped, started again as a joiner before the others excluded it:
+  // it is still in their view, but its messages in this conversation are gone with its disk,
+  // so it must not open the configuration again with a fresh chain (it would reuse its own
+  // message ids; in configuration 0, with no checkpoint to fetch, it would even be active
+  // at once with an empty state). It is excluded and joins as a new incarnation.
+  for (const [title, seed, moveFirst] of [
+    ['in configuration 0', 31, false],
+    ['after a join moved the group into configuration 1', 32, true],
+  ] as const)
+    it(`a member whose disk was wiped comes back before its exclusion (${title}): excluded, it joins the next configuration, fetches the state and ends equal — never active with a state it lacks`, async () => {
+      const c = await cluster(seed)
+      c.load(5, 4_000)
+      await c.sim.run({ until: 300 })
+      let from = 0
+      if (moveFirst) {
+        c.sim.pause('n3', 1_200)
+        expect(
+          await c.until(
+            () => FIRST.every((n) => c.group(n)?.configuration === 1 && c.recState(n) === 'active'),
+            6_000,
+          ),
+        ).toBe(true)
+        from = 1
+        await c.sim.run({ until: c.sim.now + 300 })
+      }
+      // Down 50 ms: far less than the suspicion timeout (400 ms).
+      await c.wipe('n3', 50)
+      expect(c.group('n1')!.get(MEMBERSHIP).view().members).toContain('n3')
+      // Whenever the wiped member is active, its state holds every increment acknowledged
+      // before its disk was wiped (an empty state would not).
+      const ackedBefore = new Map(c.acked)
+      let wrong: string | undefined
+      c.sim.every(5, 8_000, () => {
+        if (wrong !== undefined || !c.sim.isUp('n3') || c.recState('n3') !== 'active') return
+        const state = c.client('n3').state() as Kv
+        for (const [key, n] of ackedBefore)
+          if ((state[key] ?? 0) < n) wrong = `n3 active with ${key}=${state[key] ?? 0} < ${n}`
+      })
+      // A wall-clock budget too: without the fix the wiped member's fresh chain collides with
+      // its old one and the retransmissions between them never end (the virtual time crawls).
+      const back = await c.until(
+        () =>
+          FIRST.every(
+            (n) => (c.group(n)?.configuration ?? -1) > from && c.recState(n) === 'active',
+          ),
+        8_000,
+        30_000,
+      )
+      expect(wrong).toBeUndefined()
+      expect(back).toBe(true)
+      expect(await c.until(() => false, 8_000, 30_000)).toBe(false)
+      expect(c.sim.now).toBeGreaterThanOrEqual(8_000)
+      expect(wrong).toBeUndefined()
+      const configuration = c.group('n1')!.configuration
+      for (const n of FIRST) {
+        expect(c.group(n)!.configuration).toBe(configuration)
+        expect(c.group(n)!.members).toEqual(FIRST)
+        expect(c.recState(n)).toBe('active')
+      }
+      expect(c.sim.host('n3').stats().recovery?.transfersCompleted).toBeGreaterThanOrEqual(1)
+      const s1 = c.client('n1').state() as Kv
+      expect(Object.keys(s1).length).toBeGreaterThan(100)
+      expect(c.client('n2').state()).toEqual(s1)
+      expect(c.client('n3').state()).toEqual(s1)
+      c.checkDurability(s1)
     })
 
   it('an Order whose holdAfter does nothing: no member is at the end of the wave when it moves, so none carries a state (never a wrong one) — all wait for one nobody has', async () => {
