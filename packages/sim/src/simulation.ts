@@ -118,6 +118,8 @@ const SETTLE_HOPS = 8
 /** Microtask hops an async simulator event gets to finish before the loop moves on. */
 const MAX_SETTLE_HOPS = 256
 
+type Writable<T> = { -readonly [K in keyof T]: T[K] }
+
 export function nodeIds(nodes: number | readonly NodeId[]): NodeId[] {
   if (typeof nodes === 'number') {
     if (!Number.isInteger(nodes) || nodes < 1 || nodes > 1000) {
@@ -357,8 +359,7 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
   }
 
   private attachRecorder(node: NodeState<Prov>, host: Host<Prov>): void {
-    const base = () => ({ time: this.currentTime, node: node.id, incarnation: node.incarnation })
-    const record = (r: Parameters<History['add']>[0]) => {
+    const record = (r: HistoryRecord) => {
       this.history.add(r)
       const h = this.hash
       h.string(r.kind)
@@ -366,7 +367,9 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       h.string(r.id ?? '')
       if (r.data !== undefined) h.string(JSON.stringify(r.data))
     }
-    // One flat object per record (no spreads): the recorder runs on every traced event.
+    // One flat object literal per record (no spreads, an optional field assigned after): the
+    // recorder runs on every traced event, and an object spread or a spread-in literal takes
+    // V8's slow path. The fields keep the order they always had.
     const message = (kind: RecordKind, m: TraceMessage, from?: NodeId): HistoryRecord => ({
       time: this.currentTime,
       node: node.id,
@@ -386,15 +389,19 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     host.events.on('trace.stable', (m) => record(message('stable', m)), 'sim')
     host.events.on(
       'trace.wave',
-      (w) =>
-        record({
-          ...base(),
+      (w) => {
+        const r: Writable<HistoryRecord> = {
+          time: this.currentTime,
+          node: node.id,
+          incarnation: node.incarnation,
           kind: 'wave',
           group: w.group,
           depth: w.wave,
           ids: w.ids,
-          ...(w.layer === undefined ? {} : { layer: w.layer }),
-        }),
+        }
+        if (w.layer !== undefined) r.layer = w.layer
+        record(r)
+      },
       'sim',
     )
     host.events.on(
@@ -402,7 +409,9 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
       // Whatever kinds packages declared: the recorder keeps them all, unread.
       (r: { kind: string; group: string; layer: string; data: unknown }) =>
         record({
-          ...base(),
+          time: this.currentTime,
+          node: node.id,
+          incarnation: node.incarnation,
           kind: r.kind as RecordKind,
           group: r.group,
           layer: r.layer,
@@ -412,20 +421,32 @@ export class Simulation<Prov extends CapabilityMap = CapabilityMap> {
     )
     host.events.on(
       'trace.view',
-      (v) =>
-        record({
-          ...base(),
+      (v) => {
+        const r: Writable<HistoryRecord> = {
+          time: this.currentTime,
+          node: node.id,
+          incarnation: node.incarnation,
           kind: 'view',
           group: v.group,
           view: v.view,
           viewId: v.id,
-          ...(v.layer === undefined ? {} : { layer: v.layer }),
-        }),
+        }
+        if (v.layer !== undefined) r.layer = v.layer
+        record(r)
+      },
       'sim',
     )
     host.events.on(
       'group.opened',
-      (g) => record({ ...base(), kind: 'opened', group: g.group, view: g.members }),
+      (g) =>
+        record({
+          time: this.currentTime,
+          node: node.id,
+          incarnation: node.incarnation,
+          kind: 'opened',
+          group: g.group,
+          view: g.members,
+        }),
       'sim',
     )
   }
