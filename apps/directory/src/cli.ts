@@ -63,7 +63,7 @@ async function cluster(args: readonly string[]): Promise<void> {
     const flags = parseFlags(
       args,
       ['replicas', 'base-port', 'dir', 'stack', 'order', 'password', 'suspect-after-ms'],
-      ['linearizable-reads'],
+      ['linearizable-reads', 'encrypt'],
     )
     const replicas = positive(flags.get('replicas'), '--replicas', 3)
     const basePort = flags.has('base-port')
@@ -78,6 +78,7 @@ async function cluster(args: readonly string[]): Promise<void> {
       stack: oneOf(flags.get('stack'), '--stack', ['strong', 'weak'] as const),
       order: oneOf(flags.get('order'), '--order', ['total', 'semantic'] as const),
       linearizableReads: flags.has('linearizable-reads'),
+      encrypt: flags.has('encrypt'),
       suspectAfterMs: positive(flags.get('suspect-after-ms'), '--suspect-after-ms', 1_000),
       ...(password === undefined ? {} : { password }),
       ...(dir === undefined ? {} : { dir }),

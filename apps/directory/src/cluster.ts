@@ -32,6 +32,14 @@ export interface ClusterOptions {
   readonly stack?: 'strong' | 'weak'
   readonly order?: 'total' | 'semantic'
   readonly linearizableReads?: boolean
+  /** `--encrypt`: the group's datagrams encrypted (AEAD). Default false. */
+  readonly encrypt?: boolean
+  /**
+   * A key file every replica reads (`--key-file`: a key or a keyring of `<id>:<hex>` lines,
+   * re-read on `SIGHUP`, see `ClusterReplica.signal`). Default: a fresh random key, given in
+   * `CONSUL_GROUP_KEY`.
+   */
+  readonly keyFile?: string
   readonly password?: string
   /** Failure Detection's timeout (ms). Default 1,000. */
   readonly suspectAfterMs?: number
@@ -64,6 +72,8 @@ export interface ClusterReplica {
   readonly paused: boolean
   /** Whether its last start recovered the group from storage. */
   readonly restored: boolean
+  /** Sends its process `signal` (e.g. `SIGHUP`: re-read the key file) and returns at once. */
+  signal(signal: NodeJS.Signals): void
   /** Kills its process (default `SIGKILL`) and waits until it has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>
   /** `SIGSTOP` (true) or `SIGCONT` (false). */
@@ -194,6 +204,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       '--log-level',
       options.logLevel ?? 'error',
       ...(options.linearizableReads ? ['--linearizable-reads'] : []),
+      ...(options.encrypt ? ['--encrypt'] : []),
+      ...(options.keyFile === undefined ? [] : ['--key-file', options.keyFile]),
     ]
     const replica: ClusterReplica = {
       name,
@@ -208,6 +220,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       },
       get restored() {
         return restored
+      },
+      signal: (signal) => {
+        if (child === undefined) throw new Error(`${name} is not running`)
+        child.kill(signal)
       },
       kill: async (signal = 'SIGKILL') => {
         const c = child

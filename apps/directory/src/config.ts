@@ -14,7 +14,10 @@ export interface ReplicaConfig {
   readonly listen: PeerAddress
   /** The LMDB directory. */
   readonly dataDir: string
-  /** The group key: read from this file (hex, or at least 16 raw bytes) … */
+  /**
+   * The group key: read from this file (hex, or at least 16 raw bytes), or a keyring of
+   * `<id>:<hex>` lines (`keyringFromFile`; re-read on `SIGHUP` for a rotation) …
+   */
   readonly keyFile?: string
   /** … or given in hex (the `CONSUL_GROUP_KEY` environment variable). */
   readonly keyHex?: string
@@ -23,6 +26,8 @@ export interface ReplicaConfig {
   readonly stack: 'strong' | 'weak'
   readonly order: 'total' | 'semantic'
   readonly linearizableReads: boolean
+  /** `--encrypt`: the group's datagrams are encrypted (AEAD) instead of only authenticated. */
+  readonly encrypt: boolean
   /**
    * What to do when `--data` holds no group yet: `'bootstrap'` opens the group afresh (the
    * first start of a new group, every member at once), `'join'` joins the running group and
@@ -41,12 +46,12 @@ export interface ReplicaConfig {
 
 export const USAGE = `usage: consul-directory serve --self <id> --peers <id>=<host>:<port>,… --port [<host>:]<port>
                               --data <dir> (--key-file <file> | CONSUL_GROUP_KEY=<hex>)
-                              [--bootstrap | --join] [--stack strong|weak] [--order total|semantic] [--linearizable-reads]
+                              [--bootstrap | --join] [--stack strong|weak] [--order total|semantic] [--linearizable-reads] [--encrypt]
                               [--password <p> | CONSUL_DIRECTORY_PASSWORD=<p>] [--group directory]
                               [--suspect-after-ms 1000] [--checkpoint-every-waves 1024] [--write-timeout-ms 10000]
                               [--log-level warn]
        consul-directory cluster [--replicas 3] [--base-port 6380] [--dir <dir>] [--stack strong|weak]
-                              [--order total|semantic] [--linearizable-reads] [--password <p>]`
+                              [--order total|semantic] [--linearizable-reads] [--encrypt] [--password <p>]`
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -139,7 +144,7 @@ export function parseServeArgs(
       'write-timeout-ms',
       'log-level',
     ],
-    ['linearizable-reads', 'bootstrap', 'join'],
+    ['linearizable-reads', 'bootstrap', 'join', 'encrypt'],
   )
   if (flags.has('bootstrap') && flags.has('join'))
     throw new ConfigError('--bootstrap and --join exclude each other')
@@ -177,6 +182,7 @@ export function parseServeArgs(
     stack: oneOf(flags.get('stack'), '--stack', ['strong', 'weak'] as const),
     order: oneOf(flags.get('order'), '--order', ['total', 'semantic'] as const),
     linearizableReads: flags.has('linearizable-reads'),
+    encrypt: flags.has('encrypt'),
     init: flags.has('bootstrap') ? 'bootstrap' : flags.has('join') ? 'join' : undefined,
     ...(password === undefined ? {} : { password }),
     suspectAfterMs: positive(flags.get('suspect-after-ms'), '--suspect-after-ms', 1_000),
@@ -204,4 +210,44 @@ export function keyFromFile(contents: Uint8Array): Uint8Array {
   const key = /^(?:[0-9a-fA-F]{2})+$/.test(text) ? Buffer.from(text, 'hex') : contents
   if (key.byteLength < 16) throw new ConfigError('the group key must be at least 16 bytes')
   return key
+}
+
+/** One key of the group's keyring (the UDP transport's `GroupKey`). */
+export interface RingKey {
+  readonly id: number
+  readonly key: Uint8Array
+}
+
+const RING_LINE = /^(\d{1,3}):((?:[0-9a-fA-F]{2})+)$/
+
+/**
+ * A key file's keyring: lines `<id>:<hex>` (id 0–255, each key ≥ 16 bytes; blank lines and
+ * `#` comments skipped) — the form a rotation uses (add the new id everywhere, `SIGHUP`, wait,
+ * drop the old one, `SIGHUP`) — or a single key as `keyFromFile` reads it, which is id 0.
+ * Throws `ConfigError` saying which line is wrong.
+ */
+export function keyringFromFile(contents: Uint8Array): RingKey[] {
+  const text = Buffer.from(contents).toString('utf8')
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('#'))
+  // A keyring starts with an `<id>:` line; anything else is one key (raw bytes that happen to
+  // begin with digits and a colon would be misread: give such a key in hex).
+  if (!/^\d{1,3}:/.test(lines[0] ?? ''))
+    return [{ id: 0, key: new Uint8Array(keyFromFile(contents)) }]
+  const ring: RingKey[] = []
+  for (const [i, line] of lines.entries()) {
+    const m = RING_LINE.exec(line)
+    if (m === null) throw new ConfigError(`key file line ${i + 1}: not <id>:<hex key>`)
+    const id = Number(m[1])
+    const key = Buffer.from(m[2]!, 'hex')
+    if (id > 255) throw new ConfigError(`key file line ${i + 1}: key id ${id} is over 255`)
+    if (key.byteLength < 16)
+      throw new ConfigError(`key file line ${i + 1}: the key must be at least 16 bytes`)
+    if (ring.some((k) => k.id === id))
+      throw new ConfigError(`key file line ${i + 1}: key id ${id} appears twice`)
+    ring.push({ id, key: new Uint8Array(key) })
+  }
+  return ring
 }

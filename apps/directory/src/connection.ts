@@ -51,6 +51,12 @@ export interface ReplicaStatus {
   readonly applied: number
   /** A state transfer's progress, while one runs. */
   readonly transfer?: { readonly bytes: number; readonly total: number | undefined }
+  /** The group's datagrams: encrypted or only authenticated, the keyring's ids, peers behind. */
+  readonly transport?: {
+    readonly encrypted: boolean
+    readonly keyIds: readonly number[]
+    readonly peersBehind: number
+  }
 }
 
 /** What connections share: the group, the options, the counters. */
@@ -653,6 +659,13 @@ export class Connection {
         `uncertain:${c.uncertain}`,
         `timed_out:${c.timedOut}`,
         `protocol_errors:${c.protocolErrors}`,
+        ...(status.transport === undefined
+          ? []
+          : [
+              `transport:${status.transport.encrypted ? 'aead' : 'hmac'}`,
+              `transport_keys:${status.transport.keyIds.join(',')}`,
+              `transport_peers_behind:${status.transport.peersBehind}`,
+            ]),
         '',
       )
     }

@@ -16,9 +16,11 @@
 export {
   ConfigError,
   keyFromFile,
+  keyringFromFile,
   type PeerAddress,
   parseServeArgs,
   type ReplicaConfig,
+  type RingKey,
   USAGE,
 } from './config.js'
 export {

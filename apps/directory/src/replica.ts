@@ -6,6 +6,7 @@
  * restart from a fetched checkpoint included).
  */
 import { createHash } from 'node:crypto'
+import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { joinGroup } from '@consul/recovery'
 import { recoverReady } from '@consul/restart'
@@ -20,7 +21,7 @@ import {
   RECOVERY,
   untilActive,
 } from '@consul/xkernel'
-import type { ReplicaConfig } from './config.js'
+import type { ReplicaConfig, RingKey } from './config.js'
 import type { ReplicaStatus } from './connection.js'
 import { type DirectoryServer, serveDirectory } from './server.js'
 import { strongStack } from './stacks/strong.js'
@@ -60,11 +61,20 @@ export interface RunningDirectory {
   readonly restored: boolean
   status(): ReplicaStatus
   dump(): DirectoryDump | undefined
+  /**
+   * Replaces the group's keyring (a rotation: add the new id on every replica, wait until
+   * `INFO consul` shows `transport_peers_behind:0` everywhere, then drop the old one). Throws
+   * the transport's error for a bad ring, keeping the one it had.
+   */
+  setKeys(keys: readonly RingKey[]): void
   stop(): Promise<void>
 }
 
 export interface StartOptions {
-  readonly key: Uint8Array
+  /** The group key (id 0) … */
+  readonly key?: Uint8Array
+  /** … or the keyring (`keyringFromFile`); one of the two is required. */
+  readonly keys?: readonly RingKey[]
   /** Supervisor tick (ms). Default 100. */
   readonly tickMs?: number
   readonly logger?: Logger
@@ -77,12 +87,19 @@ export async function startDirectoryReplica(
   const logger = options.logger ?? createLogger({ level: config.logLevel })
   const log = logger.child({ host: config.self, group: config.group })
   const me = config.peers[config.self]!
+  const keys =
+    options.keys ?? (options.key === undefined ? undefined : [{ id: 0, key: options.key }])
+  if (keys === undefined || keys.length === 0)
+    throw new Error('startDirectoryReplica: a group key (key or keys) is required')
   const transport = await udp({
     self: config.self,
     peers: config.peers,
     port: me.port,
     host: me.host,
-    key: options.key,
+    keys,
+    encrypt: config.encrypt,
+    // Each start's epoch above the last one, durably, even if the clock steps back.
+    epochFile: join(config.dataDir, 'transport-epoch'),
     groupId: config.group,
     logger,
   })
@@ -137,6 +154,8 @@ export async function startDirectoryReplica(
     }
     const transfer = state === 'transferring' ? r?.transfer() : undefined
     const d = state === 'active' ? (dispatcher()?.state() as Directory | undefined) : undefined
+    const keys = transport.keyStatus()
+    const newest = keys.held[keys.held.length - 1]
     return {
       self: config.self,
       stack: config.stack,
@@ -144,6 +163,12 @@ export async function startDirectoryReplica(
       recovery: state,
       view,
       applied: d?.applied ?? 0,
+      transport: {
+        encrypted: config.encrypt,
+        keyIds: keys.held,
+        // Peers not yet heard advertising this replica's newest key (a rotation under way).
+        peersBehind: Object.values(keys.peers).filter((p) => p.peerNewest !== newest).length,
+      },
       ...(transfer === undefined
         ? {}
         : {
@@ -213,6 +238,7 @@ export async function startDirectoryReplica(
       const d = dispatcher()?.state() as Directory | undefined
       return d === undefined ? undefined : dumpDirectory(d)
     },
+    setKeys: (next) => transport.setKeys(next),
     stop: async () => {
       clearInterval(tick)
       await server.close()

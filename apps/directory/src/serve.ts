@@ -7,18 +7,25 @@
  * `{ type: 'state', status, dump }`.
  */
 import { readFileSync } from 'node:fs'
-import { ConfigError, keyFromFile, parseServeArgs, type ReplicaConfig, USAGE } from './config.js'
+import {
+  ConfigError,
+  keyringFromFile,
+  parseServeArgs,
+  type ReplicaConfig,
+  type RingKey,
+  USAGE,
+} from './config.js'
 import { type RunningDirectory, startDirectoryReplica } from './replica.js'
 
 export async function serve(args: readonly string[]): Promise<void> {
   let config: ReplicaConfig
-  let key: Uint8Array
+  let keys: RingKey[]
   try {
     config = parseServeArgs(args, process.env)
-    key =
+    keys =
       config.keyFile !== undefined
-        ? keyFromFile(readFileSync(config.keyFile))
-        : Buffer.from(config.keyHex!, 'hex')
+        ? keyringFromFile(readFileSync(config.keyFile))
+        : [{ id: 0, key: Buffer.from(config.keyHex!, 'hex') }]
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     process.stderr.write(`consul-directory: ${error.message}\n${USAGE}\n`)
@@ -42,10 +49,31 @@ export async function serve(args: readonly string[]): Promise<void> {
   }
   process.on('SIGTERM', () => void shutdown())
   process.on('SIGINT', () => void shutdown())
+  // A key rotation: re-read the key file and replace the keyring (a bad file keeps the old one).
+  process.on('SIGHUP', () => {
+    const file = config.keyFile
+    if (file === undefined) {
+      process.stderr.write(
+        `consul-directory ${config.self}: SIGHUP ignored: the key came from CONSUL_GROUP_KEY, not a --key-file\n`,
+      )
+      return
+    }
+    try {
+      const ring = keyringFromFile(readFileSync(file))
+      running?.setKeys(ring)
+      process.stdout.write(
+        `consul-directory ${config.self}: keyring reloaded from ${file}: ids ${ring.map((k) => k.id).join(',')}\n`,
+      )
+    } catch (error) {
+      process.stderr.write(
+        `consul-directory ${config.self}: keyring not reloaded (${String(error)}); the old one stays\n`,
+      )
+    }
+  })
   // Started by a launcher that went away (its channel closed): do not outlive it.
   process.on('disconnect', () => void shutdown())
   try {
-    running = await startDirectoryReplica(config, { key })
+    running = await startDirectoryReplica(config, { keys })
     process.stdout.write(
       `consul-directory ${config.self}: Redis protocol on ${config.listen.host}:${running.port} ` +
         `(${config.stack} stack, ${config.order} order, ${config.linearizableReads ? 'linearizable' : 'local'} reads; ` +

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, keyFromFile, parseServeArgs } from '../src/config.js'
+import { ConfigError, keyFromFile, keyringFromFile, parseServeArgs } from '../src/config.js'
 
 const env = { CONSUL_GROUP_KEY: 'ab'.repeat(16) }
 const base = [
@@ -23,6 +23,7 @@ describe('consul-directory serve arguments', () => {
       stack: 'strong',
       order: 'total',
       linearizableReads: false,
+      encrypt: false,
       init: undefined,
       suspectAfterMs: 1000,
       checkpointEveryWaves: 1024,
@@ -84,5 +85,37 @@ describe('consul-directory serve arguments', () => {
     expect(keyFromFile(Buffer.from(`${'01'.repeat(16)}\n`))).toEqual(
       Buffer.from('01'.repeat(16), 'hex'),
     )
+  })
+
+  it('--encrypt switches the group to AEAD; it takes no value', () => {
+    expect(parseServeArgs([...base, '--encrypt'], env).encrypt).toBe(true)
+    expect(() => parseServeArgs([...base, '--encrypt=yes'], env)).toThrow(/takes no value/)
+  })
+})
+
+describe('key files', () => {
+  const a = '0a'.repeat(32)
+  const b = '0b'.repeat(16)
+  it('a single key (hex or raw) is the keyring of id 0', () => {
+    expect(keyringFromFile(Buffer.from(`${a}\n`))).toEqual([
+      { id: 0, key: new Uint8Array(Buffer.from(a, 'hex')) },
+    ])
+    const raw = Buffer.alloc(20, 7)
+    expect(keyringFromFile(raw)).toEqual([{ id: 0, key: new Uint8Array(raw) }])
+  })
+
+  it('<id>:<hex> lines are a keyring (comments and blank lines skipped)', () => {
+    const ring = keyringFromFile(Buffer.from(`# rotation to 1\n0:${a}\n\n 1:${b} \r\n`))
+    expect(ring.map((k) => k.id)).toEqual([0, 1])
+    expect(Buffer.from(ring[1]!.key).toString('hex')).toBe(b)
+  })
+
+  it('a bad keyring names its line', () => {
+    const bad = (text: string) => () => keyringFromFile(Buffer.from(text))
+    expect(bad(`0:${a}\nnope`)).toThrow(/line 2: not <id>:<hex key>/)
+    expect(bad(`256:${a}`)).toThrow(/line 1: key id 256 is over 255/)
+    expect(bad(`3:${'ab'.repeat(15)}`)).toThrow(/line 1: the key must be at least 16 bytes/)
+    expect(bad(`1:${a}\n1:${b}`)).toThrow(/line 2: key id 1 appears twice/)
+    expect(bad(`0:${a}\nx:${b}`)).toThrow(ConfigError)
   })
 })
