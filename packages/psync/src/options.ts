@@ -25,6 +25,23 @@ export interface PsyncOptions {
   /** Largest payload `send` accepts. Default 1 MiB. */
   readonly maxPayloadBytes?: number
   /**
+   * What retransmission answers and re-sends to one peer may cost, in bytes per second (each
+   * message: its frame plus 64 bytes of datagram overhead). Over budget, an answer is deferred
+   * and sent as the budget refills. `Infinity` turns the budget off. Default 1 MiB.
+   */
+  readonly repairBytesPerSecondPerPeer?: number
+  /**
+   * The most one peer may make us send at once (the bucket's size), and the most one request
+   * is answered with (at least one message; the requester asks again for the rest).
+   * `Infinity` turns the budget off. Default 256 KiB.
+   */
+  readonly repairBurstBytes?: number
+  /**
+   * A peer's restart is answered (LEAVES) at most once per this interval; repeats within it are
+   * coalesced into one answer at its end. 0: every RESTART is answered at once. Default 100.
+   */
+  readonly restartAnswerIntervalMs?: number
+  /**
    * Keep this many complete waves and prune stable messages below them — but never above the
    * floor checkpointing declared with `setPruneFloor`, once it has. Without checkpointing it
    * bounds the log, and a member restarted after pruning cannot replay the pruned waves: its
@@ -50,6 +67,9 @@ export interface ResolvedOptions {
   readonly heldExpiryMs: number
   readonly maxPayloadBytes: number
   readonly maxRetransmitBatch: number
+  readonly repairBytesPerSecondPerPeer: number
+  readonly repairBurstBytes: number
+  readonly restartAnswerIntervalMs: number
   readonly retainWaves: number | undefined
   readonly pruneEveryMs: number
   readonly delivery: 'callback' | 'iterator'
@@ -65,6 +85,17 @@ export function resolveOptions(options: PsyncOptions = {}): ResolvedOptions {
       throw new PsyncError(
         'INVALID_ARGUMENT',
         `psync option ${name} must be a finite number >= ${min}, got ${String(value)}`,
+      )
+    }
+    return value
+  }
+  // A budget: a positive number of bytes, or Infinity (off). 0 would stop answering for good.
+  const budget = (name: keyof PsyncOptions, fallback: number): number => {
+    const value = options[name] ?? fallback
+    if (typeof value !== 'number' || Number.isNaN(value) || value < 1) {
+      throw new PsyncError(
+        'INVALID_ARGUMENT',
+        `psync option ${name} must be a number >= 1 (bytes), or Infinity to turn the repair budget off, got ${String(value)}`,
       )
     }
     return value
@@ -95,6 +126,9 @@ export function resolveOptions(options: PsyncOptions = {}): ResolvedOptions {
     heldExpiryMs: positive('heldExpiryMs', 60_000, 1),
     maxPayloadBytes: positive('maxPayloadBytes', 1024 * 1024, 0),
     maxRetransmitBatch: positive('maxRetransmitBatch', 256, 1),
+    repairBytesPerSecondPerPeer: budget('repairBytesPerSecondPerPeer', 1024 * 1024),
+    repairBurstBytes: budget('repairBurstBytes', 256 * 1024),
+    restartAnswerIntervalMs: positive('restartAnswerIntervalMs', 100),
     retainWaves,
     pruneEveryMs: positive('pruneEveryMs', 100, 1),
     delivery,

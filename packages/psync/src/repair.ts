@@ -3,16 +3,26 @@
  * answering peers' requests. An answer carries the requested messages and everything of
  * their causal past the requester lacks (above its `have` vector), oldest depth first, so a
  * member that fell behind catches up in one round trip instead of walking the chain back one
- * message at a time — at most `maxRetransmitBatch` messages; the rest is asked for again.
+ * message at a time — at most `maxRetransmitBatch` messages and `repairBurstBytes` of them;
+ * the rest is asked for again.
+ *
+ * Answers are paid from the requester's budget (`peer-budget.ts`): one small request must not
+ * make a member send without bound. What the budget cannot pay now is deferred, not refused —
+ * sent as the bucket refills — so repair under heavy loss still converges (a refused answer
+ * would only come back as the same request after a backoff). A newer request from the same
+ * peer supersedes what was deferred for it: it says what the peer lacks now.
  *
  * Invariants: own messages not yet durable are never sent (they follow once on the wire); a
  * want is dropped once nothing needs it (its held messages expired, it became void, it
- * arrived); the timer is armed for the earliest due want.
+ * arrived); the timer is armed for the earliest due want; at most one answer is deferred per
+ * peer (at most `maxRetransmitBatch` messages), with a timer armed for when its next message
+ * fits the budget.
  */
 import { MessageBuffer, type Timer } from '@consul/xkernel'
 import { encodeRequest, type Ref, wireMessage } from './codec.js'
 import type { GraphNode } from './context-graph.js'
 import type { Conversation } from './conversation.js'
+import { PeerBudget } from './peer-budget.js'
 
 /** Refs per REQUEST frame. */
 const REFS_PER_REQUEST = 512
@@ -20,12 +30,20 @@ const REFS_PER_REQUEST = 512
 export class Repair {
   private timer: Timer | undefined
   private timerAt = Number.POSITIVE_INFINITY
+  /** The part of each peer's last answer the budget could not pay yet, oldest depth first. */
+  private readonly deferred: (GraphNode[] | undefined)[]
+  private readonly deferredTimers: (Timer | undefined)[]
 
   constructor(
     private readonly c: Conversation,
+    /** What answers (and re-sends) to each peer may cost. */
+    private readonly budget: PeerBudget,
     /** The want is still needed for a reason outside the wants themselves (own, parked …). */
     private readonly skip: (ref: Ref) => boolean = () => false,
-  ) {}
+  ) {
+    this.deferred = new Array<GraphNode[] | undefined>(c.members.size).fill(undefined)
+    this.deferredTimers = new Array<Timer | undefined>(c.members.size).fill(undefined)
+  }
 
   /** (Re)arms the request timer for the earliest due want. */
   arm(): void {
@@ -95,8 +113,81 @@ export class Repair {
   answer(refs: readonly Ref[], have: readonly number[], from: number): void {
     const c = this.c
     const batch = requestAnswer(c, refs, have)
-    for (const node of batch) c.net.send(c.members.name(from), wireMessage(node))
-    c.counters.inc('retransmitted', batch.length)
+    if (this.budget.unlimited) {
+      for (const node of batch) c.net.send(c.members.name(from), wireMessage(node))
+      c.counters.inc('retransmitted', batch.length)
+      return
+    }
+    // One request makes us send at most the burst (at least one message): the rest is asked
+    // for again, once the requester has taken this in.
+    let bytes = 0
+    let cut = 0
+    const wire = batch.map(wireMessage)
+    while (cut < batch.length) {
+      bytes += PeerBudget.cost(wire[cut]!.length)
+      if (cut > 0 && bytes > c.options.repairBurstBytes) break
+      cut++
+    }
+    if (cut < batch.length) c.counters.inc('retransmitCapped', batch.length - cut)
+    const previous = this.deferred[from]
+    if (previous !== undefined) c.counters.inc('retransmitSuperseded', previous.length)
+    const { rest } = this.pay(from, batch.slice(0, cut), wire)
+    if (rest.length > 0) c.counters.inc('retransmitThrottled', rest.length)
+    this.defer(from, rest)
+  }
+
+  /**
+   * Sends `nodes` to `q` (oldest first) while its budget pays; returns how many it sent and
+   * what it could not pay. `wire`: their frames, when already encoded.
+   */
+  private pay(
+    q: number,
+    nodes: readonly GraphNode[],
+    wire?: readonly MessageBuffer[],
+  ): { sent: number; rest: GraphNode[] } {
+    const c = this.c
+    const now = c.ctx.clock.now()
+    let sent = 0
+    let rest: GraphNode[] = []
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]!
+      // Pruned since it was deferred: stable, so the requester holds it.
+      if (wire === undefined && c.graph.get(node.sender, node.seq) !== node) continue
+      const msg = wire?.[i] ?? wireMessage(node)
+      if (!this.budget.spend(q, PeerBudget.cost(msg.length), now)) {
+        rest = nodes.slice(i)
+        break
+      }
+      c.net.send(c.members.name(q), msg)
+      sent++
+    }
+    c.counters.inc('retransmitted', sent)
+    return { sent, rest }
+  }
+
+  /** Keeps `rest` for `q` and arms a timer for when its first message fits the budget. */
+  private defer(q: number, rest: GraphNode[]): void {
+    this.deferredTimers[q]?.cancel()
+    this.deferredTimers[q] = undefined
+    if (rest.length === 0 || this.c.closed) {
+      this.deferred[q] = undefined
+      return
+    }
+    this.deferred[q] = rest
+    const c = this.c
+    const wait = this.budget.waitMs(
+      q,
+      PeerBudget.cost(wireMessage(rest[0]!).length),
+      c.ctx.clock.now(),
+    )
+    this.deferredTimers[q] = c.ctx.clock.setTimer(Math.max(1, Math.ceil(wait)), () => {
+      this.deferredTimers[q] = undefined
+      const queued = this.deferred[q]
+      if (queued === undefined || c.closed) return
+      const { sent, rest } = this.pay(q, queued)
+      c.counters.inc('retransmitDeferred', sent)
+      this.defer(q, rest)
+    })
   }
 }
 

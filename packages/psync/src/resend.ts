@@ -4,15 +4,20 @@
  * latest own message gets again what it is known to lack — the own messages above what it
  * acknowledged, the newest `RESEND_BATCH` of them — with per-peer backoff (`backoff.ts`);
  * the peer then asks for anything older it still lacks, in one request. A peer heard again
- * after a silence starts its backoff over.
+ * after a silence starts its backoff over. Re-sends are paid from the peer's budget
+ * (`peer-budget.ts`, shared with retransmission answers): a peer that keeps going silent and
+ * speaking again — each time resetting the backoff — cannot make us re-send without bound.
+ * What the budget cannot pay is left out, the oldest first (counted `resendThrottled`): the
+ * newest tells the peer what to ask for, and the next round carries the rest.
  *
  * Invariants: nothing is re-sent that was not on the wire already; `ackedAt[q]` only grows;
  * the timer runs only while some counted peer lags.
  */
-import type { Timer } from '@consul/xkernel'
+import type { MessageBuffer, Timer } from '@consul/xkernel'
 import { retryDelay } from './backoff.js'
 import { wireMessage } from './codec.js'
 import type { Conversation } from './conversation.js'
+import { PeerBudget } from './peer-budget.js'
 
 /** Most own messages re-sent at once to a peer that lacks them (it asks for the rest). */
 export const RESEND_BATCH = 32
@@ -25,7 +30,10 @@ export class OwnResender {
   private readonly resentAt: number[]
   private timer: Timer | undefined
 
-  constructor(private readonly c: Conversation) {
+  constructor(
+    private readonly c: Conversation,
+    private readonly budget: PeerBudget,
+  ) {
     const n = c.members.size
     this.ackedAt = new Array<number>(n).fill(0)
     this.attempts = new Array<number>(n).fill(0)
@@ -76,11 +84,15 @@ export class OwnResender {
       this.resentAt[q] = now
       this.attempts[q]!++
       const from = Math.max(acked, last.seq - RESEND_BATCH, c.graph.prunedSeq[c.members.self]!)
-      let count = 0
-      for (const node of c.graph.range(c.members.self, from, last.seq)) {
-        c.net.send(c.members.name(q), wireMessage(node))
-        count++
-      }
+      const wire: MessageBuffer[] = []
+      for (const node of c.graph.range(c.members.self, from, last.seq)) wire.push(wireMessage(node))
+      // Paid newest first, sent oldest first.
+      let first = wire.length
+      while (first > 0 && this.budget.spend(q, PeerBudget.cost(wire[first - 1]!.length), now))
+        first--
+      if (first > 0) c.counters.inc('resendThrottled', first)
+      const count = wire.length - first
+      for (let i = first; i < wire.length; i++) c.net.send(c.members.name(q), wire[i]!)
       c.counters.inc('resent', count)
       c.ctx.events.emit('psync.retransmitting', {
         group: c.ctx.group.port,

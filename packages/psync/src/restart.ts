@@ -14,6 +14,14 @@
  * found, never from what happened to be inserted; an exclusion re-applied before the start
  * voids the same messages as before the crash; LEAVES are believed only while restarting
  * and only within bounds (absurd seqs, or more than `MAX_OWN_LOSS` own messages, drop them).
+ *
+ * Answering: a RESTART is one byte and its LEAVES answer is O(members), so a peer that
+ * repeats RESTART (a restart loop, a storm) is answered at most once per
+ * `restartAnswerIntervalMs`; the repeats in between are coalesced into one answer at the end
+ * of the interval (computed then, so it is current), never dropped — a restarting member
+ * whose answer was lost still gets one.
+ * Invariant: at most one LEAVES per peer per `restartAnswerIntervalMs`, and a RESTART is
+ * answered within that interval.
  */
 import { MessageBuffer, type Timer } from '@consul/xkernel'
 import { encodeLeaves, encodeRestart, type Ref } from './codec.js'
@@ -33,6 +41,10 @@ const NAMED_WANT_LIMIT = 8
 export class RestartHandshake {
   restarting = false
   private timer: Timer | undefined
+  /** When each peer's restart was last answered. */
+  private readonly answeredAt: number[]
+  /** A coalesced answer due to each peer at the end of its interval. */
+  private readonly answerTimers: (Timer | undefined)[]
 
   constructor(
     private readonly c: Conversation,
@@ -41,7 +53,10 @@ export class RestartHandshake {
     private readonly absurd: (p: number, seq: number) => boolean,
     /** Re-applies an exclusion the log recorded (`exclude` with `stored`). */
     private readonly reapplyExclusion: (p: number, cut: number) => void,
-  ) {}
+  ) {
+    this.answeredAt = new Array<number>(c.members.size).fill(Number.NEGATIVE_INFINITY)
+    this.answerTimers = new Array<Timer | undefined>(c.members.size).fill(undefined)
+  }
 
   /**
    * Rebuilds the graph from the log; returns how many messages it restored (at least 1 when
@@ -170,8 +185,29 @@ export class RestartHandshake {
     this.timer = this.c.ctx.clock.setTimer(this.c.options.restartRetryMs, () => this.sendRestart())
   }
 
-  /** A peer restarted: tell it our leaves and how far we hold everyone's messages. */
+  /**
+   * A peer restarted: tell it our leaves and how far we hold everyone's messages — now, or,
+   * answered less than `restartAnswerIntervalMs` ago, once at the end of the interval.
+   */
   answer(from: number): void {
+    const c = this.c
+    const now = c.ctx.clock.now()
+    const since = now - this.answeredAt[from]!
+    const interval = c.options.restartAnswerIntervalMs
+    if (since >= interval) {
+      this.sendLeaves(from)
+      return
+    }
+    c.counters.inc('restartAnswersCoalesced')
+    if (this.answerTimers[from] !== undefined) return
+    this.answerTimers[from] = c.ctx.clock.setTimer(interval - since, () => {
+      this.answerTimers[from] = undefined
+      if (!c.closed) this.sendLeaves(from)
+    })
+  }
+
+  private sendLeaves(from: number): void {
+    this.answeredAt[from] = this.c.ctx.clock.now()
     this.c.counters.inc('restartsAnswered')
     this.c.net.send(
       this.c.members.name(from),

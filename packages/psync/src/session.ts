@@ -38,6 +38,7 @@ import { MemberList } from './members.js'
 import type { ResolvedOptions } from './options.js'
 import { OwnChain } from './own-chain.js'
 import { ParkedMessages } from './parked.js'
+import { PeerBudget } from './peer-budget.js'
 import { Receiver } from './receive.js'
 import { Repair } from './repair.js'
 import { OwnResender } from './resend.js'
@@ -114,8 +115,10 @@ export class PsyncSession implements Conversation {
     this.delivery = new Delivery(ctx, this.members.names, delivery === 'iterator')
     this.parked = new ParkedMessages(options.maxHeld)
     // A want for a parked message is answered by the decision, not by asking for it again.
-    this.repair = new Repair(this, (r) => this.parked.has(r.member, r.seq))
-    this.resender = new OwnResender(this)
+    // One budget per peer for everything its frames make us send (answers, re-sends).
+    const budget = new PeerBudget(n, options.repairBytesPerSecondPerPeer, options.repairBurstBytes)
+    this.repair = new Repair(this, budget, (r) => this.parked.has(r.member, r.seq))
+    this.resender = new OwnResender(this, budget)
     this.restart = new RestartHandshake(
       this,
       this.repair,
