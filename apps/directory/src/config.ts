@@ -1,5 +1,7 @@
 /** `consul-directory serve`'s command line, parsed and checked (pure: files and environment are read by the caller). */
 
+import { type GroupKey, readKeyring } from '@consul/transport-udp'
+
 export interface PeerAddress {
   readonly host: string
   readonly port: number
@@ -213,41 +215,18 @@ export function keyFromFile(contents: Uint8Array): Uint8Array {
 }
 
 /** One key of the group's keyring (the UDP transport's `GroupKey`). */
-export interface RingKey {
-  readonly id: number
-  readonly key: Uint8Array
-}
-
-const RING_LINE = /^(\d{1,3}):((?:[0-9a-fA-F]{2})+)$/
+export type RingKey = GroupKey
 
 /**
- * A key file's keyring: lines `<id>:<hex>` (id 0–255, each key ≥ 16 bytes; blank lines and
- * `#` comments skipped) — the form a rotation uses (add the new id everywhere, `SIGHUP`, wait,
- * drop the old one, `SIGHUP`) — or a single key as `keyFromFile` reads it, which is id 0.
- * Throws `ConfigError` saying which line is wrong.
+ * A key file's keyring (`readKeyring` of `@consul/transport-udp`): lines `<id>:<hex>` (id
+ * 0–255, each key ≥ 16 bytes; blank lines and `#` comments skipped) — the form a rotation uses
+ * (add the new id everywhere, `SIGHUP`, wait, drop the old one, `SIGHUP`) — or a single key as
+ * `keyFromFile` reads it, which is id 0. Throws `ConfigError` saying which line is wrong.
  */
 export function keyringFromFile(contents: Uint8Array): RingKey[] {
-  const text = Buffer.from(contents).toString('utf8')
-  const lines = text
-    .split(/\r?\n/)
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !l.startsWith('#'))
-  // A keyring starts with an `<id>:` line; anything else is one key (raw bytes that happen to
-  // begin with digits and a colon would be misread: give such a key in hex).
-  if (!/^\d{1,3}:/.test(lines[0] ?? ''))
-    return [{ id: 0, key: new Uint8Array(keyFromFile(contents)) }]
-  const ring: RingKey[] = []
-  for (const [i, line] of lines.entries()) {
-    const m = RING_LINE.exec(line)
-    if (m === null) throw new ConfigError(`key file line ${i + 1}: not <id>:<hex key>`)
-    const id = Number(m[1])
-    const key = Buffer.from(m[2]!, 'hex')
-    if (id > 255) throw new ConfigError(`key file line ${i + 1}: key id ${id} is over 255`)
-    if (key.byteLength < 16)
-      throw new ConfigError(`key file line ${i + 1}: the key must be at least 16 bytes`)
-    if (ring.some((k) => k.id === id))
-      throw new ConfigError(`key file line ${i + 1}: key id ${id} appears twice`)
-    ring.push({ id, key: new Uint8Array(key) })
+  try {
+    return readKeyring(contents)
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error))
   }
-  return ring
 }

@@ -36,6 +36,8 @@ export interface ClusterOptions {
   /** Where the replicas' output goes: inherited (default) or dropped. */
   readonly output?: 'inherit' | 'ignore'
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error'
+  /** `--encrypt`: the group's datagrams encrypted (AEAD). Default false. */
+  readonly encrypt?: boolean
 }
 
 export interface ReplicaState {
@@ -169,6 +171,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
             String(options.checkpointEveryWaves ?? 64),
             '--log-level',
             options.logLevel ?? 'error',
+            ...(options.encrypt ? ['--encrypt'] : []),
           ],
           {
             execArgv: script.execArgv,

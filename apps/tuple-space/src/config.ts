@@ -1,5 +1,7 @@
 /** The server's command line, parsed and checked (pure: the file and environment are read by the caller). */
 
+import { type GroupKey, readKeyring } from '@consul/transport-udp'
+
 export interface PeerAddress {
   readonly host: string
   readonly port: number
@@ -14,12 +16,17 @@ export interface ReplicaConfig {
   readonly listen: PeerAddress
   /** The LMDB directory. */
   readonly dataDir: string
-  /** The group key: read from this file (hex, or at least 16 raw bytes) … */
+  /**
+   * The group key: read from this file (hex, or at least 16 raw bytes), or a keyring of
+   * `<id>:<hex>` lines (`keyringFromFile`; re-read on `SIGHUP` for a rotation) …
+   */
   readonly keyFile?: string
   /** … or given in hex (the `CONSUL_GROUP_KEY` environment variable). */
   readonly keyHex?: string
   /** The group's port name (and the UDP group id). Default `tuple-space`. */
   readonly group: string
+  /** `--encrypt`: the group's datagrams are encrypted (AEAD) instead of only authenticated. */
+  readonly encrypt: boolean
   readonly suspectAfterMs: number
   readonly checkpointEveryWaves: number
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
@@ -27,7 +34,7 @@ export interface ReplicaConfig {
 
 export const USAGE = `usage: consul-tuple-space --self <id> --peers <id>=<host>:<port>,… --listen [<host>:]<port>
                           --data <dir> (--key-file <file> | CONSUL_GROUP_KEY=<hex>)
-                          [--group tuple-space] [--suspect-after-ms 1000]
+                          [--group tuple-space] [--encrypt] [--suspect-after-ms 1000]
                           [--checkpoint-every-waves 64] [--log-level warn]`
 
 export class ConfigError extends Error {
@@ -76,6 +83,11 @@ export function parseArgs(
     if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}`)
     const eq = arg.indexOf('=')
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq)
+    if (name === 'encrypt') {
+      if (eq >= 0) throw new ConfigError('--encrypt takes no value')
+      flags.set(name, 'true')
+      continue
+    }
     const value = eq < 0 ? argv[++i] : arg.slice(eq + 1)
     if (value === undefined) throw new ConfigError(`--${name} takes a value`)
     flags.set(name, value)
@@ -87,6 +99,7 @@ export function parseArgs(
     'data',
     'key-file',
     'group',
+    'encrypt',
     'suspect-after-ms',
     'checkpoint-every-waves',
     'log-level',
@@ -124,6 +137,7 @@ export function parseArgs(
     dataDir: need('data'),
     ...(keyFile === undefined ? { keyHex: keyHex! } : { keyFile }),
     group: flags.get('group') ?? 'tuple-space',
+    encrypt: flags.has('encrypt'),
     suspectAfterMs: positive(flags.get('suspect-after-ms'), '--suspect-after-ms', 1_000),
     checkpointEveryWaves: positive(
       flags.get('checkpoint-every-waves'),
@@ -140,4 +154,21 @@ export function keyFromFile(contents: Uint8Array): Uint8Array {
   const key = /^(?:[0-9a-fA-F]{2})+$/.test(text) ? Buffer.from(text, 'hex') : contents
   if (key.byteLength < 16) throw new ConfigError('the group key must be at least 16 bytes')
   return key
+}
+
+/** One key of the group's keyring (the UDP transport's `GroupKey`). */
+export type RingKey = GroupKey
+
+/**
+ * A key file's keyring (`readKeyring` of `@consul/transport-udp`): lines `<id>:<hex>` (id
+ * 0–255, each key ≥ 16 bytes; blank lines and `#` comments skipped) — what a rotation edits
+ * (add the new id everywhere, `SIGHUP`, wait, drop the old one, `SIGHUP`) — or a single key as
+ * `keyFromFile` reads it, which is id 0. Throws `ConfigError` saying which line is wrong.
+ */
+export function keyringFromFile(contents: Uint8Array): RingKey[] {
+  try {
+    return readKeyring(contents)
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error))
+  }
 }

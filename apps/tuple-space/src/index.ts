@@ -27,7 +27,15 @@ export {
   type TupleSpace,
   type WaitOptions,
 } from './client.js'
-export { ConfigError, keyFromFile, parseArgs, type ReplicaConfig, USAGE } from './config.js'
+export {
+  ConfigError,
+  keyFromFile,
+  keyringFromFile,
+  parseArgs,
+  type ReplicaConfig,
+  type RingKey,
+  USAGE,
+} from './config.js'
 export { ERROR_CODES, TupleSpaceError, type TupleSpaceErrorCode } from './errors.js'
 export {
   type ClaimResult,

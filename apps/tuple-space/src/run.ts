@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import type { Server } from 'node:net'
+import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { recoverReady } from '@consul/restart'
 import { lmdbStorage } from '@consul/storage-lmdb'
@@ -19,7 +20,7 @@ import {
   RECOVERY,
   untilActive,
 } from '@consul/xkernel'
-import type { ReplicaConfig } from './config.js'
+import type { ReplicaConfig, RingKey } from './config.js'
 import { type SpaceState, snapshotSpace } from './machine.js'
 import { templateToJson, tupleToJson } from './protocol.js'
 import { TupleSpaceReplica } from './replica.js'
@@ -75,11 +76,16 @@ export interface RunningReplica {
   /** Membership's view now (`null` while the group is re-created). */
   view(): { id: number; configuration: number; members: readonly string[] } | null
   dump(): ReplicaDump | undefined
+  /** Replaces the group's keyring (a rotation; throws for a bad ring, keeping the old one). */
+  setKeys(keys: readonly RingKey[]): void
   stop(): Promise<void>
 }
 
 export interface StartOptions {
-  readonly key: Uint8Array
+  /** The group key (id 0) … */
+  readonly key?: Uint8Array
+  /** … or the keyring (`keyringFromFile`); one of the two is required. */
+  readonly keys?: readonly RingKey[]
   /** Supervisor tick (ms). Default 100. */
   readonly tickMs?: number
   readonly logger?: Logger
@@ -91,12 +97,19 @@ export async function startReplica(
 ): Promise<RunningReplica> {
   const logger = options.logger ?? createLogger({ level: config.logLevel })
   const me = config.peers[config.self]!
+  const keys =
+    options.keys ?? (options.key === undefined ? undefined : [{ id: 0, key: options.key }])
+  if (keys === undefined || keys.length === 0)
+    throw new Error('startReplica: a group key (key or keys) is required')
   const transport = await udp({
     self: config.self,
     peers: config.peers,
     port: me.port,
     host: me.host,
-    key: options.key,
+    keys,
+    encrypt: config.encrypt,
+    // Each start's epoch above the last one, durably, even if the clock steps back.
+    epochFile: join(config.dataDir, 'transport-epoch'),
     groupId: config.group,
     logger,
   })
@@ -175,6 +188,7 @@ export async function startReplica(
       const state = replica.state()
       return state === undefined ? undefined : dumpSpace(state)
     },
+    setKeys: (next) => transport.setKeys(next),
     stop: async () => {
       clearInterval(tick)
       await tcp.close() // every connection's pending requests are cancelled …

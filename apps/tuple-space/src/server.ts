@@ -8,7 +8,14 @@
  * `{ type: 'state', dump, recovery, view }` (the replicated state as plain JSON and its digest).
  */
 import { readFileSync } from 'node:fs'
-import { ConfigError, keyFromFile, parseArgs, type ReplicaConfig, USAGE } from './config.js'
+import {
+  ConfigError,
+  keyringFromFile,
+  parseArgs,
+  type ReplicaConfig,
+  type RingKey,
+  USAGE,
+} from './config.js'
 import { type RunningReplica, startReplica } from './run.js'
 
 const args = process.argv.slice(2)
@@ -18,13 +25,13 @@ if (args.includes('--help') || args.includes('-h')) {
 }
 
 let config: ReplicaConfig
-let key: Uint8Array
+let keys: RingKey[]
 try {
   config = parseArgs(args, process.env)
-  key =
+  keys =
     config.keyFile !== undefined
-      ? keyFromFile(readFileSync(config.keyFile))
-      : Buffer.from(config.keyHex!, 'hex')
+      ? keyringFromFile(readFileSync(config.keyFile))
+      : [{ id: 0, key: Buffer.from(config.keyHex!, 'hex') }]
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error
   process.stderr.write(`consul-tuple-space: ${error.message}\n${USAGE}\n`)
@@ -53,9 +60,30 @@ process.on('SIGTERM', () => void shutdown())
 // Started by a launcher that went away (its channel closed): do not outlive it.
 process.on('disconnect', () => void shutdown())
 process.on('SIGINT', () => void shutdown())
+// A key rotation: re-read the key file and replace the keyring (a bad file keeps the old one).
+process.on('SIGHUP', () => {
+  const file = config.keyFile
+  if (file === undefined) {
+    process.stderr.write(
+      `consul-tuple-space ${config.self}: SIGHUP ignored: the key came from CONSUL_GROUP_KEY, not a --key-file\n`,
+    )
+    return
+  }
+  try {
+    const ring = keyringFromFile(readFileSync(file))
+    running?.setKeys(ring)
+    process.stdout.write(
+      `consul-tuple-space ${config.self}: keyring reloaded from ${file}: ids ${ring.map((k) => k.id).join(',')}\n`,
+    )
+  } catch (error) {
+    process.stderr.write(
+      `consul-tuple-space ${config.self}: keyring not reloaded (${String(error)}); the old one stays\n`,
+    )
+  }
+})
 
 try {
-  running = await startReplica(config, { key })
+  running = await startReplica(config, { keys })
   process.stdout.write(
     `consul-tuple-space ${config.self}: listening on ${config.listen.host}:${running.tcpPort} (group ${config.group}, members ${Object.keys(config.peers).join(',')}${running.restored ? ', recovered from storage' : ''})\n`,
   )

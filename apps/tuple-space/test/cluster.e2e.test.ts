@@ -40,7 +40,13 @@ const equalStates = () =>
   }, 'equal states everywhere')
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 3, suspectAfterMs: 1_500, output: 'ignore' })
+  // Encrypted (AEAD): the whole run, crashes and recovery included, over sealed datagrams.
+  cluster = await startCluster({
+    replicas: 3,
+    suspectAfterMs: 1_500,
+    output: 'ignore',
+    encrypt: true,
+  })
 })
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => {})))

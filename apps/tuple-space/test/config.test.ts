@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, keyFromFile, parseArgs } from '../src/config.js'
+import { ConfigError, keyFromFile, keyringFromFile, parseArgs } from '../src/config.js'
 
 const KEY = { CONSUL_GROUP_KEY: '00'.repeat(16) }
 const base = ['--self', 'a', '--peers', 'a=127.0.0.1:7001,b=127.0.0.1:7002', '--data', './d']
@@ -21,6 +21,7 @@ describe('the command line', () => {
       dataDir: './d',
       keyHex: '00'.repeat(16),
       group: 'tuple-space',
+      encrypt: false,
       suspectAfterMs: 1_000,
       checkpointEveryWaves: 64,
       logLevel: 'warn',
@@ -62,5 +63,22 @@ describe('the command line', () => {
     expect(keyFromFile(Buffer.from(`${'ab'.repeat(16)}\n`))).toEqual(Buffer.alloc(16, 0xab))
     expect(keyFromFile(Buffer.alloc(20, 1))).toEqual(Buffer.alloc(20, 1))
     expect(() => keyFromFile(Buffer.from('abcd'))).toThrow(ConfigError)
+  })
+
+  it('--encrypt is a switch', () => {
+    expect(parseArgs([...base, '--listen', '7101', '--encrypt'], KEY).encrypt).toBe(true)
+    expect(problem([...base, '--listen', '7101', '--encrypt=1'])).toBe('--encrypt takes no value')
+  })
+
+  it('a key file may hold a keyring of <id>:<hex> lines; a bad one names its line', () => {
+    const ring = keyringFromFile(Buffer.from(`0:${'ab'.repeat(16)}\n1:${'cd'.repeat(32)}\n`))
+    expect(ring.map((k) => k.id)).toEqual([0, 1])
+    expect(keyringFromFile(Buffer.from('ab'.repeat(16)))).toEqual([
+      { id: 0, key: new Uint8Array(16).fill(0xab) },
+    ])
+    expect(() =>
+      keyringFromFile(Buffer.from(`0:${'ab'.repeat(16)}\n0:${'ab'.repeat(16)}`)),
+    ).toThrow(/line 2: key id 0 appears twice/)
+    expect(() => keyringFromFile(Buffer.from(`0:abcd`))).toThrow(ConfigError)
   })
 })

@@ -37,6 +37,7 @@ export { DROP_REASONS } from './codec.js'
 export type { BoundAddress } from './datagram-socket.js'
 export { UdpTransportError, type UdpTransportErrorCode } from './errors.js'
 export type { GroupKey } from './integrity.js'
+export { readKeyring } from './key-file.js'
 export {
   DEFAULT_MAX_DATAGRAM,
   DEFAULT_MAX_SEND_QUEUE,
