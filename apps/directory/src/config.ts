@@ -43,6 +43,8 @@ export interface ReplicaConfig {
   readonly checkpointEveryWaves: number
   /** How long a command waits for the group before `UNCERTAIN … timed out` (ms; 0: forever). */
   readonly writeTimeoutMs: number
+  /** Open client connections at most (`--max-clients`, Redis's `maxclients`). */
+  readonly maxClients: number
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
 }
 
@@ -50,7 +52,7 @@ export const USAGE = `usage: consul-directory serve --self <id> --peers <id>=<ho
                               --data <dir> (--key-file <file> | CONSUL_GROUP_KEY=<hex>)
                               [--bootstrap | --join] [--stack strong|weak] [--order total|semantic] [--linearizable-reads] [--encrypt]
                               [--password <p> | CONSUL_DIRECTORY_PASSWORD=<p>] [--group directory]
-                              [--suspect-after-ms 1000] [--checkpoint-every-waves 1024] [--write-timeout-ms 10000]
+                              [--suspect-after-ms 1000] [--checkpoint-every-waves 1024] [--write-timeout-ms 10000] [--max-clients 10000]
                               [--log-level warn]
        consul-directory cluster [--replicas 3] [--base-port 6380] [--dir <dir>] [--stack strong|weak]
                               [--order total|semantic] [--linearizable-reads] [--encrypt] [--password <p>]`
@@ -144,6 +146,7 @@ export function parseServeArgs(
       'suspect-after-ms',
       'checkpoint-every-waves',
       'write-timeout-ms',
+      'max-clients',
       'log-level',
     ],
     ['linearizable-reads', 'bootstrap', 'join', 'encrypt'],
@@ -197,6 +200,7 @@ export function parseServeArgs(
       flags.get('write-timeout-ms') === '0'
         ? 0
         : positive(flags.get('write-timeout-ms'), '--write-timeout-ms', 10_000),
+    maxClients: positive(flags.get('max-clients'), '--max-clients', 10_000),
     logLevel: oneOf(flags.get('log-level'), '--log-level', [
       'warn',
       'debug',

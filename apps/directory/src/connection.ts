@@ -92,6 +92,8 @@ export interface ServerContext {
 
 export interface ServerCounters {
   connectionsTotal: number
+  /** Connections refused at `maxClients` (`-ERR max number of clients reached`). */
+  rejectedConnections: number
   commands: number
   writes: number
   localReads: number
@@ -109,6 +111,7 @@ export interface ServerCounters {
 
 export const newCounters = (): ServerCounters => ({
   connectionsTotal: 0,
+  rejectedConnections: 0,
   commands: 0,
   writes: 0,
   localReads: 0,
@@ -622,6 +625,7 @@ export class Connection {
       out.push(
         '# Stats',
         `total_connections_received:${c.connectionsTotal}`,
+        `rejected_connections:${c.rejectedConnections}`,
         `total_commands_processed:${c.commands}`,
         `total_error_replies:${c.errorReplies}`,
         '',

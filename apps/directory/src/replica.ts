@@ -202,6 +202,7 @@ export async function startDirectoryReplica(
     status,
     linearizableReads: config.linearizableReads,
     writeTimeoutMs: config.writeTimeoutMs,
+    maxClients: config.maxClients,
     ...(config.password === undefined ? {} : { password: config.password }),
   })
   supervising = true // recoverReady does the supervisor's work until the group is active

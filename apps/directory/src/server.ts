@@ -29,6 +29,16 @@ export interface DirectoryServerOptions {
   readonly password?: string
   /** Unanswered requests per connection before it stops reading (default 4,096). */
   readonly maxPendingPerConnection?: number
+  /**
+   * Open connections at most (Redis's `maxclients`; default 10,000): one more is answered
+   * `-ERR max number of clients reached` and closed (counted `rejected_connections`).
+   */
+  readonly maxClients?: number
+  /**
+   * TCP keepalive's first probe after this much idleness (ms; default 60,000; 0: off), so the
+   * connection of a client whose host died is closed and its pending requests freed.
+   */
+  readonly keepAliveMs?: number
   /** How long a command may wait for the group before `UNCERTAIN … timed out` (ms; default 10,000; 0: forever). */
   readonly writeTimeoutMs?: number
   /** The request parser's limits (bulk size, argument count, inline length). */
@@ -52,6 +62,12 @@ export function serveDirectory(options: DirectoryServerOptions): Promise<Directo
   const maxPending = options.maxPendingPerConnection ?? 4096
   if (!Number.isSafeInteger(maxPending) || maxPending < 1)
     throw new RangeError(`maxPendingPerConnection must be a positive integer, got ${maxPending}`)
+  const maxClients = options.maxClients ?? 10_000
+  if (!Number.isSafeInteger(maxClients) || maxClients < 1)
+    throw new RangeError(`maxClients must be a positive integer, got ${maxClients}`)
+  const keepAliveMs = options.keepAliveMs ?? 60_000
+  if (!Number.isSafeInteger(keepAliveMs) || keepAliveMs < 0)
+    throw new RangeError(`keepAliveMs must be an integer >= 0, got ${keepAliveMs}`)
   let ids = 0
   const counters = newCounters()
   const ctx: ServerContext = {
@@ -69,8 +85,20 @@ export function serveDirectory(options: DirectoryServerOptions): Promise<Directo
   }
   const sockets = new Set<Socket>()
   const server = createServer((socket) => {
+    if (sockets.size >= maxClients) {
+      // As Redis does: the error, then the connection closes (no Connection, no state).
+      counters.rejectedConnections++
+      socket.on('error', () => undefined)
+      socket.end('-ERR max number of clients reached\r\n')
+      // Read (and drop) what it sends, so its end is seen and the socket closes; a client that
+      // never closes its side is cut off after a second.
+      socket.resume()
+      setTimeout(() => socket.destroy(), 1_000).unref()
+      return
+    }
     sockets.add(socket)
     socket.setNoDelay(true)
+    if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs)
     const connection = new Connection(ctx, {
       address: `${socket.remoteAddress}:${socket.remotePort}`,
       write: (chunks) => {

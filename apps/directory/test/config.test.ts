@@ -28,6 +28,7 @@ describe('consul-directory serve arguments', () => {
       suspectAfterMs: 1000,
       checkpointEveryWaves: 1024,
       writeTimeoutMs: 10_000,
+      maxClients: 10_000,
       logLevel: 'warn',
     })
   })

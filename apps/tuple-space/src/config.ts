@@ -29,13 +29,15 @@ export interface ReplicaConfig {
   readonly encrypt: boolean
   readonly suspectAfterMs: number
   readonly checkpointEveryWaves: number
+  /** Open client connections at most (`--max-connections`). */
+  readonly maxConnections: number
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
 }
 
 export const USAGE = `usage: consul-tuple-space --self <id> --peers <id>=<host>:<port>,… --listen [<host>:]<port>
                           --data <dir> (--key-file <file> | CONSUL_GROUP_KEY=<hex>)
                           [--group tuple-space] [--encrypt] [--suspect-after-ms 1000]
-                          [--checkpoint-every-waves 64] [--log-level warn]`
+                          [--checkpoint-every-waves 64] [--max-connections 10000] [--log-level warn]`
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
@@ -102,6 +104,7 @@ export function parseArgs(
     'encrypt',
     'suspect-after-ms',
     'checkpoint-every-waves',
+    'max-connections',
     'log-level',
   ]
   for (const name of flags.keys())
@@ -144,6 +147,7 @@ export function parseArgs(
       '--checkpoint-every-waves',
       64,
     ),
+    maxConnections: positive(flags.get('max-connections'), '--max-connections', 10_000),
     logLevel: logLevel as ReplicaConfig['logLevel'],
   }
 }

@@ -22,6 +22,8 @@ export type TupleSpaceErrorCode =
   | 'DUPLICATE_ID'
   /** More requests pending on this connection than the server allows. */
   | 'TOO_MANY_PENDING'
+  /** The server has `maxConnections` open already: this one is answered so and closed. */
+  | 'TOO_MANY_CONNECTIONS'
   /** The request was cancelled (`cancel`, an aborted signal): it took nothing. */
   | 'CANCELLED'
   /** This replica is restarting or recovering: nothing was done; retry (here or elsewhere). */
@@ -77,6 +79,7 @@ export const ERROR_CODES: readonly TupleSpaceErrorCode[] = [
   'TOO_LARGE',
   'DUPLICATE_ID',
   'TOO_MANY_PENDING',
+  'TOO_MANY_CONNECTIONS',
   'CANCELLED',
   'RECOVERING',
   'REFUSED',

@@ -173,6 +173,7 @@ export async function startReplica(
   const tcp = await serveTupleSpace(replica, {
     port: config.listen.port,
     host: config.listen.host,
+    maxConnections: config.maxConnections,
     info: () => ({ replica: config.self, session, recovery: recoveryState(), view: view() }),
     onError: (error) => log.warn('tcp.error', { error: String(error) }),
   })

@@ -39,6 +39,16 @@ export interface ServeOptions {
   readonly maxBufferedBytes?: number
   /** What `info` answers besides the counts (replica name, recovery state, …). */
   readonly info?: () => Record<string, unknown>
+  /**
+   * Open connections at most (default 10,000): one more gets a `TOO_MANY_CONNECTIONS` error
+   * line (id `null`) and is closed.
+   */
+  readonly maxConnections?: number
+  /**
+   * TCP keepalive's first probe after this much idleness (ms; default 60,000; 0: off), so the
+   * connection of a client whose host died is closed and its waiting requests cancelled.
+   */
+  readonly keepAliveMs?: number
   /** The listening socket's errors after it listens (a failed accept: `EMFILE`, …); never thrown. */
   readonly onError?: (error: Error) => void
 }
@@ -67,10 +77,33 @@ export function serveTupleSpace(
   const maxFrameBytes = options.maxFrameBytes ?? 1024 * 1024
   const maxPending = options.maxPending ?? 10_000
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024
+  const maxConnections = options.maxConnections ?? 10_000
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
+    throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`)
+  const keepAliveMs = options.keepAliveMs ?? 60_000
+  if (!Number.isSafeInteger(keepAliveMs) || keepAliveMs < 0)
+    throw new RangeError(`keepAliveMs must be an integer >= 0, got ${keepAliveMs}`)
   /** Each open connection's `closed` (cancels its pending requests). */
   const connections = new Map<Socket, () => void>()
   const server = createServer((socket) => {
+    if (connections.size >= maxConnections) {
+      socket.on('error', () => undefined)
+      socket.end(
+        errorReply(
+          null,
+          new TupleSpaceError(
+            'TOO_MANY_CONNECTIONS',
+            `the server has ${maxConnections} connections open: try later or another replica`,
+          ),
+        ),
+      )
+      // Read (and drop) what it sends, so its end is seen and the socket closes.
+      socket.resume()
+      setTimeout(() => socket.destroy(), 1_000).unref()
+      return
+    }
     socket.setNoDelay(true)
+    if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs)
     const conn: Connection = { socket, pending: new Map(), open: true, paused: false }
     const send = (text: string) => {
       if (!conn.open) return

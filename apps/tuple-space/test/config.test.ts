@@ -24,6 +24,7 @@ describe('the command line', () => {
       encrypt: false,
       suspectAfterMs: 1_000,
       checkpointEveryWaves: 64,
+      maxConnections: 10_000,
       logLevel: 'warn',
     })
     expect(parseArgs([...base, '--listen=0.0.0.0:0'], KEY).listen).toEqual({

@@ -18,7 +18,13 @@ afterEach(async () => {
 })
 
 async function start(
-  options: { maxFrameBytes?: number; maxPending?: number; maxBufferedBytes?: number } = {},
+  options: {
+    maxFrameBytes?: number
+    maxPending?: number
+    maxBufferedBytes?: number
+    maxConnections?: number
+    keepAliveMs?: number
+  } = {},
 ) {
   const d = localDispatcher()
   const replica = new TupleSpaceReplica({ dispatcher: () => d, origin: 'a', session: 's' })
@@ -349,5 +355,38 @@ describe('connections that go away or do not read', () => {
     expect(() => server.server.emit('error', new Error('accept EMFILE'))).not.toThrow()
     const ts = await client()
     expect(await ts.info()).toMatchObject({ replica: 'a' })
+  })
+})
+
+describe('connection limits', () => {
+  it('a connection over maxConnections gets TOO_MANY_CONNECTIONS and is closed; a freed slot is taken again', async () => {
+    const { server } = await start({ maxConnections: 2 })
+    const a = await raw(server.port)
+    const b = await raw(server.port)
+    a.send('{"id":1,"op":"info"}\n')
+    b.send('{"id":1,"op":"info"}\n')
+    expect((await a.replies(1))[0]).toMatchObject({ id: 1, ok: true })
+    expect((await b.replies(1))[0]).toMatchObject({ id: 1, ok: true })
+    const c = await raw(server.port)
+    let closed = false
+    c.socket.on('close', () => {
+      closed = true
+    })
+    expect((await c.replies(1))[0]).toMatchObject({
+      id: null,
+      ok: false,
+      error: { code: 'TOO_MANY_CONNECTIONS' },
+    })
+    await until(() => closed, 'the refused connection to close')
+    a.socket.destroy()
+    await new Promise((r) => setTimeout(r, 50))
+    const d = await raw(server.port)
+    d.send('{"id":2,"op":"info"}\n')
+    expect((await d.replies(1))[0]).toMatchObject({ id: 2, ok: true })
+  })
+
+  it('bad limits throw', async () => {
+    await expect(start({ maxConnections: 0 })).rejects.toThrow(/maxConnections must be a positive/)
+    await expect(start({ keepAliveMs: 1.5 })).rejects.toThrow(/keepAliveMs must be an integer/)
   })
 })
