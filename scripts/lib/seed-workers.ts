@@ -55,6 +55,31 @@ export interface SeedLine {
   readonly problems: readonly string[]
 }
 
+/**
+ * Counts the lines of a campaign run: prints a progress line every `progressEvery` seeds,
+ * passes each line to `onLine`, and a failing one to `onFailure` (both runners below).
+ */
+function seedTally<L extends SeedLine>(options: {
+  readonly onFailure: (line: L) => void
+  readonly onLine?: (line: L) => void
+  readonly progressEvery?: number
+}) {
+  const started = Date.now()
+  let done = 0
+  const totals = { passed: 0, failed: 0 }
+  const add = (line: L) => {
+    if (options.progressEvery !== undefined && ++done % options.progressEvery === 0)
+      process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
+    options.onLine?.(line)
+    if (line.problems.length === 0) totals.passed++
+    else {
+      totals.failed++
+      options.onFailure(line)
+    }
+  }
+  return { add, totals }
+}
+
 export async function runSeedWorkers<L extends SeedLine>(options: {
   /** The script to fork (the caller's own file). */
   readonly script: string
@@ -69,14 +94,11 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
   /** Print a progress line `… N seeds (T s)` every this many seeds (default: none). */
   readonly progressEvery?: number
 }): Promise<{ passed: number; failed: number }> {
-  const started = Date.now()
-  let done = 0
   const { from, to } = options
   const count = to - from + 1
   const jobs = Math.min(options.jobs, count)
   const per = Math.ceil(count / jobs)
-  let passed = 0
-  let failed = 0
+  const tally = seedTally(options)
   const workers: Promise<void>[] = []
   for (let j = 0; j < jobs; j++) {
     const first = from + j * per
@@ -86,16 +108,7 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
       execArgv: process.execArgv,
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     })
-    child.on('message', (line: L) => {
-      if (options.progressEvery !== undefined && ++done % options.progressEvery === 0)
-        process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
-      options.onLine?.(line)
-      if (line.problems.length === 0) passed++
-      else {
-        failed++
-        options.onFailure(line)
-      }
-    })
+    child.on('message', (line: L) => tally.add(line))
     workers.push(
       new Promise((resolve, reject) => {
         child.on('exit', (code) =>
@@ -107,7 +120,7 @@ export async function runSeedWorkers<L extends SeedLine>(options: {
     )
   }
   await Promise.all(workers)
-  return { passed, failed }
+  return { ...tally.totals }
 }
 
 /** What a queue worker sends its parent: `ready` once, then one `line` per seed it was given. */
@@ -137,14 +150,11 @@ export async function runSeedQueue<L extends SeedLine>(options: {
   readonly progressEvery?: number
   readonly signal?: AbortSignal
 }): Promise<{ passed: number; failed: number; left: number[] }> {
-  const started = Date.now()
   const queue = [...options.seeds]
   let next = 0
-  let done = 0
-  let passed = 0
-  let failed = 0
+  const tally = seedTally(options)
   const jobs = Math.max(1, Math.min(options.jobs, queue.length))
-  if (queue.length === 0) return { passed, failed, left: [] }
+  if (queue.length === 0) return { ...tally.totals, left: [] }
   const workers: Promise<void>[] = []
   for (let j = 0; j < jobs; j++) {
     const child = fork(options.script, [...options.args], {
@@ -164,14 +174,7 @@ export async function runSeedQueue<L extends SeedLine>(options: {
       const line = message.line
       // Hand out the next seed first: the worker computes while the parent records.
       give()
-      if (options.progressEvery !== undefined && ++done % options.progressEvery === 0)
-        process.stdout.write(`… ${done} seeds (${Math.round((Date.now() - started) / 1000)} s)\n`)
-      options.onLine?.(line)
-      if (line.problems.length === 0) passed++
-      else {
-        failed++
-        options.onFailure(line)
-      }
+      tally.add(line)
     })
     workers.push(
       new Promise((resolve, reject) => {
@@ -184,7 +187,7 @@ export async function runSeedQueue<L extends SeedLine>(options: {
     )
   }
   await Promise.all(workers)
-  return { passed, failed, left: queue.slice(next) }
+  return { ...tally.totals, left: queue.slice(next) }
 }
 
 /**
